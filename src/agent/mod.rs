@@ -1,0 +1,1 @@
+//! Static pod agent.

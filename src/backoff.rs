@@ -1,0 +1,1 @@
+//! TODO(backoff): filled in by its owner.

@@ -1,0 +1,56 @@
+//! `plinth completion` and `plinth man`.
+
+use clap::{Args, CommandFactory};
+
+/// `plinth completion <shell>`.
+#[derive(Debug, Args)]
+pub struct CompletionCmd {
+    /// Shell to generate for.
+    pub shell: clap_complete::Shell,
+}
+
+/// `plinth man`.
+#[derive(Debug, Args)]
+pub struct ManCmd {}
+
+/// Prints a completion script.
+pub fn completion(cmd: CompletionCmd) -> anyhow::Result<i32> {
+    let mut c = super::Cli::command();
+    clap_complete::generate(cmd.shell, &mut c, "plinth", &mut std::io::stdout());
+    Ok(0)
+}
+
+/// Prints the man page.
+pub fn man(_cmd: ManCmd) -> anyhow::Result<i32> {
+    let c = super::Cli::command();
+    clap_mangen::Man::new(c).render(&mut std::io::stdout())?;
+    Ok(0)
+}
+
+/// `plinth log-shim` (internal, started by the process runtime).
+#[derive(Debug, Args)]
+pub struct LogShimCmd {
+    /// Arguments for the shim, owned by `plinth::logs`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// `plinth container-init` (internal, started by the process runtime).
+#[derive(Debug, Args)]
+pub struct ContainerInitCmd {
+    /// Arguments for container init, owned by `plinth::runtime::process`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// Runs the log shim until both streams close.
+pub fn log_shim(cmd: LogShimCmd) -> anyhow::Result<i32> {
+    let _ = cmd;
+    anyhow::bail!("log-shim is not wired up yet")
+}
+
+/// Sets up the container's process and execs it; returns only on failure.
+pub fn container_init(cmd: ContainerInitCmd) -> anyhow::Result<i32> {
+    let _ = cmd;
+    anyhow::bail!("container-init is not wired up yet")
+}

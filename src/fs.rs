@@ -1,0 +1,271 @@
+//! Host filesystem access: the `--root` prefix and atomic, mode-exact writes.
+//!
+//! Every path plinth *writes into a file* (a manifest, a kubeconfig) is the real host path
+//! (`/etc/kubernetes/pki/ca.crt`); every path plinth *opens* goes through [`HostRoot::path`],
+//! which prefixes the `--root` directory. Contents therefore stay byte-identical with and
+//! without `--root`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Errors from filesystem operations, always naming the path.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// An I/O operation failed on `path`.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("write", "rename", "create dir", ...).
+        op: &'static str,
+        /// The host path (root-prefixed) involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FsError {
+    /// Wraps an io error with the operation and path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        FsError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Mode for private keys.
+pub const MODE_KEY: u32 = 0o600;
+/// Mode for certificates.
+pub const MODE_CERT: u32 = 0o644;
+/// Mode for manifests, kubeconfigs and other sensitive files.
+pub const MODE_PRIVATE: u32 = 0o600;
+/// Mode for the manifests directory.
+pub const MODE_MANIFEST_DIR: u32 = 0o700;
+/// Mode for other directories plinth creates.
+pub const MODE_DIR: u32 = 0o755;
+
+/// The host root: `/` normally, or the `--root DIR` under which every absolute path lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoot {
+    root: PathBuf,
+}
+
+impl Default for HostRoot {
+    fn default() -> Self {
+        HostRoot {
+            root: PathBuf::from("/"),
+        }
+    }
+}
+
+impl HostRoot {
+    /// A host root at `root` (`None` = the real `/`).
+    pub fn new(root: Option<&Path>) -> Self {
+        match root {
+            Some(r) => HostRoot {
+                root: r.to_path_buf(),
+            },
+            None => HostRoot::default(),
+        }
+    }
+
+    /// True when this is the real host root `/`.
+    pub fn is_real_root(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// The root directory itself.
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// Maps a host path (as written in manifests, e.g. `/etc/kubernetes/pki`) to the path to
+    /// open on this machine. Relative paths are taken as relative to the root too.
+    pub fn path(&self, host_path: impl AsRef<Path>) -> PathBuf {
+        let mut out = self.root.clone();
+        for c in host_path.as_ref().components() {
+            match c {
+                Component::Normal(p) => out.push(p),
+                Component::ParentDir => out.push(".."),
+                Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+            }
+        }
+        out
+    }
+
+    /// The inverse of [`HostRoot::path`]: strips the root prefix from a local path.
+    pub fn host_path(&self, local: &Path) -> PathBuf {
+        match local.strip_prefix(&self.root) {
+            Ok(rest) => Path::new("/").join(rest),
+            Err(_) => local.to_path_buf(),
+        }
+    }
+}
+
+/// What a write did to the file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The file did not exist and was created.
+    Created,
+    /// The file existed with other content and was replaced.
+    Updated,
+    /// The file already had exactly this content and mode: nothing was written.
+    Unchanged,
+    /// The content was already right but the mode was looser (or different): it was fixed.
+    ModeFixed {
+        /// The mode found on disk.
+        old: u32,
+    },
+}
+
+impl WriteOutcome {
+    /// True if anything on disk changed.
+    pub fn changed(&self) -> bool {
+        !matches!(self, WriteOutcome::Unchanged)
+    }
+}
+
+/// Creates `dir` (and parents) if missing; when created by this call the leaf gets `mode`.
+pub fn ensure_dir(dir: &Path, mode: u32) -> Result<bool, FsError> {
+    if dir.is_dir() {
+        return Ok(false);
+    }
+    fs::create_dir_all(dir).map_err(|e| FsError::io("create dir", dir, e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+        .map_err(|e| FsError::io("chmod", dir, e))?;
+    Ok(true)
+}
+
+/// Writes `data` to `path` atomically with exactly `mode`.
+///
+/// The data goes to a dot-prefixed temp file in the same directory (never picked up by a
+/// directory watcher that skips dotfiles), is fsynced, renamed over `path`, and the
+/// directory is fsynced. An identical file is left alone (its mode is still corrected).
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<WriteOutcome, FsError> {
+    let existing = match fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(FsError::io("read", path, e)),
+    };
+    if let Some(old) = &existing {
+        if old.as_slice() == data {
+            let meta = fs::metadata(path).map_err(|e| FsError::io("stat", path, e))?;
+            let old_mode = meta.permissions().mode() & 0o7777;
+            if old_mode == mode {
+                return Ok(WriteOutcome::Unchanged);
+            }
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(|e| FsError::io("chmod", path, e))?;
+            return Ok(WriteOutcome::ModeFixed { old: old_mode });
+        }
+    }
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    ensure_dir(dir, MODE_DIR)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.plinth-tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(|e| FsError::io("create", &tmp, e))?;
+        // The umask may have narrowed the mode; set it exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| FsError::io("chmod", &tmp, e))?;
+        f.write_all(data)
+            .map_err(|e| FsError::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| FsError::io("fsync", &tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| FsError::io("rename", path, e))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    Ok(if existing.is_some() {
+        WriteOutcome::Updated
+    } else {
+        WriteOutcome::Created
+    })
+}
+
+/// fsyncs a directory so a rename inside it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+    let d = File::open(dir).map_err(|e| FsError::io("open dir", dir, e))?;
+    d.sync_all().map_err(|e| FsError::io("fsync dir", dir, e))
+}
+
+/// Reads a file, mapping "not found" to `None`.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(FsError::io("read", path, e)),
+    }
+}
+
+/// The permission bits of `path`, if it exists.
+pub fn mode_of(path: &Path) -> Option<u32> {
+    fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_prefixes_absolute_paths() {
+        let r = HostRoot::new(Some(Path::new("/tmp/x")));
+        assert_eq!(
+            r.path("/etc/kubernetes/pki"),
+            PathBuf::from("/tmp/x/etc/kubernetes/pki")
+        );
+        assert_eq!(
+            r.host_path(Path::new("/tmp/x/etc/a")),
+            PathBuf::from("/etc/a")
+        );
+        assert_eq!(HostRoot::default().path("/etc/a"), PathBuf::from("/etc/a"));
+    }
+
+    #[test]
+    fn atomic_write_reports_outcomes_and_modes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/f.txt");
+        assert_eq!(
+            write_atomic(&p, b"a", 0o600).unwrap(),
+            WriteOutcome::Created
+        );
+        assert_eq!(mode_of(&p), Some(0o600));
+        assert_eq!(
+            write_atomic(&p, b"a", 0o600).unwrap(),
+            WriteOutcome::Unchanged
+        );
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            write_atomic(&p, b"a", 0o600).unwrap(),
+            WriteOutcome::ModeFixed { old: 0o644 }
+        );
+        assert_eq!(
+            write_atomic(&p, b"b", 0o600).unwrap(),
+            WriteOutcome::Updated
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"b");
+        let leftovers: Vec<_> = fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left behind");
+    }
+}

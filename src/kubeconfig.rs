@@ -1,0 +1,1 @@
+//! TODO(kubeconfig): filled in by its owner.

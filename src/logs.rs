@@ -1,0 +1,1 @@
+//! TODO(logs): filled in by its owner.

@@ -1,0 +1,38 @@
+//! The `plinth` binary: parse the command line, run it, print errors with their context.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    init_tracing(&cli.log);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match cli::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                std::process::exit(0);
+            }
+            eprintln!("error: {err:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Printing into a closed pipe (`plinth ps | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

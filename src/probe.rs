@@ -1,0 +1,1 @@
+//! TODO(probe): filled in by its owner.

@@ -1,0 +1,1 @@
+//! The process runtime: containers as supervised host processes.

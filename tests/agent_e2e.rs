@@ -1,0 +1,1 @@
+//! Integration tests: agent_e2e.

@@ -1,0 +1,1 @@
+//! Integration tests: init_e2e.

@@ -1,0 +1,1 @@
+//! Shared test support: temp roots, network namespaces, real etcd, test doubles. Never shipped.

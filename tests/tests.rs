@@ -1,0 +1,8 @@
+//! The one integration-test binary (see Cargo.toml `autotests = false`): each area is a module.
+
+mod support;
+
+mod agent_e2e;
+mod config_cli;
+mod init_e2e;
+mod render;
