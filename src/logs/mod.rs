@@ -1,0 +1,1 @@
+//! CRI-format container logs (in progress).
