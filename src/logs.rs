@@ -1,1 +1,0 @@
-//! TODO(logs): filled in by its owner.

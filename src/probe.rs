@@ -1,1 +1,0 @@
-//! TODO(probe): filled in by its owner.
