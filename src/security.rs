@@ -265,7 +265,9 @@ mod tests {
         assert_eq!((m.uid(), m.gid()), (4242, 4343));
         let dir = fs::metadata(root.path("/etc/kubernetes/pki/etcd")).unwrap();
         assert_eq!(dir.uid(), 0, "the etcd certs dir stays root-owned");
-        assert!(chown_etcd_paths(&root, &spec, 4242, 4343).unwrap().is_empty());
+        assert!(chown_etcd_paths(&root, &spec, 4242, 4343)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -129,7 +129,10 @@ fn apiserver_defaults(spec: &ClusterSpec) -> Vec<Arg> {
             "kubelet-preferred-address-types",
             "InternalIP,ExternalIP,Hostname",
         ),
-        arg("proxy-client-cert-file", join(pki, "front-proxy-client.crt")),
+        arg(
+            "proxy-client-cert-file",
+            join(pki, "front-proxy-client.crt"),
+        ),
         arg("proxy-client-key-file", join(pki, "front-proxy-client.key")),
         arg("requestheader-allowed-names", "front-proxy-client"),
         arg(
@@ -142,7 +145,10 @@ fn apiserver_defaults(spec: &ClusterSpec) -> Vec<Arg> {
         arg("secure-port", spec.bind_port.to_string()),
         arg(
             "service-account-issuer",
-            format!("https://kubernetes.default.svc.{}", spec.networking.dns_domain),
+            format!(
+                "https://kubernetes.default.svc.{}",
+                spec.networking.dns_domain
+            ),
         ),
         arg("service-account-key-file", join(pki, "sa.pub")),
         arg("service-account-signing-key-file", join(pki, "sa.key")),
@@ -178,10 +184,7 @@ fn apiserver_defaults(spec: &ClusterSpec) -> Vec<Arg> {
                 });
             a.push(arg("etcd-servers", servers));
             a.push(arg("etcd-cafile", join(pki, "etcd/ca.crt")));
-            a.push(arg(
-                "etcd-certfile",
-                join(pki, "apiserver-etcd-client.crt"),
-            ));
+            a.push(arg("etcd-certfile", join(pki, "apiserver-etcd-client.crt")));
             a.push(arg("etcd-keyfile", join(pki, "apiserver-etcd-client.key")));
         }
     }
@@ -413,7 +416,12 @@ mod tests {
     fn ipv6_advertise_uses_ipv6_loopback_and_brackets() {
         let spec = defaults_for("cp1", "fd00::5".parse().unwrap());
         let etcd = to_flags(&kubeadm_defaults(&spec, Component::Etcd, false));
-        assert!(etcd.contains(&"--listen-client-urls=https://[::1]:2379,https://[fd00::5]:2379".to_string()), "{etcd:?}");
+        assert!(
+            etcd.contains(
+                &"--listen-client-urls=https://[::1]:2379,https://[fd00::5]:2379".to_string()
+            ),
+            "{etcd:?}"
+        );
         assert!(etcd.contains(&"--listen-metrics-urls=http://[::1]:2381".to_string()));
         let api = to_flags(&kubeadm_defaults(&spec, Component::KubeApiserver, false));
         assert!(api.contains(&"--etcd-servers=https://[::1]:2379".to_string()));

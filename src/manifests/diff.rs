@@ -73,7 +73,12 @@ pub enum Change {
     },
 }
 
-fn change_line(f: &mut fmt::Formatter<'_>, what: &str, old: &Option<String>, new: &Option<String>) -> fmt::Result {
+fn change_line(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    old: &Option<String>,
+    new: &Option<String>,
+) -> fmt::Result {
     match (old, new) {
         (None, Some(n)) => write!(f, "+ {what}: {n}"),
         (Some(o), None) => write!(f, "- {what}: {o}"),
@@ -86,10 +91,14 @@ impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Change::Flag(c) => c.fmt(f),
-            Change::Image { container, old, new } => {
-                change_line(f, &format!("image ({container})"), old, new)
+            Change::Image {
+                container,
+                old,
+                new,
+            } => change_line(f, &format!("image ({container})"), old, new),
+            Change::Volume { name, old, new } => {
+                change_line(f, &format!("volume {name}"), old, new)
             }
-            Change::Volume { name, old, new } => change_line(f, &format!("volume {name}"), old, new),
             Change::Field { path, old, new } => change_line(f, path, old, new),
         }
     }
@@ -118,7 +127,11 @@ fn flags_of(c: &Container) -> Vec<(String, String)> {
         .collect()
 }
 
-fn container_flag_diff(name: &str, old: Option<&Container>, new: Option<&Container>) -> Vec<FlagChange> {
+fn container_flag_diff(
+    name: &str,
+    old: Option<&Container>,
+    new: Option<&Container>,
+) -> Vec<FlagChange> {
     let group = |c: Option<&Container>| {
         let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (k, v) in c.map(flags_of).unwrap_or_default() {
@@ -224,7 +237,11 @@ pub fn diff(old: &Pod, new: &Pod) -> Vec<Change> {
         p.spec
             .as_ref()
             .and_then(|s| s.volumes.as_ref())
-            .map(|vs| vs.iter().map(|v| (v.name.clone(), volume_summary(v))).collect())
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| (v.name.clone(), volume_summary(v)))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (ov, nv) = (vols(old), vols(new));
@@ -323,13 +340,19 @@ mod tests {
     fn flags_added_removed_changed() {
         let old = pod(&["bin", "--a=1", "--b=2", "--r=x", "--r=y"], "img:1");
         let new = pod(&["bin", "--a=9", "--c=3", "--r=y", "--r=z"], "img:2");
-        let lines: Vec<String> = flag_diff(&old, &new).iter().map(|c| c.to_string()).collect();
+        let lines: Vec<String> = flag_diff(&old, &new)
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         assert_eq!(
             lines,
             vec!["~ --a: 1 → 9", "- --b=2", "+ --c=3", "- --r=x", "+ --r=z"]
         );
         let all: Vec<String> = diff(&old, &new).iter().map(|c| c.to_string()).collect();
-        assert!(all.contains(&"~ image (c): img:1 → img:2".to_string()), "{all:?}");
+        assert!(
+            all.contains(&"~ image (c): img:1 → img:2".to_string()),
+            "{all:?}"
+        );
         assert!(diff(&old, &old).is_empty());
     }
 }

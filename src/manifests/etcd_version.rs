@@ -99,8 +99,7 @@ pub(crate) fn effective_version(spec: &ClusterSpec) -> EtcdSemver {
             tag = %tag,
             "etcd image tag is not a version; choosing flags and probes as for kubeadm's default"
         );
-        EtcdSemver::parse(default_etcd_tag(spec.kubernetes_version.minor))
-            .unwrap_or(LIVEZ_READYZ)
+        EtcdSemver::parse(default_etcd_tag(spec.kubernetes_version.minor)).unwrap_or(LIVEZ_READYZ)
     })
 }
 

@@ -372,12 +372,9 @@ fn templates() -> Result<&'static tera::Tera, ManifestError> {
         let mut t = tera::Tera::new();
         t.autoescape_on(Vec::<&str>::new());
         // A JSON string is a valid YAML double-quoted scalar: values can never break the YAML.
-        t.register_filter(
-            "q",
-            |s: &str, _: tera::Kwargs, _: &tera::State| -> String {
-                serde_json::to_string(s).unwrap_or_default()
-            },
-        );
+        t.register_filter("q", |s: &str, _: tera::Kwargs, _: &tera::State| -> String {
+            serde_json::to_string(s).unwrap_or_default()
+        });
         t.add_raw_templates(vec![
             (
                 "etcd.yaml.tera",
@@ -747,12 +744,7 @@ pub fn write(
             PlannedKind::Dir => ensure_private_dir(&local, planned.mode, dry_run)?,
             PlannedKind::File => {
                 let data: &[u8] = match planned.component {
-                    Some(c)
-                        if planned
-                            .path
-                            .file_name()
-                            .is_some_and(|n| n == c.file_name()) =>
-                    {
+                    Some(c) if planned.path.file_name().is_some_and(|n| n == c.file_name()) => {
                         manifests
                             .iter()
                             .find(|m| m.component == c)

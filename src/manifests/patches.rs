@@ -116,8 +116,7 @@ pub fn list_patches(root: &HostRoot, dir: &str) -> Result<Vec<PatchFile>, Manife
             path: PathBuf::from(dir),
             source,
         })?;
-        let is_file = e.file_type().map(|t| t.is_file()).unwrap_or(false)
-            || e.path().is_file();
+        let is_file = e.file_type().map(|t| t.is_file()).unwrap_or(false) || e.path().is_file();
         if is_file {
             names.push(e.file_name().to_string_lossy().into_owned());
         }
@@ -132,7 +131,9 @@ pub fn list_patches(root: &HostRoot, dir: &str) -> Result<Vec<PatchFile>, Manife
                 target,
                 patch_type,
             }),
-            None => tracing::debug!(file = %host_path.display(), "patches: ignoring file (extension is not json, yaml or yml)"),
+            None => {
+                tracing::debug!(file = %host_path.display(), "patches: ignoring file (extension is not json, yaml or yml)")
+            }
         }
     }
     Ok(out)
@@ -203,8 +204,7 @@ pub(crate) fn apply_text(
                 json_patch::merge(doc, patch);
             }
             PatchType::Strategic => {
-                strategic::apply(doc, patch)
-                    .map_err(|e| patch_err(file, format!("{which}{e}")))?;
+                strategic::apply(doc, patch).map_err(|e| patch_err(file, format!("{which}{e}")))?;
             }
         }
     }
@@ -239,7 +239,10 @@ mod tests {
         );
         assert_eq!(parse("README.md").unwrap(), None);
         let e = parse("kubelet.yaml").unwrap_err().to_string();
-        assert!(e.contains("kubelet.yaml") && e.contains("unknown patch target"), "{e}");
+        assert!(
+            e.contains("kubelet.yaml") && e.contains("unknown patch target"),
+            "{e}"
+        );
         let e = parse("etcd+foo.yaml").unwrap_err().to_string();
         assert!(e.contains("unknown patch type \"foo\""), "{e}");
         assert!(parse("etcd+json+x.yaml").is_err());

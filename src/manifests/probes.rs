@@ -80,7 +80,10 @@ impl Target {
 
 /// `ceil(timeout_seconds / 10)`, at least 1.
 pub(crate) fn startup_failure_threshold(spec: &ClusterSpec) -> u32 {
-    let t = spec.timeouts.control_plane_component_health_check.as_secs_f64();
+    let t = spec
+        .timeouts
+        .control_plane_component_health_check
+        .as_secs_f64();
     ((t / 10.0).ceil() as u32).max(1)
 }
 
@@ -270,7 +273,10 @@ mod tests {
         }
         let p = probes(&spec, Component::Etcd);
         let l = p.liveness.unwrap();
-        assert_eq!((l.host.as_deref(), l.port, l.scheme), (Some("::1"), 3381, "HTTPS"));
+        assert_eq!(
+            (l.host.as_deref(), l.port, l.scheme),
+            (Some("::1"), 3381, "HTTPS")
+        );
     }
 
     #[test]

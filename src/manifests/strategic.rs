@@ -159,7 +159,11 @@ fn merge_value(
     }
 }
 
-fn merge_list(target: &mut Vec<Value>, patch: &[Value], path: &mut Vec<String>) -> Result<(), String> {
+fn merge_list(
+    target: &mut Vec<Value>,
+    patch: &[Value],
+    path: &mut Vec<String>,
+) -> Result<(), String> {
     if patch.iter().any(|e| directive(e) == Some("replace")) {
         *target = patch
             .iter()
@@ -255,7 +259,10 @@ mod tests {
         assert_eq!(d["metadata"]["labels"], json!({"a": "1", "c": "3"}));
         let c = &d["spec"]["containers"][0];
         assert_eq!(c["command"], json!(["c", "--b=2"]));
-        assert_eq!(c["env"], json!([{"name": "A", "value": "9"}, {"name": "B", "value": "2"}]));
+        assert_eq!(
+            c["env"],
+            json!([{"name": "A", "value": "9"}, {"name": "B", "value": "2"}])
+        );
         assert_eq!(c["volumeMounts"].as_array().unwrap().len(), 2);
         assert_eq!(d["spec"]["volumes"].as_array().unwrap().len(), 2);
         assert_eq!(d["spec"]["tolerations"], json!([{"key": "z"}]));
@@ -273,7 +280,10 @@ mod tests {
         });
         apply(&mut d, &p).unwrap();
         assert_eq!(d["spec"]["volumes"], json!([]));
-        assert_eq!(d["spec"]["containers"][0]["env"], json!([{"name": "Z", "value": "z"}]));
+        assert_eq!(
+            d["spec"]["containers"][0]["env"],
+            json!([{"name": "Z", "value": "z"}])
+        );
         assert_eq!(d["metadata"]["labels"], json!({"only": "this"}));
     }
 
@@ -281,6 +291,9 @@ mod tests {
     fn element_without_merge_key_is_an_error() {
         let mut d = pod();
         let e = apply(&mut d, &json!({"spec": {"containers": [{"image": "x"}]}})).unwrap_err();
-        assert!(e.contains("spec.containers") && e.contains("\"name\""), "{e}");
+        assert!(
+            e.contains("spec.containers") && e.contains("\"name\""),
+            "{e}"
+        );
     }
 }

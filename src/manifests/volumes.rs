@@ -127,7 +127,12 @@ pub(crate) fn mounts(spec: &ClusterSpec, component: Component, ctx: &RenderConte
     ) {
         for path in CA_CERTS_EXTRA_PATHS {
             if (ctx.host_dir_exists)(path) {
-                add(Mount::same(&volume_name_for(path), path, true, DIR_OR_CREATE));
+                add(Mount::same(
+                    &volume_name_for(path),
+                    path,
+                    true,
+                    DIR_OR_CREATE,
+                ));
             }
         }
     }
@@ -234,7 +239,10 @@ mod tests {
         });
         let ctx = RenderContext::isolated(&crate::fs::HostRoot::default());
         let ms = mounts(&spec, Component::KubeApiserver, &ctx);
-        let e: Vec<_> = ms.iter().filter(|m| m.name.starts_with("etcd-certs")).collect();
+        let e: Vec<_> = ms
+            .iter()
+            .filter(|m| m.name.starts_with("etcd-certs"))
+            .collect();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].host_path, "/etc/etcd/pki");
     }

@@ -56,7 +56,11 @@ impl std::fmt::Display for CheckResult {
             CheckStatus::Skipped => "SKIP",
         };
         let scored = if self.scored { "scored" } else { "unscored" };
-        write!(f, "[{s}] {} ({scored}) {}: {}", self.id, self.text, self.detail)
+        write!(
+            f,
+            "[{s}] {} ({scored}) {}: {}",
+            self.id, self.text, self.detail
+        )
     }
 }
 
@@ -197,7 +201,10 @@ fn variables(tree: &Path, manifests: &[RenderedManifest]) -> BTreeMap<String, St
     }
     vars.insert(
         "etcddatadir".into(),
-        pick(&master["etcd"]["datadirs"], &master["etcd"]["defaultdatadir"]),
+        pick(
+            &master["etcd"]["datadirs"],
+            &master["etcd"]["defaultdatadir"],
+        ),
     );
     vars
 }
@@ -450,7 +457,11 @@ fn find_value(line: &str, flag: &str) -> (bool, String) {
 }
 
 fn compare(op: &str, got: &str, want: &str) -> Result<bool, String> {
-    let num = |s: &str| s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not a number"));
+    let num = |s: &str| {
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{s:?} is not a number"))
+    };
     Ok(match op {
         "eq" => {
             let g = got.to_lowercase();
@@ -472,8 +483,10 @@ fn compare(op: &str, got: &str, want: &str) -> Result<bool, String> {
             got.split(',').all(|e| allowed.contains(&e.trim()))
         }
         "bitmask" => {
-            let g = u32::from_str_radix(got.trim(), 8).map_err(|_| format!("{got:?} is not octal"))?;
-            let w = u32::from_str_radix(want.trim(), 8).map_err(|_| format!("{want:?} is not octal"))?;
+            let g =
+                u32::from_str_radix(got.trim(), 8).map_err(|_| format!("{got:?} is not octal"))?;
+            let w = u32::from_str_radix(want.trim(), 8)
+                .map_err(|_| format!("{want:?} is not octal"))?;
             w & g == g
         }
         other => return Err(format!("unsupported compare op {other:?}")),
@@ -481,7 +494,11 @@ fn compare(op: &str, got: &str, want: &str) -> Result<bool, String> {
 }
 
 /// Evaluates one test item against one output line (plus the container env for `env:`).
-fn eval_item(item: &TestItem, line: &str, env_value: Option<String>) -> Result<(bool, String), String> {
+fn eval_item(
+    item: &TestItem,
+    line: &str,
+    env_value: Option<String>,
+) -> Result<(bool, String), String> {
     let (mut found, mut value) = find_value(line, &item.flag);
     if !found {
         if let Some(v) = env_value {
@@ -491,16 +508,38 @@ fn eval_item(item: &TestItem, line: &str, env_value: Option<String>) -> Result<(
     }
     if let Some(cmp) = &item.compare {
         if !found {
-            return Ok((false, format!("{} is not set", item.flag)));
+            return Ok((
+                false,
+                format!(
+                    "{} is not set (needs {} {})",
+                    item.flag,
+                    cmp.op,
+                    scalar(&cmp.value)
+                ),
+            ));
         }
         let want = scalar(&cmp.value);
         let ok = compare(&cmp.op, &value, &want)?;
         return Ok((ok, format!("{}={value} ({} {want})", item.flag, cmp.op)));
     }
     if item.set == Some(false) {
-        return Ok((!found, format!("{} {}", item.flag, if found { "is set" } else { "is not set" })));
+        return Ok((
+            !found,
+            format!(
+                "{} {}",
+                item.flag,
+                if found { "is set" } else { "is not set" }
+            ),
+        ));
     }
-    Ok((found, format!("{} {}", item.flag, if found { "is present" } else { "is missing" })))
+    Ok((
+        found,
+        format!(
+            "{} {}",
+            item.flag,
+            if found { "is present" } else { "is missing" }
+        ),
+    ))
 }
 
 fn evaluate_check(env: &Env<'_>, check: &Check) -> CheckResult {
@@ -642,7 +681,10 @@ mod tests {
         assert_eq!(find_value(line, "--profiling"), (true, "false".into()));
         assert_eq!(find_value(line, "--x"), (true, "true".into()));
         assert_eq!(find_value(line, "--nope").0, false);
-        assert_eq!(find_value("permissions=600", "permissions"), (true, "600".into()));
+        assert_eq!(
+            find_value("permissions=600", "permissions"),
+            (true, "600".into())
+        );
     }
 
     #[test]
@@ -663,7 +705,8 @@ mod tests {
     #[test]
     fn audit_parsing_helpers() {
         assert_eq!(
-            stat_format("/bin/sh -c 'if test -e $a; then stat -c permissions=%a $a; fi'").as_deref(),
+            stat_format("/bin/sh -c 'if test -e $a; then stat -c permissions=%a $a; fi'")
+                .as_deref(),
             Some("permissions=%a")
         );
         assert_eq!(
