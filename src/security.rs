@@ -193,10 +193,12 @@ pub fn etcd_owned_paths(spec: &ClusterSpec) -> Vec<PathBuf> {
     ]
 }
 
-/// Gives `uid:gid` the etcd data dir and `etcd/server.key`, `etcd/peer.key` (modes are not
-/// changed). Paths are host paths opened through `root`; missing keys are skipped with a
-/// warning (the certs phase has not run yet). Returns the host paths whose owner changed
-/// (empty on a second run). Nothing to do for external etcd.
+/// Gives `uid:gid` the etcd data dir (recursively: data left by an etcd that ran as root must
+/// stay readable) and `etcd/server.key`, `etcd/peer.key` (modes are not changed; symlinks
+/// are not followed). Paths are host paths opened through `root`; missing ones are skipped
+/// with a warning (the certs phase has not run yet). Returns the host paths whose owner
+/// changed (the data dir once for anything under it; empty on a second run). Nothing to do
+/// for external etcd.
 pub fn chown_etcd_paths(
     root: &HostRoot,
     spec: &ClusterSpec,
@@ -204,33 +206,52 @@ pub fn chown_etcd_paths(
     gid: u32,
 ) -> Result<Vec<PathBuf>, SecurityError> {
     let mut changed = Vec::new();
-    for host in etcd_owned_paths(spec) {
+    for (i, host) in etcd_owned_paths(spec).into_iter().enumerate() {
         let local = root.path(&host);
-        let meta = match std::fs::symlink_metadata(&local) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!(path = %host.display(), "etcd path missing; not chowned");
-                continue;
-            }
-            Err(source) => {
-                return Err(SecurityError::Io {
-                    op: "stat",
-                    path: local,
-                    source,
-                })
-            }
-        };
-        if meta.uid() == uid && meta.gid() == gid {
+        if std::fs::symlink_metadata(&local).is_err() {
+            tracing::warn!(path = %host.display(), "etcd path missing; not chowned");
             continue;
         }
-        std::os::unix::fs::lchown(&local, Some(uid), Some(gid)).map_err(|source| {
+        let recursive = i == 0;
+        if chown_tree(&local, uid, gid, recursive)? {
+            changed.push(host);
+        }
+    }
+    Ok(changed)
+}
+
+/// lchowns `path` (and, if `recursive`, everything below it); true if anything changed.
+fn chown_tree(path: &Path, uid: u32, gid: u32, recursive: bool) -> Result<bool, SecurityError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|source| SecurityError::Io {
+        op: "stat",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut changed = false;
+    if meta.uid() != uid || meta.gid() != gid {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|source| {
             SecurityError::Io {
                 op: "chown",
-                path: local.clone(),
+                path: path.to_path_buf(),
                 source,
             }
         })?;
-        changed.push(host);
+        changed = true;
+    }
+    if recursive && meta.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|source| SecurityError::Io {
+            op: "read dir",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        for e in entries {
+            let e = e.map_err(|source| SecurityError::Io {
+                op: "read dir",
+                path: path.to_path_buf(),
+                source,
+            })?;
+            changed |= chown_tree(&e.path(), uid, gid, true)?;
+        }
     }
     Ok(changed)
 }
@@ -253,6 +274,8 @@ mod tests {
         fs::create_dir_all(root.path("/var/lib/etcd")).unwrap();
         fs::create_dir_all(root.path("/etc/kubernetes/pki/etcd")).unwrap();
         fs::write(root.path("/etc/kubernetes/pki/etcd/server.key"), "k").unwrap();
+        fs::create_dir_all(root.path("/var/lib/etcd/member/snap")).unwrap();
+        fs::write(root.path("/var/lib/etcd/member/snap/db"), "d").unwrap();
         let changed = chown_etcd_paths(&root, &spec, 4242, 4343).unwrap();
         assert_eq!(
             changed,
@@ -263,6 +286,12 @@ mod tests {
         );
         let m = fs::metadata(root.path("/var/lib/etcd")).unwrap();
         assert_eq!((m.uid(), m.gid()), (4242, 4343));
+        let db = fs::metadata(root.path("/var/lib/etcd/member/snap/db")).unwrap();
+        assert_eq!(
+            (db.uid(), db.gid()),
+            (4242, 4343),
+            "data dir chowned recursively"
+        );
         let dir = fs::metadata(root.path("/etc/kubernetes/pki/etcd")).unwrap();
         assert_eq!(dir.uid(), 0, "the etcd certs dir stays root-owned");
         assert!(chown_etcd_paths(&root, &spec, 4242, 4343)
