@@ -444,12 +444,7 @@ pub fn render(
     }
     let template = component.template_name();
     let text = render_template(spec, component, ctx)?;
-    let mut value: Value =
-        serde_saphyr::from_str(&text).map_err(|e| ManifestError::TemplateYaml {
-            template,
-            message: e.to_string(),
-        })?;
-    let mut pod = value_to_pod(&value, &format!("template {template}"))?;
+    let (mut value, mut pod) = parse_rendered(template, &text)?;
     if let Some(dir) = &spec.patches_dir {
         let applied = patches::apply_patches(&ctx.root, dir, component, &mut value)?;
         if !applied.is_empty() {
@@ -467,6 +462,16 @@ pub fn render(
         pod,
         yaml,
     })
+}
+
+/// Parses a template's output: YAML errors and non-Pods are errors naming the template.
+fn parse_rendered(template: &'static str, text: &str) -> Result<(Value, Pod), ManifestError> {
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| ManifestError::TemplateYaml {
+        template,
+        message: e.to_string(),
+    })?;
+    let pod = value_to_pod(&value, &format!("template {template}"))?;
+    Ok((value, pod))
 }
 
 /// Renders every component this node runs: etcd (unless etcd is external), apiserver,

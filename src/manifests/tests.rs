@@ -117,6 +117,48 @@ fn output_keys_are_sorted() {
     assert_eq!(top, vec!["apiVersion", "kind", "metadata", "spec"]);
 }
 
+#[test]
+fn template_output_that_is_not_a_pod_is_an_error_naming_the_template() {
+    let e = parse_rendered("etcd.yaml.tera", "spec: [unclosed\n").unwrap_err();
+    assert!(matches!(e, ManifestError::TemplateYaml { .. }), "{e}");
+    assert!(e.to_string().contains("etcd.yaml.tera"), "{e}");
+
+    let typo = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: c\n    imag: x\n";
+    let e = parse_rendered("kube-scheduler.yaml.tera", typo).unwrap_err();
+    assert!(
+        matches!(&e, ManifestError::UnknownField { path, .. } if path == "spec.containers[0].imag"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("kube-scheduler.yaml.tera"), "{e}");
+
+    let e = parse_rendered(
+        "x.tera",
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers: 3\n",
+    )
+    .unwrap_err();
+    assert!(matches!(e, ManifestError::InvalidPod { .. }), "{e}");
+}
+
+#[test]
+fn hostile_values_survive_the_template() {
+    let mut spec = defaults_for("cp1", "10.0.0.1".parse().unwrap());
+    let nasty = "a\"b: c # not a comment {{ x }} {% y %}\nline2 'q' \\ yes";
+    spec.scheduler.extra_args = vec![arg("v", nasty)];
+    spec.scheduler.extra_envs = vec![EnvVar {
+        name: "ON".into(),
+        value: "on".into(),
+    }];
+    let m = render(&spec, Component::KubeScheduler, &ctx()).unwrap();
+    assert!(flags(&m).contains(&format!("--v={nasty}")));
+    let env = &container(&m).env.as_ref().unwrap()[0];
+    assert_eq!(
+        env.value.as_deref(),
+        Some("on"),
+        "YAML 1.1 booleans stay strings"
+    );
+    assert_eq!(parse_manifest(&m.yaml).unwrap(), m.pod);
+}
+
 fn flags(m: &RenderedManifest) -> Vec<String> {
     m.command()[1..].to_vec()
 }
