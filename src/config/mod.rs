@@ -252,3 +252,6 @@ kubeconfigDir: {kubeconfig}
         kubeconfig = d.plinth.kubeconfig_dir,
     )
 }
+
+#[cfg(test)]
+mod tests;
