@@ -253,7 +253,10 @@ mod tests {
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["document 3 (InitConfiguration)", "ClusterConfiguration.apiVersion"]
+            [
+                "document 3 (InitConfiguration)",
+                "ClusterConfiguration.apiVersion"
+            ]
         );
         assert!(errs[1].allowed.contains("kubeadm.k8s.io/v1beta4"));
     }

@@ -40,7 +40,9 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let mut rest = s;
     while !rest.is_empty() {
         // Number: digits, optionally a fraction.
-        let int_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let int_part = &rest[..int_len];
         rest = &rest[int_len..];
         let mut frac_part = "";
@@ -67,7 +69,9 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
         let int_value: u128 = if int_part.is_empty() {
             0
         } else {
-            int_part.parse().map_err(|_| "number too large".to_string())?
+            int_part
+                .parse()
+                .map_err(|_| "number too large".to_string())?
         };
         let mut value = int_value
             .checked_mul(per)
@@ -130,10 +134,7 @@ pub fn format_go_duration(d: Duration) -> String {
     if hours > 0 || minutes > 0 {
         out.push_str(&format!("{minutes}m"));
     }
-    out.push_str(&with_fraction(
-        seconds * 1_000_000_000 + sub,
-        1_000_000_000,
-    ));
+    out.push_str(&with_fraction(seconds * 1_000_000_000 + sub, 1_000_000_000));
     out.push('s');
     out
 }
@@ -169,11 +170,22 @@ mod tests {
     #[test]
     fn rejects_bad_forms() {
         for bad in [
-            "", "10", "h", "1x", "-1h", "1h-2m", ".s", "1..5s", "forever", "9999999999h",
+            "",
+            "10",
+            "h",
+            "1x",
+            "-1h",
+            "1h-2m",
+            ".s",
+            "1..5s",
+            "forever",
+            "9999999999h",
         ] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?} should fail");
         }
-        assert!(parse_go_duration("1d").unwrap_err().contains("unknown unit"));
+        assert!(parse_go_duration("1d")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_go_duration("5").unwrap_err().contains("missing unit"));
     }
 

@@ -75,7 +75,11 @@ impl HostInfo for RealHost {
     }
 
     fn local_addresses(&self) -> Vec<IpAddr> {
-        let mut out: Vec<IpAddr> = interface_addresses().into_iter().map(|(_, ip)| ip).collect();
+        let mut out: Vec<IpAddr> = interface_addresses()
+            .into_iter()
+            .map(|(_, ip)| ip)
+            .collect();
+        out.sort_unstable();
         out.dedup();
         out
     }

@@ -19,6 +19,9 @@ use super::validate::{
     check_image_repository, parse_host_port, AUTHORIZATION_MODES, HOST_PATH_TYPES,
 };
 
+/// Where v1beta4-only fields are valid (for unknown-field hints in v1beta3 documents).
+const V4: &str = "kubeadm.k8s.io/v1beta4";
+
 /// A value as written in the file, with the full path of the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct At<T> {
@@ -114,7 +117,11 @@ fn duration(
     let at = at_string(obj, key, errs)?;
     match parse_go_duration(&at.value) {
         Ok(d) if positive && d.is_zero() => {
-            errs.push(at.field, at.value, format!("{DURATION_HELP}, greater than zero"));
+            errs.push(
+                at.field,
+                at.value,
+                format!("{DURATION_HELP}, greater than zero"),
+            );
             None
         }
         Ok(d) => Some(d),
@@ -153,11 +160,7 @@ fn check_arg_name(name: &str) -> Result<(), String> {
 
 /// Reads `extraArgs`: a map (v1beta3, sorted by name) or a list of {name, value} (v1beta4, in
 /// file order, repeats allowed). Each arg comes with the path of its value.
-fn extra_args(
-    obj: &mut Obj,
-    version: KubeadmApiVersion,
-    errs: &mut Errors,
-) -> Vec<(String, Arg)> {
+fn extra_args(obj: &mut Obj, version: KubeadmApiVersion, errs: &mut Errors) -> Vec<(String, Arg)> {
     let mut out = Vec::new();
     match version {
         KubeadmApiVersion::V1Beta3 => {
@@ -205,7 +208,11 @@ fn extra_volumes(obj: &mut Obj, errs: &mut Errors) -> Vec<HostPathMount> {
         o.finish(errs);
         let mut ok = true;
         if let Err(allowed) = check_dns1123_label(&name) {
-            errs.push(format!("{path}.name"), &name, format!("{allowed} (required)"));
+            errs.push(
+                format!("{path}.name"),
+                &name,
+                format!("{allowed} (required)"),
+            );
             ok = false;
         } else if out.iter().any(|v| v.name == name) {
             errs.push(
@@ -217,7 +224,11 @@ fn extra_volumes(obj: &mut Obj, errs: &mut Errors) -> Vec<HostPathMount> {
         }
         for (key, value) in [("hostPath", &host_path), ("mountPath", &mount_path)] {
             if let Err(allowed) = check_absolute(value) {
-                errs.push(format!("{path}.{key}"), value, format!("{allowed} (required)"));
+                errs.push(
+                    format!("{path}.{key}"),
+                    value,
+                    format!("{allowed} (required)"),
+                );
                 ok = false;
             }
         }
@@ -288,7 +299,10 @@ fn component(
     let extra_volumes = extra_volumes(obj, errs);
     let extra_envs = match version {
         KubeadmApiVersion::V1Beta4 => extra_envs(obj, errs),
-        KubeadmApiVersion::V1Beta3 => Vec::new(),
+        KubeadmApiVersion::V1Beta3 => {
+            obj.only_in(&["extraEnvs"], V4);
+            Vec::new()
+        }
     };
     let spec = ComponentSpec {
         extra_args: args.iter().map(|(_, a)| a.clone()).collect(),
@@ -343,9 +357,17 @@ pub(crate) fn read_init(
     let Some(value) = value else { return raw };
     let v4 = version == KubeadmApiVersion::V1Beta4;
     let mut doc = Obj::new("InitConfiguration", value, errs);
-    doc.ignore(&["apiVersion", "kind", "bootstrapTokens", "certificateKey", "skipPhases"]);
+    doc.ignore(&[
+        "apiVersion",
+        "kind",
+        "bootstrapTokens",
+        "certificateKey",
+        "skipPhases",
+    ]);
     if v4 {
         doc.ignore(&["dryRun"]);
+    } else {
+        doc.only_in(&["dryRun", "timeouts"], V4);
     }
     if let Some(mut nr) = doc.obj("nodeRegistration", errs) {
         raw.node_name = at_string(&mut nr, "name", errs);
@@ -358,6 +380,8 @@ pub(crate) fn read_init(
         ]);
         if v4 {
             nr.ignore(&["imagePullSerial"]);
+        } else {
+            nr.only_in(&["imagePullSerial"], V4);
         }
         nr.finish(errs);
     }
@@ -373,7 +397,8 @@ pub(crate) fn read_init(
     }
     if v4 {
         if let Some(mut t) = doc.obj("timeouts", errs) {
-            raw.control_plane_timeout = duration(&mut t, "controlPlaneComponentHealthCheck", true, errs);
+            raw.control_plane_timeout =
+                duration(&mut t, "controlPlaneComponentHealthCheck", true, errs);
             for key in [
                 "kubeletHealthCheck",
                 "kubernetesAPICall",
@@ -405,7 +430,10 @@ fn read_local_etcd(o: &mut Obj, version: KubeadmApiVersion, errs: &mut Errors) -
         .collect();
     let extra_envs = match version {
         KubeadmApiVersion::V1Beta4 => extra_envs(o, errs),
-        KubeadmApiVersion::V1Beta3 => Vec::new(),
+        KubeadmApiVersion::V1Beta3 => {
+            o.only_in(&["extraEnvs"], V4);
+            Vec::new()
+        }
     };
     let server_cert_sans = cert_sans(o, "serverCertSANs", errs);
     let peer_cert_sans = cert_sans(o, "peerCertSANs", errs);
@@ -424,7 +452,9 @@ fn read_local_etcd(o: &mut Obj, version: KubeadmApiVersion, errs: &mut Errors) -
 fn check_etcd_endpoint(url: &str) -> Result<(), String> {
     let allowed = "an https:// URL such as https://10.0.0.10:2379 (plinth talks to external etcd \
                    over TLS only)";
-    let rest = url.strip_prefix("https://").ok_or_else(|| allowed.to_string())?;
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| allowed.to_string())?;
     let authority = rest.split('/').next().unwrap_or_default();
     parse_host_port(authority, 2379)
         .map(|_| ())
@@ -491,10 +521,21 @@ pub(crate) fn read_cluster(
     doc.ignore(&["apiVersion", "kind", "featureGates", "dns"]);
     if v4 {
         doc.ignore(&["proxy"]);
+    } else {
+        doc.only_in(
+            &[
+                "proxy",
+                "encryptionAlgorithm",
+                "certificateValidityPeriod",
+                "caCertificateValidityPeriod",
+            ],
+            V4,
+        );
     }
     raw.kubernetes_version = at_string(&mut doc, "kubernetesVersion", errs);
     raw.control_plane_endpoint = at_string(&mut doc, "controlPlaneEndpoint", errs);
-    raw.image_repository = checked_string(&mut doc, "imageRepository", check_image_repository, errs);
+    raw.image_repository =
+        checked_string(&mut doc, "imageRepository", check_image_repository, errs);
     raw.certificates_dir = at_string(&mut doc, "certificatesDir", errs);
     raw.cluster_name = checked_string(&mut doc, "clusterName", check_dns1123_subdomain, errs);
 
@@ -509,7 +550,12 @@ pub(crate) fn read_cluster(
         let (component, args) = component(&mut api, version, errs);
         check_authorization_modes(&args, errs);
         let cert_sans = cert_sans(&mut api, "certSANs", errs);
-        if !v4 {
+        if v4 {
+            api.only_in(
+                &["timeoutForControlPlane"],
+                "kubeadm.k8s.io/v1beta3 (v1beta4 uses InitConfiguration.timeouts.controlPlaneComponentHealthCheck)",
+            );
+        } else {
             raw.control_plane_timeout = duration(&mut api, "timeoutForControlPlane", true, errs);
         }
         api.finish(errs);
@@ -551,7 +597,11 @@ pub(crate) fn read_cluster(
         if let Some(at) = at_string(&mut doc, "encryptionAlgorithm", errs) {
             raw.key_algorithm = parse_key_algorithm(&at.value);
             if raw.key_algorithm.is_none() {
-                errs.push(at.field, at.value, format!("one of {}", KEY_ALGORITHMS.join(", ")));
+                errs.push(
+                    at.field,
+                    at.value,
+                    format!("one of {}", KEY_ALGORITHMS.join(", ")),
+                );
             }
         }
         raw.cert_validity = duration(&mut doc, "certificateValidityPeriod", true, errs);
@@ -562,7 +612,13 @@ pub(crate) fn read_cluster(
 }
 
 /// The kubeadm spellings of the supported key algorithms.
-pub const KEY_ALGORITHMS: &[&str] = &["RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384"];
+pub const KEY_ALGORITHMS: &[&str] = &[
+    "RSA-2048",
+    "RSA-3072",
+    "RSA-4096",
+    "ECDSA-P256",
+    "ECDSA-P384",
+];
 
 /// `RSA-2048` ... `ECDSA-P384` → [`KeyAlgorithm`].
 pub fn parse_key_algorithm(s: &str) -> Option<KeyAlgorithm> {

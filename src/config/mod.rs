@@ -152,7 +152,12 @@ pub fn load_str(
 pub fn init_defaults_yaml() -> String {
     let d = defaults_for("node", IpAddr::from([1, 2, 3, 4]));
     let v = &d.kubernetes_version;
-    let service: Vec<String> = d.networking.service_subnets.iter().map(|c| c.to_string()).collect();
+    let service: Vec<String> = d
+        .networking
+        .service_subnets
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     let data_dir = match &d.etcd {
         Etcd::Local(l) => l.data_dir.clone(),
         Etcd::External(_) => "/var/lib/etcd".to_string(),

@@ -121,8 +121,17 @@ mod tests {
         let s = read_plinth(Some(&v), defaults(), &mut errs);
         assert!(errs.is_empty(), "{:?}", errs.into_vec());
         assert_eq!(s.security_profile, SecurityProfile::Kubeadm);
-        assert_eq!(s.bin_path, [PathBuf::from("/opt/k8s/bin"), PathBuf::from("/usr/local/bin")]);
-        assert_eq!(s.agent_healthz_bind_address, "::1".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(
+            s.bin_path,
+            [
+                PathBuf::from("/opt/k8s/bin"),
+                PathBuf::from("/usr/local/bin")
+            ]
+        );
+        assert_eq!(
+            s.agent_healthz_bind_address,
+            "::1".parse::<std::net::IpAddr>().unwrap()
+        );
         assert_eq!(s.agent_healthz_port, 10250);
         assert_eq!(s.manifests_dir, "/srv/manifests");
         assert_eq!(s.state_dir, "/srv/state");
@@ -154,13 +163,21 @@ mod tests {
         let e = find("PlinthConfiguration.securityProfile");
         assert_eq!(e.value, "strict");
         assert!(e.allowed.contains("cis") && e.allowed.contains("kubeadm"));
-        assert!(find("PlinthConfiguration.binPath[0]").allowed.contains("absolute"));
-        assert!(find("PlinthConfiguration.agent.healthzBindAddress").allowed.contains("IP"));
+        assert!(find("PlinthConfiguration.binPath[0]")
+            .allowed
+            .contains("absolute"));
+        assert!(find("PlinthConfiguration.agent.healthzBindAddress")
+            .allowed
+            .contains("IP"));
         let p = find("PlinthConfiguration.agent.healthzPort");
         assert_eq!(p.value, "70000");
         assert!(p.allowed.contains("1 and 65535"));
-        assert!(find("PlinthConfiguration.agent.port").allowed.contains("unknown field"));
-        assert!(find("PlinthConfiguration.stateDir").allowed.contains("absolute"));
+        assert!(find("PlinthConfiguration.agent.port")
+            .allowed
+            .contains("unknown field"));
+        assert!(find("PlinthConfiguration.stateDir")
+            .allowed
+            .contains("absolute"));
         assert_eq!(list.len(), 6, "{list:?}");
     }
 }

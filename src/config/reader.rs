@@ -14,6 +14,8 @@ pub(crate) struct Obj<'a> {
     path: String,
     map: Option<&'a Map<String, Value>>,
     known: Vec<&'static str>,
+    /// Keys valid only in another API version: (key, where it is valid).
+    elsewhere: Vec<(&'static str, &'static str)>,
 }
 
 /// A short, single-line rendering of a YAML value for error messages.
@@ -114,6 +116,7 @@ impl<'a> Obj<'a> {
             path,
             map,
             known: Vec::new(),
+            elsewhere: Vec::new(),
         }
     }
 
@@ -144,6 +147,12 @@ impl<'a> Obj<'a> {
             }
             self.known.push(key);
         }
+    }
+
+    /// Declares keys that exist only in another API version (`valid_in` says which), so the
+    /// unknown-field error can say so instead of guessing a spelling.
+    pub(crate) fn only_in(&mut self, keys: &[&'static str], valid_in: &'static str) {
+        self.elsewhere.extend(keys.iter().map(|k| (*k, valid_in)));
     }
 
     /// A string field.
@@ -301,9 +310,13 @@ impl<'a> Obj<'a> {
             let mut valid: Vec<&str> = self.known.clone();
             valid.sort_unstable();
             valid.dedup();
-            let hint = match nearest(key, &valid) {
-                Some(name) => format!("unknown field; did you mean `{name}`?"),
-                None => format!("unknown field; valid fields here: {}", valid.join(", ")),
+            let other = self.elsewhere.iter().find(|(k, _)| k == key);
+            let hint = match (other, nearest(key, &valid)) {
+                (Some((_, valid_in)), _) => {
+                    format!("unknown field in this API version; it exists only in {valid_in}")
+                }
+                (None, Some(name)) => format!("unknown field; did you mean `{name}`?"),
+                (None, None) => format!("unknown field; valid fields here: {}", valid.join(", ")),
             };
             errs.push(child(&self.path, key), render(value), hint);
         }
@@ -320,15 +333,25 @@ mod tests {
         let v = json!({"serviceSubnett": "10.96.0.0/12", "podSubnet": "10.244.0.0/16"});
         let mut errs = Errors::default();
         let mut o = Obj::new("ClusterConfiguration.networking", &v, &mut errs);
-        assert_eq!(o.string("podSubnet", &mut errs).as_deref(), Some("10.244.0.0/16"));
+        assert_eq!(
+            o.string("podSubnet", &mut errs).as_deref(),
+            Some("10.244.0.0/16")
+        );
         assert_eq!(o.string("serviceSubnet", &mut errs), None);
         o.ignore(&["dnsDomain"]);
         o.finish(&mut errs);
         let list = errs.into_vec();
         assert_eq!(list.len(), 1);
-        assert_eq!(list[0].field, "ClusterConfiguration.networking.serviceSubnett");
+        assert_eq!(
+            list[0].field,
+            "ClusterConfiguration.networking.serviceSubnett"
+        );
         assert_eq!(list[0].value, "10.96.0.0/12");
-        assert!(list[0].allowed.contains("did you mean `serviceSubnet`?"), "{}", list[0].allowed);
+        assert!(
+            list[0].allowed.contains("did you mean `serviceSubnet`?"),
+            "{}",
+            list[0].allowed
+        );
     }
 
     #[test]
@@ -339,7 +362,10 @@ mod tests {
         o.ignore(&["alpha", "beta"]);
         o.finish(&mut errs);
         let list = errs.into_vec();
-        assert_eq!(list[0].allowed, "unknown field; valid fields here: alpha, beta");
+        assert_eq!(
+            list[0].allowed,
+            "unknown field; valid fields here: alpha, beta"
+        );
     }
 
     #[test]
@@ -381,7 +407,11 @@ mod tests {
         assert_eq!(
             m,
             vec![
-                ("C.m.alpha".to_string(), "alpha".to_string(), "2".to_string()),
+                (
+                    "C.m.alpha".to_string(),
+                    "alpha".to_string(),
+                    "2".to_string()
+                ),
                 ("C.m.zeta".to_string(), "zeta".to_string(), "1".to_string()),
             ]
         );

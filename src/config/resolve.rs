@@ -188,7 +188,11 @@ pub(crate) fn resolve(
                         at.value,
                         format!(
                             "an address of a local interface (this host has: {})",
-                            if list.is_empty() { "none".to_string() } else { list.join(", ") }
+                            if list.is_empty() {
+                                "none".to_string()
+                            } else {
+                                list.join(", ")
+                            }
                         ),
                     );
                 }
@@ -236,12 +240,15 @@ pub(crate) fn resolve(
     }
 
     // Networking: flags over file, then kubeadm's cross checks.
-    let svc_at = pick(&overrides.service_cidr, "--service-cidr", cluster.service_subnet);
-    let svc_field = svc_at
-        .as_ref()
-        .map_or("ClusterConfiguration.networking.serviceSubnet".to_string(), |a| {
-            a.field.clone()
-        });
+    let svc_at = pick(
+        &overrides.service_cidr,
+        "--service-cidr",
+        cluster.service_subnet,
+    );
+    let svc_field = svc_at.as_ref().map_or(
+        "ClusterConfiguration.networking.serviceSubnet".to_string(),
+        |a| a.field.clone(),
+    );
     let mut services_ok = true;
     if let Some(at) = &svc_at {
         match subnets(at, SubnetKind::Service, errs) {

@@ -57,7 +57,10 @@ fn assert_has(errs: &[FieldError], field: &str, value: &str, allowed: &str) {
     assert!(
         found,
         "no error {field} = {value:?} ({allowed}) in:\n{}",
-        errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -218,7 +221,12 @@ featureGates:
         Duration::from_secs(150)
     );
     assert_eq!(s.patches_dir.as_deref(), Some("/etc/plinth/patches"));
-    let svc: Vec<String> = s.networking.service_subnets.iter().map(|c| c.to_string()).collect();
+    let svc: Vec<String> = s
+        .networking
+        .service_subnets
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(svc, ["fd00:96::/112", "10.96.0.0/16"]);
     assert_eq!(s.networking.pod_subnets.len(), 2);
     assert_eq!(s.networking.dns_domain, "k8s.example");
@@ -296,7 +304,10 @@ etcd:
             ("v", "2"),
         ])
     );
-    assert_eq!(s.controller_manager.extra_args, args(&[("profiling", "false")]));
+    assert_eq!(
+        s.controller_manager.extra_args,
+        args(&[("profiling", "false")])
+    );
     assert_eq!(
         s.timeouts.control_plane_component_health_check,
         Duration::from_secs(300)
@@ -304,7 +315,10 @@ etcd:
     match &s.etcd {
         Etcd::Local(l) => assert_eq!(
             l.extra_args,
-            args(&[("auto-compaction-retention", "8"), ("snapshot-count", "10000")])
+            args(&[
+                ("auto-compaction-retention", "8"),
+                ("snapshot-count", "10000")
+            ])
         ),
         other => panic!("{other:?}"),
     }
@@ -315,8 +329,18 @@ fn version_specific_fields_are_unknown_in_the_other_version() {
     let v3 = errors(&format!(
         "{V3_HEAD}encryptionAlgorithm: RSA-4096\napiServer:\n  extraEnvs: []\n"
     ));
-    assert_has(&v3, "ClusterConfiguration.encryptionAlgorithm", "RSA-4096", "unknown field");
-    assert_has(&v3, "ClusterConfiguration.apiServer.extraEnvs", "[]", "unknown field");
+    assert_has(
+        &v3,
+        "ClusterConfiguration.encryptionAlgorithm",
+        "RSA-4096",
+        "unknown field",
+    );
+    assert_has(
+        &v3,
+        "ClusterConfiguration.apiServer.extraEnvs",
+        "[]",
+        "unknown field",
+    );
 
     let v4 = errors(&format!(
         "{V4_HEAD}apiServer:\n  timeoutForControlPlane: 4m0s\n  extraArgs:\n    v: \"2\"\n"
@@ -325,7 +349,7 @@ fn version_specific_fields_are_unknown_in_the_other_version() {
         &v4,
         "ClusterConfiguration.apiServer.timeoutForControlPlane",
         "4m0s",
-        "unknown field",
+        "exists only in kubeadm.k8s.io/v1beta3 (v1beta4 uses InitConfiguration.timeouts",
     );
     assert_has(
         &v4,
@@ -363,7 +387,9 @@ fn empty_config_is_kubeadm_defaults_from_host() {
 
 #[test]
 fn unspecified_advertise_address_picks_default_route() {
-    let s = load_ok(&format!("{V4_INIT}localAPIEndpoint:\n  advertiseAddress: 0.0.0.0\n"));
+    let s = load_ok(&format!(
+        "{V4_INIT}localAPIEndpoint:\n  advertiseAddress: 0.0.0.0\n"
+    ));
     assert_eq!(s.advertise_address, ip("10.0.0.5"));
 }
 
@@ -486,12 +512,27 @@ fn flag_errors_name_the_flag() {
         control_plane_endpoint: Some("lb:99999".into()),
     };
     let errs = errors_with("", &o);
-    assert_has(&errs, "--advertise-address", "not-an-ip", "IPv4 or IPv6 address");
+    assert_has(
+        &errs,
+        "--advertise-address",
+        "not-an-ip",
+        "IPv4 or IPv6 address",
+    );
     assert_has(&errs, "--node-name", "Bad_Name", "RFC 1123 subdomain");
     assert_has(&errs, "--kubernetes-version", "latest", "network");
-    assert_has(&errs, "--pod-network-cidr", "10.244.0.1/16", "did you mean 10.244.0.0/16?");
+    assert_has(
+        &errs,
+        "--pod-network-cidr",
+        "10.244.0.1/16",
+        "did you mean 10.244.0.0/16?",
+    );
     assert_has(&errs, "--service-cidr", "10.0.0.0/8", ">= /12");
-    assert_has(&errs, "--apiserver-cert-extra-sans", "bad san", "IP address");
+    assert_has(
+        &errs,
+        "--apiserver-cert-extra-sans",
+        "bad san",
+        "IP address",
+    );
     assert_has(&errs, "--cert-dir", "pki", "absolute");
     assert_has(&errs, "--control-plane-endpoint", "lb:99999", "1..65535");
     assert_eq!(errs.len(), 8, "{errs:?}");
@@ -501,7 +542,9 @@ fn flag_errors_name_the_flag() {
 
 #[test]
 fn invalid_advertise_address() {
-    let errs = errors(&format!("{V4_INIT}localAPIEndpoint:\n  advertiseAddress: 300.1.1.1\n"));
+    let errs = errors(&format!(
+        "{V4_INIT}localAPIEndpoint:\n  advertiseAddress: 300.1.1.1\n"
+    ));
     assert_has(
         &errs,
         "InitConfiguration.localAPIEndpoint.advertiseAddress",
@@ -512,7 +555,9 @@ fn invalid_advertise_address() {
 
 #[test]
 fn advertise_address_not_on_this_host() {
-    let errs = errors(&format!("{V4_INIT}localAPIEndpoint:\n  advertiseAddress: 10.9.9.9\n"));
+    let errs = errors(&format!(
+        "{V4_INIT}localAPIEndpoint:\n  advertiseAddress: 10.9.9.9\n"
+    ));
     assert_has(
         &errs,
         "InitConfiguration.localAPIEndpoint.advertiseAddress",
@@ -566,7 +611,9 @@ fn invalid_service_and_pod_cidrs() {
 
 #[test]
 fn service_subnet_too_large() {
-    let errs = errors(&format!("{V4_HEAD}networking:\n  serviceSubnet: 10.0.0.0/11\n"));
+    let errs = errors(&format!(
+        "{V4_HEAD}networking:\n  serviceSubnet: 10.0.0.0/11\n"
+    ));
     assert_has(
         &errs,
         "ClusterConfiguration.networking.serviceSubnet",
@@ -590,7 +637,9 @@ fn overlapping_pod_and_service_cidrs() {
 
 #[test]
 fn pod_subnet_smaller_than_node_mask() {
-    let errs = errors(&format!("{V4_HEAD}networking:\n  podSubnet: 10.244.0.0/25\n"));
+    let errs = errors(&format!(
+        "{V4_HEAD}networking:\n  podSubnet: 10.244.0.0/25\n"
+    ));
     assert_has(
         &errs,
         "ClusterConfiguration.networking.podSubnet",
@@ -652,9 +701,19 @@ fn external_etcd_problems() {
         "{V4_HEAD}etcd:\n  external:\n    endpoints: []\n    caFile: etc/ca.crt\n    certFile: /c.crt\n"
     ));
     let p = "ClusterConfiguration.etcd.external";
-    assert_has(&errs, &format!("{p}.endpoints"), "", "at least one etcd client URL");
+    assert_has(
+        &errs,
+        &format!("{p}.endpoints"),
+        "",
+        "at least one etcd client URL",
+    );
     assert_has(&errs, &format!("{p}.caFile"), "etc/ca.crt", "absolute path");
-    assert_has(&errs, &format!("{p}.keyFile"), "", "caFile, certFile and keyFile must all be set");
+    assert_has(
+        &errs,
+        &format!("{p}.keyFile"),
+        "",
+        "caFile, certFile and keyFile must all be set",
+    );
     let errs = errors(&format!(
         "{V4_HEAD}etcd:\n  external:\n    endpoints: [http://10.0.0.10:2379]\n    caFile: /a\n    certFile: /b\n    keyFile: /c\n"
     ));
@@ -716,7 +775,9 @@ fn unknown_authorization_mode() {
 
 #[test]
 fn invalid_dns_domain() {
-    let errs = errors(&format!("{V4_HEAD}networking:\n  dnsDomain: Cluster_Local\n"));
+    let errs = errors(&format!(
+        "{V4_HEAD}networking:\n  dnsDomain: Cluster_Local\n"
+    ));
     assert_has(
         &errs,
         "ClusterConfiguration.networking.dnsDomain",
@@ -736,8 +797,18 @@ fn invalid_cert_sans() {
         "bad_name",
         "an IP address, a lowercase DNS name",
     );
-    assert_has(&errs, "ClusterConfiguration.etcd.local.serverCertSANs[0]", "a..b", "wildcard");
-    assert_has(&errs, "ClusterConfiguration.etcd.local.peerCertSANs[0]", "*", "wildcard");
+    assert_has(
+        &errs,
+        "ClusterConfiguration.etcd.local.serverCertSANs[0]",
+        "a..b",
+        "wildcard",
+    );
+    assert_has(
+        &errs,
+        "ClusterConfiguration.etcd.local.peerCertSANs[0]",
+        "*",
+        "wildcard",
+    );
     assert_eq!(errs.len(), 3, "{errs:?}");
 }
 
@@ -813,9 +884,24 @@ fn extra_volume_and_env_problems() {
         "{V4_HEAD}scheduler:\n  extraVolumes:\n  - name: Bad\n    hostPath: rel\n    mountPath: /m\n    pathType: Folder\n  extraEnvs:\n  - name: X\n    valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}\n"
     ));
     let p = "ClusterConfiguration.scheduler";
-    assert_has(&errs, &format!("{p}.extraVolumes[0].name"), "Bad", "RFC 1123 label");
-    assert_has(&errs, &format!("{p}.extraVolumes[0].hostPath"), "rel", "absolute");
-    assert_has(&errs, &format!("{p}.extraVolumes[0].pathType"), "Folder", "DirectoryOrCreate");
+    assert_has(
+        &errs,
+        &format!("{p}.extraVolumes[0].name"),
+        "Bad",
+        "RFC 1123 label",
+    );
+    assert_has(
+        &errs,
+        &format!("{p}.extraVolumes[0].hostPath"),
+        "rel",
+        "absolute",
+    );
+    assert_has(
+        &errs,
+        &format!("{p}.extraVolumes[0].pathType"),
+        "Folder",
+        "DirectoryOrCreate",
+    );
     assert_has(
         &errs,
         &format!("{p}.extraEnvs[0].valueFrom"),

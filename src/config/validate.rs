@@ -16,7 +16,14 @@ pub const MAX_SERVICE_SUBNET_HOST_BITS: u8 = 20;
 pub const POD_SUBNET_NODE_MASK_MAX_DIFF: u8 = 16;
 
 /// The apiserver's authorization modes.
-pub const AUTHORIZATION_MODES: &[&str] = &["AlwaysAllow", "AlwaysDeny", "ABAC", "Webhook", "RBAC", "Node"];
+pub const AUTHORIZATION_MODES: &[&str] = &[
+    "AlwaysAllow",
+    "AlwaysDeny",
+    "ABAC",
+    "Webhook",
+    "RBAC",
+    "Node",
+];
 
 /// hostPath volume types a pod accepts (empty = unset).
 pub const HOST_PATH_TYPES: &[&str] = &[
@@ -192,9 +199,11 @@ pub fn check_dns1123_label(s: &str) -> Result<(), String> {
     if dns1123_label_ok(s) {
         Ok(())
     } else {
-        Err("a lowercase RFC 1123 label: a-z, 0-9 and '-', starting and ending with a letter \
+        Err(
+            "a lowercase RFC 1123 label: a-z, 0-9 and '-', starting and ending with a letter \
              or digit, at most 63 characters"
-            .to_string())
+                .to_string(),
+        )
     }
 }
 
@@ -208,9 +217,11 @@ pub fn check_cert_san(s: &str) -> Result<(), String> {
             return Ok(());
         }
     }
-    Err("an IP address, a lowercase DNS name (RFC 1123 subdomain) or a wildcard DNS name \
+    Err(
+        "an IP address, a lowercase DNS name (RFC 1123 subdomain) or a wildcard DNS name \
          such as *.example.com"
-        .to_string())
+            .to_string(),
+    )
 }
 
 /// A port number 1..=65535.
@@ -372,7 +383,10 @@ mod tests {
     fn overlap() {
         assert!(cidrs_overlap(&cidr("10.96.0.0/12"), &cidr("10.100.0.0/16")));
         assert!(cidrs_overlap(&cidr("10.100.0.0/16"), &cidr("10.96.0.0/12")));
-        assert!(!cidrs_overlap(&cidr("10.96.0.0/12"), &cidr("10.244.0.0/16")));
+        assert!(!cidrs_overlap(
+            &cidr("10.96.0.0/12"),
+            &cidr("10.244.0.0/16")
+        ));
         assert!(!cidrs_overlap(&cidr("10.96.0.0/12"), &cidr("fd00::/64")));
         assert!(cidrs_overlap(&cidr("0.0.0.0/0"), &cidr("192.168.0.0/24")));
     }
@@ -382,7 +396,11 @@ mod tests {
         assert!(parse_subnets("10.96.0.0/12", SubnetKind::Service).is_ok());
         let too_big = parse_subnets("10.0.0.0/8", SubnetKind::Service).unwrap_err();
         assert_eq!(too_big[0].0, "10.0.0.0/8");
-        assert!(too_big[0].1.contains("prefix must be >= /12"), "{}", too_big[0].1);
+        assert!(
+            too_big[0].1.contains("prefix must be >= /12"),
+            "{}",
+            too_big[0].1
+        );
         let v6 = parse_subnets("fd00::/64", SubnetKind::Service).unwrap_err();
         assert!(v6[0].1.contains(">= /108"));
         assert!(parse_subnets("fd00::/108", SubnetKind::Service).is_ok());
@@ -417,7 +435,13 @@ mod tests {
 
     #[test]
     fn cert_sans() {
-        for ok in ["10.0.0.100", "fd00::1", "api.example.com", "*.example.com", "localhost"] {
+        for ok in [
+            "10.0.0.100",
+            "fd00::1",
+            "api.example.com",
+            "*.example.com",
+            "localhost",
+        ] {
             assert!(check_cert_san(ok).is_ok(), "{ok}");
         }
         for bad in ["*", "a.*.com", "Under_score", "https://x", "*.", ""] {
@@ -438,7 +462,9 @@ mod tests {
         assert_eq!((e.host.as_str(), e.port), ("fd00::1", 6443));
         let e = parse_host_port("10.0.0.1:443", 1).unwrap();
         assert_eq!((e.host.as_str(), e.port), ("10.0.0.1", 443));
-        for bad in ["lb:0", "lb:70000", "lb:x", "LB", "[fd00::1", "[zz]:1", ":6443", "a b"] {
+        for bad in [
+            "lb:0", "lb:70000", "lb:x", "LB", "[fd00::1", "[zz]:1", ":6443", "a b",
+        ] {
             assert!(parse_host_port(bad, 6443).is_err(), "{bad}");
         }
     }
@@ -453,7 +479,9 @@ mod tests {
         assert_eq!(rc.to_string(), "v1.34.0-rc.1");
         let err = parse_kube_version("stable").unwrap_err();
         assert!(err.contains("network"), "{err}");
-        assert!(parse_kube_version("stable-1").unwrap_err().contains("network"));
+        assert!(parse_kube_version("stable-1")
+            .unwrap_err()
+            .contains("network"));
         for bad in ["1.33", "v1.33.x", "2.0.0", "v1.33.0-", "", "v1.33.0+k3s1"] {
             assert!(parse_kube_version(bad).is_err(), "{bad}");
         }
@@ -466,7 +494,11 @@ mod tests {
         assert!(check_port(65536).is_err());
         assert!(check_absolute("/etc/kubernetes").is_ok());
         assert!(check_absolute("etc/kubernetes").is_err());
-        for ok in ["registry.k8s.io", "localhost:5000/k8s", "my-reg.example.com/a/b_c"] {
+        for ok in [
+            "registry.k8s.io",
+            "localhost:5000/k8s",
+            "my-reg.example.com/a/b_c",
+        ] {
             assert!(check_image_repository(ok).is_ok(), "{ok}");
         }
         for bad in ["https://registry.k8s.io", "reg/UPPER", "", "reg:99999"] {
