@@ -23,4 +23,5 @@ pub mod probe;
 pub mod regenerate;
 pub mod reset;
 pub mod runtime;
+pub mod security;
 pub mod verify;
