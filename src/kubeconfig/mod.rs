@@ -814,4 +814,125 @@ mod tests {
         let e = check_names(&s, &ks, &opts).unwrap_err().to_string();
         assert!(e.contains("bogus") && e.contains("super-admin"), "{e}");
     }
+
+    fn setup() -> (tempfile::TempDir, HostRoot, ClusterSpec) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let mut s = defaults_for("cp1", "192.168.10.5".parse().unwrap());
+        s.key_algorithm = crate::config::KeyAlgorithm::EcdsaP256;
+        crate::pki::reconcile(&s, &root, &Default::default()).unwrap();
+        (tmp, root, s)
+    }
+
+    fn action<'a>(r: &'a KubeconfigReport, name: &str) -> &'a KubeconfigAction {
+        &r.items.iter().find(|i| i.name == name).unwrap().action
+    }
+
+    #[test]
+    fn writes_reuses_and_follows_endpoint_changes() {
+        let (tmp, root, mut s) = setup();
+        let r = reconcile(&s, &root, &Default::default()).unwrap();
+        assert!(r
+            .items
+            .iter()
+            .all(|i| i.action == KubeconfigAction::Generated));
+        assert_eq!(
+            r.lines()[0],
+            "[kubeconfig] Writing \"admin.conf\" kubeconfig file"
+        );
+        let admin = tmp.path().join("etc/kubernetes/admin.conf");
+        assert_eq!(pfs::mode_of(&admin), Some(0o600));
+        let st = inspect(&s, &root).unwrap();
+        assert_eq!(st.len(), 5);
+        for k in &st {
+            assert!(k.problems.is_empty(), "{}: {:?}", k.file, k.problems);
+        }
+        let kubelet = st.iter().find(|k| k.file == "kubelet.conf").unwrap();
+        assert_eq!(kubelet.client_cn, "system:node:cp1");
+        assert_eq!(kubelet.client_o, ["system:nodes"]);
+
+        let again = reconcile(&s, &root, &Default::default()).unwrap();
+        assert!(again
+            .items
+            .iter()
+            .all(|i| i.action == KubeconfigAction::Reused));
+        assert!(again.changed_files().is_empty());
+        assert_eq!(
+            again.lines()[0],
+            "[kubeconfig] Using existing kubeconfig file: \"/etc/kubernetes/admin.conf\""
+        );
+
+        s.control_plane_endpoint = Some(Endpoint {
+            host: "lb.example.com".into(),
+            port: 6443,
+        });
+        let r = reconcile(&s, &root, &Default::default()).unwrap();
+        let KubeconfigAction::Regenerated { reason } = action(&r, "admin.conf") else {
+            panic!("{r:?}")
+        };
+        assert!(
+            reason.contains("want https://lb.example.com:6443"),
+            "{reason}"
+        );
+        assert!(matches!(
+            action(&r, "kubelet.conf"),
+            KubeconfigAction::Regenerated { .. }
+        ));
+        assert_eq!(action(&r, "scheduler.conf"), &KubeconfigAction::Reused);
+        assert_eq!(
+            action(&r, "controller-manager.conf"),
+            &KubeconfigAction::Reused
+        );
+    }
+
+    #[test]
+    fn renew_dry_run_and_external_ca() {
+        let (tmp, root, s) = setup();
+        let dry = reconcile(
+            &s,
+            &root,
+            &KubeconfigOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(dry
+            .items
+            .iter()
+            .all(|i| i.action == KubeconfigAction::WouldGenerate));
+        assert!(!tmp.path().join("etc/kubernetes/admin.conf").exists());
+        reconcile(&s, &root, &Default::default()).unwrap();
+        let r = reconcile(
+            &s,
+            &root,
+            &KubeconfigOptions {
+                renew: Renew::All,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(action(&r, "admin.conf"), &KubeconfigAction::Renewed);
+        assert_eq!(
+            action(&r, "kubelet.conf"),
+            &KubeconfigAction::Reused,
+            "kubelet.conf is not renewable"
+        );
+        std::fs::remove_file(tmp.path().join("etc/kubernetes/pki/ca.key")).unwrap();
+        let r = reconcile(&s, &root, &Default::default()).unwrap();
+        assert!(r
+            .items
+            .iter()
+            .all(|i| i.action == KubeconfigAction::ExternalCa));
+        std::fs::remove_file(tmp.path().join("etc/kubernetes/scheduler.conf")).unwrap();
+        let e = reconcile(&s, &root, &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scheduler.conf"), "{e}");
+        std::fs::remove_file(tmp.path().join("etc/kubernetes/pki/ca.crt")).unwrap();
+        let e = reconcile(&s, &root, &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ca.crt"), "{e}");
+    }
 }

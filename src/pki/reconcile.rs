@@ -652,3 +652,399 @@ pub fn inspect(spec: &ClusterSpec, root: &HostRoot) -> Result<Vec<CertStatus>, P
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{cert_names, PkiAction, PkiOptions, Renew};
+    use super::*;
+    use crate::config::{defaults_for, KeyAlgorithm};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn spec() -> ClusterSpec {
+        let mut s = defaults_for("cp1", "192.168.10.5".parse().unwrap());
+        s.key_algorithm = KeyAlgorithm::EcdsaP256;
+        s
+    }
+
+    fn run(s: &ClusterSpec, root: &HostRoot, opts: &PkiOptions) -> PkiReport {
+        reconcile(s, root, opts).unwrap()
+    }
+
+    fn action<'a>(r: &'a PkiReport, name: &str) -> &'a PkiAction {
+        &r.items.iter().find(|i| i.name == name).unwrap().action
+    }
+
+    fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+                    out.insert(p.clone(), (std::fs::read(&p).unwrap(), mode));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fresh_run_generates_everything_with_modes_then_reuses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        let r = run(&s, &root, &PkiOptions::default());
+        assert_eq!(r.items.len(), 11);
+        assert!(
+            r.items.iter().all(|i| i.action == PkiAction::Generated),
+            "{r:?}"
+        );
+        let lines = r.lines();
+        assert_eq!(lines[0], "[certs] Generating \"ca\" certificate and key");
+        assert!(lines.contains(&"[certs] Generating \"sa\" key and public key".to_string()));
+        assert!(lines.iter().any(|l| l.starts_with(
+            "[certs] apiserver serving cert is signed for DNS names [cp1 kubernetes kubernetes.default"
+        )));
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        assert_eq!(pfs::mode_of(&pki.join("ca.key")), Some(0o600));
+        assert_eq!(pfs::mode_of(&pki.join("ca.crt")), Some(0o644));
+        assert_eq!(pfs::mode_of(&pki.join("sa.pub")), Some(0o600));
+        assert_eq!(pfs::mode_of(&pki.join("etcd/peer.key")), Some(0o600));
+        assert_eq!(r.changed_files().len(), 22);
+        let st = inspect(&s, &root).unwrap();
+        assert_eq!(st.len(), 10);
+        for c in &st {
+            assert!(c.problems.is_empty(), "{}: {:?}", c.name, c.problems);
+            assert!(c.chains_to_ca && c.key_matches && c.present);
+        }
+
+        let before = snapshot(tmp.path());
+        let again = run(&s, &root, &PkiOptions::default());
+        assert!(
+            again.items.iter().all(|i| i.action == PkiAction::Reused),
+            "{again:?}"
+        );
+        assert!(again.changed_files().is_empty());
+        assert_eq!(snapshot(tmp.path()), before);
+        assert_eq!(
+            again.lines()[0],
+            "[certs] Using existing ca certificate authority"
+        );
+        assert!(again
+            .lines()
+            .contains(&"[certs] Using existing apiserver certificate and key on disk".to_string()));
+    }
+
+    #[test]
+    fn san_change_reissues_only_the_apiserver_and_keeps_its_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let mut s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        let ca = std::fs::read(pki.join("ca.crt")).unwrap();
+        let key = std::fs::read(pki.join("apiserver.key")).unwrap();
+        s.api_server.cert_sans.push("10.0.0.100".into());
+        let dry = run(
+            &s,
+            &root,
+            &PkiOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        );
+        assert!(matches!(
+            action(&dry, "apiserver"),
+            PkiAction::WouldReissue { .. }
+        ));
+        let r = run(&s, &root, &PkiOptions::default());
+        assert_eq!(
+            action(&r, "apiserver"),
+            &PkiAction::Reissued {
+                reason: "its SANs no longer cover IP 10.0.0.100".into()
+            }
+        );
+        assert!(r.lines().contains(
+            &"[certs] Re-issuing \"apiserver\": its SANs no longer cover IP 10.0.0.100".to_string()
+        ));
+        assert_eq!(action(&r, "etcd-server"), &PkiAction::Reused);
+        assert_eq!(std::fs::read(pki.join("ca.crt")).unwrap(), ca);
+        assert_eq!(std::fs::read(pki.join("apiserver.key")).unwrap(), key);
+        assert_eq!(
+            r.changed_files(),
+            [PathBuf::from("/etc/kubernetes/pki/apiserver.crt")]
+        );
+        let c = crate::pki::load_pem_cert(&pki.join("apiserver.crt")).unwrap();
+        assert!(c.ips.contains(&"10.0.0.100".parse().unwrap()));
+    }
+
+    #[test]
+    fn wrong_identity_foreign_ca_and_bad_key_are_reissued() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        // front-proxy-client signed by the wrong CA: swap in the kubelet client cert + key.
+        std::fs::copy(
+            pki.join("apiserver-kubelet-client.crt"),
+            pki.join("front-proxy-client.crt"),
+        )
+        .unwrap();
+        std::fs::copy(
+            pki.join("apiserver-kubelet-client.key"),
+            pki.join("front-proxy-client.key"),
+        )
+        .unwrap();
+        // etcd healthcheck: key that does not match.
+        std::fs::copy(
+            pki.join("etcd/peer.key"),
+            pki.join("etcd/healthcheck-client.key"),
+        )
+        .unwrap();
+        let r = run(&s, &root, &PkiOptions::default());
+        let PkiAction::Reissued { reason } = action(&r, "front-proxy-client") else {
+            panic!("{r:?}")
+        };
+        assert!(
+            reason.contains("not signed by the current \"front-proxy-ca\" CA"),
+            "{reason}"
+        );
+        assert!(reason.contains("its CN is"), "{reason}");
+        let PkiAction::Reissued { reason } = action(&r, "etcd-healthcheck-client") else {
+            panic!("{r:?}")
+        };
+        assert!(reason.contains("key does not match"), "{reason}");
+        assert!(inspect(&s, &root)
+            .unwrap()
+            .iter()
+            .all(|c| c.problems.is_empty()));
+    }
+
+    #[test]
+    fn loose_modes_are_tightened_and_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let key = tmp.path().join("etc/kubernetes/pki/ca.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let dry = run(
+            &s,
+            &root,
+            &PkiOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        );
+        assert!(
+            dry.lines().iter().any(|l| l.contains(
+                "Would tighten permissions of /etc/kubernetes/pki/ca.key from 0644 to 0600"
+            )),
+            "{:?}",
+            dry.lines()
+        );
+        assert_eq!(pfs::mode_of(&key), Some(0o644));
+        let r = run(&s, &root, &PkiOptions::default());
+        let ca = r.items.iter().find(|i| i.name == "ca").unwrap();
+        assert_eq!(ca.mode_fixed.len(), 1);
+        assert_eq!(ca.mode_fixed[0].old, 0o644);
+        assert_eq!(pfs::mode_of(&key), Some(0o600));
+        assert_eq!(
+            r.changed_files(),
+            [PathBuf::from("/etc/kubernetes/pki/ca.key")]
+        );
+    }
+
+    #[test]
+    fn external_ca_mode_reuses_and_names_missing_leaves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        std::fs::remove_file(pki.join("ca.key")).unwrap();
+        let r = run(&s, &root, &PkiOptions::default());
+        assert_eq!(action(&r, "ca"), &PkiAction::ExternalCa);
+        assert_eq!(action(&r, "apiserver"), &PkiAction::Reused);
+        let st = inspect(&s, &root).unwrap();
+        assert!(
+            st.iter()
+                .find(|c| c.name == "ca")
+                .unwrap()
+                .externally_managed
+        );
+        let e = reconcile(
+            &s,
+            &root,
+            &PkiOptions {
+                renew: Renew::All,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, PkiError::ExternalCaRenew { .. }), "{e}");
+        std::fs::remove_file(pki.join("apiserver.crt")).unwrap();
+        std::fs::remove_file(pki.join("apiserver.key")).unwrap();
+        let before = snapshot(tmp.path());
+        let e = reconcile(&s, &root, &PkiOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("apiserver.crt"), "{e}");
+        assert_eq!(snapshot(tmp.path()), before, "nothing written on error");
+    }
+
+    #[test]
+    fn ca_problems_are_errors_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        std::fs::copy(pki.join("etcd/ca.key"), pki.join("front-proxy-ca.key")).unwrap();
+        let e = reconcile(&s, &root, &PkiOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("front-proxy-ca.key") && e.contains("not the key"),
+            "{e}"
+        );
+        std::fs::remove_file(pki.join("front-proxy-ca.crt")).unwrap();
+        let e = reconcile(&s, &root, &PkiOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("front-proxy-ca.crt") && e.contains("does not"),
+            "{e}"
+        );
+        std::fs::write(pki.join("sa.key"), "junk").unwrap();
+        std::fs::remove_file(pki.join("front-proxy-ca.key")).unwrap();
+        let e = reconcile(&s, &root, &PkiOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sa.key"), "{e}");
+    }
+
+    #[test]
+    fn renew_only_and_dry_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        // Dry run on an empty root: plans everything, writes nothing.
+        let dry = run(
+            &s,
+            &root,
+            &PkiOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        );
+        assert!(dry
+            .items
+            .iter()
+            .all(|i| i.action == PkiAction::WouldGenerate));
+        assert!(dry.lines()[0].starts_with("[certs] Would generate \"ca\""));
+        assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+        // A leaf alone needs its CA.
+        let e = reconcile(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("apiserver".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, PkiError::CaMissing { .. }), "{e}");
+        let r = run(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("ca".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.items.len(), 1);
+        run(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("etcd-ca".into()),
+                ..Default::default()
+            },
+        );
+        let r = run(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("etcd/server".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            r.items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            ["etcd-server"]
+        );
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        let old = std::fs::read(pki.join("etcd/server.key")).unwrap();
+        let r = run(
+            &s,
+            &root,
+            &PkiOptions {
+                renew: Renew::Names(vec!["etcd-server".into()]),
+                ..Default::default()
+            },
+        );
+        assert_eq!(action(&r, "etcd-server"), &PkiAction::Renewed);
+        assert_eq!(action(&r, "etcd-peer"), &PkiAction::Reused);
+        assert_ne!(std::fs::read(pki.join("etcd/server.key")).unwrap(), old);
+        let e = reconcile(
+            &s,
+            &root,
+            &PkiOptions {
+                renew: Renew::Names(vec!["nope".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("nope") && e.contains("apiserver-etcd-client"),
+            "{e}"
+        );
+        let e = reconcile(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("\"x\"") && e.contains("etcd-server"), "{e}");
+        assert!(cert_names(&s).contains(&"admin.conf".to_string()));
+        assert!(!cert_names(&s).contains(&"kubelet.conf".to_string()));
+    }
+
+    #[test]
+    fn sa_pub_is_regenerated_from_the_existing_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        let key = std::fs::read(pki.join("sa.key")).unwrap();
+        let pubk = std::fs::read(pki.join("sa.pub")).unwrap();
+        std::fs::remove_file(pki.join("sa.pub")).unwrap();
+        let r = run(&s, &root, &PkiOptions::default());
+        assert!(matches!(action(&r, "sa"), PkiAction::Reissued { .. }));
+        assert_eq!(std::fs::read(pki.join("sa.key")).unwrap(), key);
+        assert_eq!(std::fs::read(pki.join("sa.pub")).unwrap(), pubk);
+        assert_eq!(pfs::mode_of(&pki.join("sa.pub")), Some(0o600));
+    }
+}
