@@ -526,21 +526,44 @@ pub fn reconcile(
         local: PathBuf,
         action: KubeconfigAction,
         issue: bool,
-        ca: std::rc::Rc<Ca>,
+        ca: Option<std::rc::Rc<Ca>>,
     }
-    let mut cas: Vec<(String, std::rc::Rc<Ca>)> = Vec::new();
+    let mut cas: Vec<(String, Option<std::rc::Rc<Ca>>)> = Vec::new();
     let mut plans = Vec::new();
     for k in selected {
         let ca = match cas.iter().find(|(n, _)| *n == k.ca) {
             Some((_, c)) => c.clone(),
             None => {
-                let c = std::rc::Rc::new(load_ca(spec, root, &k.ca)?);
+                let c = match load_ca(spec, root, &k.ca) {
+                    Ok(c) => Some(std::rc::Rc::new(c)),
+                    // A dry run of a whole init plans the CA too: plan every file as new.
+                    Err(KubeconfigError::CaMissing { .. }) if opts.dry_run => None,
+                    Err(e) => return Err(e),
+                };
                 cas.push((k.ca.clone(), c.clone()));
                 c
             }
         };
         let host = dir.join(&k.file);
         let local = root.path(&host);
+        let Some(ca) = ca else {
+            let action = if pfs::mode_of(&local).is_some() {
+                KubeconfigAction::Regenerated {
+                    reason: format!("the {:?} CA does not exist yet", k.ca),
+                }
+            } else {
+                KubeconfigAction::Generated
+            };
+            plans.push(Plan {
+                k,
+                host,
+                local,
+                action,
+                issue: true,
+                ca: None,
+            });
+            continue;
+        };
         let a = assess(spec, root, k, &ca.cert, &local, now)?;
         let renew = k.renewable && opts.renew.includes(&k.file);
         let external = ca.key.is_none();
@@ -588,7 +611,7 @@ pub fn reconcile(
             local,
             action,
             issue,
-            ca,
+            ca: Some(ca),
         });
     }
 
@@ -648,10 +671,13 @@ pub fn reconcile(
             reason,
         };
         let key = fresh.next().ok_or_else(|| err("no key generated".into()))?;
-        let ca_key =
-            p.ca.key
-                .as_ref()
-                .ok_or_else(|| err("the CA key is absent".into()))?;
+        let ca =
+            p.ca.as_ref()
+                .ok_or_else(|| err("the CA is absent".into()))?;
+        let ca_key = ca
+            .key
+            .as_ref()
+            .ok_or_else(|| err("the CA key is absent".into()))?;
         let spec_issue = IssueSpec {
             cn: &p.k.cn,
             organizations: &p.k.organizations,
@@ -663,7 +689,7 @@ pub fn reconcile(
         let der = issue::signed(
             &spec_issue,
             &key,
-            &p.ca.cert.der,
+            &ca.cert.der,
             ca_key,
             spec.cert_validity,
             now,
@@ -674,7 +700,7 @@ pub fn reconcile(
             server: server_url(spec, p.k.server),
             user: p.k.cn.clone(),
             context: format!("{}@{}", p.k.cn, spec.cluster_name),
-            ca_pem: p.ca.cert.to_pem(),
+            ca_pem: ca.cert.to_pem(),
             cert_pem: crate::pki::pem::encode("CERTIFICATE", &der),
             key_pem: key.to_pem(),
         };
