@@ -707,23 +707,36 @@ pub fn reconcile(
         rendered.push(Some(render::render(&data).map_err(err)?));
     }
 
+    let mut pending = Vec::new();
+    let mut owner = Vec::new();
+    for (i, (p, text)) in plans.iter().zip(&rendered).enumerate() {
+        if let Some(t) = text {
+            pending.push(crate::pki::write::PendingWrite {
+                local: p.local.clone(),
+                content: t.clone().into_bytes(),
+                mode: MODE_PRIVATE,
+            });
+            owner.push(i);
+        }
+    }
+    let outcomes = crate::pki::write::write_all(&pending)?;
+    let mut written = vec![false; plans.len()];
+    for (i, o) in owner.into_iter().zip(outcomes) {
+        written[i] = o.changed();
+    }
     let mut items = Vec::with_capacity(plans.len());
-    for (p, text) in plans.iter().zip(rendered) {
-        let mut written = false;
+    for ((p, text), written) in plans.iter().zip(rendered).zip(written) {
         let mut mode_fixed = None;
-        match text {
-            Some(t) => written = pfs::write_atomic(&p.local, t.as_bytes(), MODE_PRIVATE)?.changed(),
-            None => {
-                if let Some(bytes) = pfs::read_optional(&p.local)? {
-                    if let WriteOutcome::ModeFixed { old } =
-                        pfs::write_atomic(&p.local, &bytes, MODE_PRIVATE)?
-                    {
-                        mode_fixed = Some(ModeFix {
-                            path: p.host.clone(),
-                            old,
-                            new: MODE_PRIVATE,
-                        });
-                    }
+        if text.is_none() {
+            if let Some(bytes) = pfs::read_optional(&p.local)? {
+                if let WriteOutcome::ModeFixed { old } =
+                    pfs::write_atomic(&p.local, &bytes, MODE_PRIVATE)?
+                {
+                    mode_fixed = Some(ModeFix {
+                        path: p.host.clone(),
+                        old,
+                        new: MODE_PRIVATE,
+                    });
                 }
             }
         }

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod pem;
 pub mod profile;
 mod reconcile;
+pub(crate) mod write;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -525,16 +525,28 @@ pub fn reconcile(
         outputs.push(files);
     }
 
-    // 5. Write (keys before certificates), then fix modes of kept files.
-    let mut items = Vec::with_capacity(plans.len());
-    for (plan, files) in plans.iter().zip(outputs) {
-        let mut written = Vec::new();
+    // 5. Write every new file in one parallel batch (see `write`), then fix modes of kept files.
+    let mut pending = Vec::new();
+    let mut owner = Vec::new();
+    for (i, files) in outputs.into_iter().enumerate() {
         for (host, local, content, mode) in files {
-            let outcome = pfs::write_atomic(&local, content.as_bytes(), mode)?;
-            if outcome.changed() {
-                written.push(host);
-            }
+            pending.push(super::write::PendingWrite {
+                local,
+                content: content.into_bytes(),
+                mode,
+            });
+            owner.push((i, host));
         }
+    }
+    let outcomes = super::write::write_all(&pending)?;
+    let mut written: Vec<Vec<PathBuf>> = vec![Vec::new(); plans.len()];
+    for ((i, host), outcome) in owner.into_iter().zip(outcomes) {
+        if outcome.changed() {
+            written[i].push(host);
+        }
+    }
+    let mut items = Vec::with_capacity(plans.len());
+    for (plan, written) in plans.iter().zip(written) {
         let mut mode_fixed = Vec::new();
         for (local, mode) in &plan.keep {
             if let Some(bytes) = pfs::read_optional(local)? {
