@@ -10,7 +10,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodList, Probe};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Probe};
+
+/// The agent's `/pods` body.
+pub type PodList = k8s_openapi::List<Pod>;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::fs::HostRoot;

@@ -130,8 +130,8 @@ pub fn phase_kubeconfig(spec: &ClusterSpec, root: &HostRoot, only: Option<&str>,
 }
 
 /// The render context for this host: the etcd user (cis profile) and host CA dirs.
-pub fn render_context(spec: &ClusterSpec, dry_run: bool) -> Result<RenderContext, InitError> {
-    let mut ctx = RenderContext::for_host();
+pub fn render_context(spec: &ClusterSpec, root: &HostRoot, dry_run: bool) -> Result<RenderContext, InitError> {
+    let mut ctx = RenderContext::for_host(root, spec);
     if spec.plinth.security_profile == crate::config::SecurityProfile::Cis && spec.has_local_etcd() {
         ctx.etcd_user = Some(if dry_run {
             crate::security::lookup_etcd_user().unwrap_or((0, 0))
@@ -149,7 +149,7 @@ pub fn phase_manifests(
     components: &[Component],
     dry_run: bool,
 ) -> Result<PhaseReport, InitError> {
-    let ctx = render_context(spec, dry_run)?;
+    let ctx = render_context(spec, root, dry_run)?;
     let rendered: Vec<RenderedManifest> = components
         .iter()
         .map(|c| manifests::render(spec, *c, &ctx))

@@ -83,7 +83,7 @@ pub async fn regenerate(
     opts: &Options,
     mut progress: impl FnMut(&str),
 ) -> Result<Report, RegenerateError> {
-    let ctx = crate::init::render_context(spec, opts.diff_only)?;
+    let ctx = crate::init::render_context(spec, root, opts.diff_only)?;
     let new = manifests::render(spec, component, &ctx)?;
     let path = root.path(&spec.plinth.manifests_dir).join(component.file_name());
     let old_text = fs::read_optional(&path)?.map(|b| String::from_utf8_lossy(&b).into_owned());

@@ -114,13 +114,16 @@ pub fn cert_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
             if !s.chains_to_ca {
                 problems.push(format!("does not chain to {}", s.ca_name.clone().unwrap_or_else(|| "its CA".into())));
             }
-            if !s.key_matches {
+            if !s.key_matches && !s.externally_managed {
                 problems.push("key does not match the certificate".to_string());
+            }
+            if !s.present {
+                problems.push(format!("{} is missing", s.cert_path.display()));
             }
             if !s.missing_sans.is_empty() {
                 problems.push(format!("SANs do not cover {}", s.missing_sans.join(", ")));
             }
-            let days = s.residual_days();
+            let days = s.residual.whole_days();
             if days < 0 {
                 problems.push(format!("expired {} days ago", -days));
             }
@@ -189,8 +192,8 @@ pub fn file_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
     if let Ok(statuses) = crate::pki::inspect(spec, root) {
         for s in statuses {
             files.push((s.cert_path.display().to_string(), 0o644));
-            if let Some(k) = &s.key_path {
-                files.push((k.display().to_string(), 0o600));
+            if !s.externally_managed {
+                files.push((s.key_path.display().to_string(), 0o600));
             }
         }
     }

@@ -198,7 +198,7 @@ fn run_phase(
 
 /// Builds the preflight context from the spec, the manifests it will write and the agent.
 fn preflight_context(spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<preflight::PreflightContext> {
-    let ctx = init::render_context(spec, true)?;
+    let ctx = init::render_context(spec, root, true)?;
     let mut pc = preflight::PreflightContext { bin_path: spec.plinth.bin_path.clone(), ..Default::default() };
     for c in Component::all() {
         if c == Component::Etcd && !spec.has_local_etcd() {
@@ -275,7 +275,7 @@ fn wait(spec: &ClusterSpec, root: &HostRoot, rt: &tokio::runtime::Runtime, requi
         spec.plinth.manifests_dir,
         timeout.as_secs()
     );
-    let ctx = init::render_context(spec, true)?;
+    let ctx = init::render_context(spec, root, true)?;
     let mut targets = Vec::new();
     for c in Component::all() {
         if c == Component::Etcd && !spec.has_local_etcd() {
