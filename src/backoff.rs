@@ -14,7 +14,11 @@ pub struct BackoffPolicy {
 impl BackoffPolicy {
     /// kubelet's policy.
     pub fn kubelet() -> Self {
-        BackoffPolicy { initial: Duration::from_secs(10), max: Duration::from_secs(300), reset_after: Duration::from_secs(600) }
+        BackoffPolicy {
+            initial: Duration::from_secs(10),
+            max: Duration::from_secs(300),
+            reset_after: Duration::from_secs(600),
+        }
     }
 }
 /// CrashLoopBackOff state.
@@ -27,7 +31,11 @@ pub struct CrashLoopBackoff {
 impl CrashLoopBackoff {
     /// New.
     pub fn new(policy: BackoffPolicy) -> Self {
-        CrashLoopBackoff { policy, streak: 0, restarts: 0 }
+        CrashLoopBackoff {
+            policy,
+            streak: 0,
+            restarts: 0,
+        }
     }
     /// Delay before the next start.
     pub fn on_exit(&mut self, started_at: Instant, exited_at: Instant) -> Duration {

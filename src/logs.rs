@@ -25,12 +25,25 @@ pub struct LogLine {
     pub text: String,
 }
 /// Path of a container log.
-pub fn container_log_path(log_root: &Path, namespace: &str, pod_name: &str, pod_uid: &str, container: &str, restart_count: u32) -> PathBuf {
-    log_root.join(format!("{namespace}_{pod_name}_{pod_uid}")).join(container).join(format!("{restart_count}.log"))
+pub fn container_log_path(
+    log_root: &Path,
+    namespace: &str,
+    pod_name: &str,
+    pod_uid: &str,
+    container: &str,
+    restart_count: u32,
+) -> PathBuf {
+    log_root
+        .join(format!("{namespace}_{pod_name}_{pod_uid}"))
+        .join(container)
+        .join(format!("{restart_count}.log"))
 }
 /// Last n lines.
 pub fn tail_lines(path: &Path, n: usize) -> Result<Vec<LogLine>, LogError> {
-    let s = std::fs::read_to_string(path).map_err(|e| LogError::Io { path: path.into(), source: e })?;
+    let s = std::fs::read_to_string(path).map_err(|e| LogError::Io {
+        path: path.into(),
+        source: e,
+    })?;
     let v: Vec<LogLine> = s
         .lines()
         .map(|l| {
@@ -38,7 +51,11 @@ pub fn tail_lines(path: &Path, n: usize) -> Result<Vec<LogLine>, LogError> {
             let time = it.next().unwrap_or_default().to_string();
             let stream = it.next().unwrap_or_default().to_string();
             let _ = it.next();
-            LogLine { time, stream, text: it.next().unwrap_or_default().to_string() }
+            LogLine {
+                time,
+                stream,
+                text: it.next().unwrap_or_default().to_string(),
+            }
         })
         .collect();
     let skip = v.len().saturating_sub(n);

@@ -90,7 +90,13 @@ impl ProbeState {
             ProbeKind::Liveness => ProbeResult::Success,
             ProbeKind::Startup => ProbeResult::Unknown,
         };
-        ProbeState { spec: spec.clone(), next: started + spec.initial, result, ok: 0, bad: 0 }
+        ProbeState {
+            spec: spec.clone(),
+            next: started + spec.initial,
+            result,
+            ok: 0,
+            bad: 0,
+        }
     }
     /// Next due.
     pub fn next_due(&self) -> Option<Instant> {

@@ -1,1 +1,9 @@
-//! Static pod agent.
+//! The bundled static pod agent (`plinth agent`): keeps exactly the pods of a manifest
+//! directory running, with kubelet semantics, as supervised host processes.
+//!
+//! Data flows one way: [`source`] (inotify + relist) → [`podconfig`] (desired pods by name,
+//! last known good, conflicts) → one worker per pod UID → the [`crate::runtime::Runtime`].
+
+pub mod pod;
+pub mod podconfig;
+pub mod source;
