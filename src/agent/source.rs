@@ -259,7 +259,9 @@ impl Watcher {
                     | M::DELETE_SELF
                     | M::MOVE_SELF,
             )?;
-            tokio::io::unix::AsyncFd::new(ino)
+            // SAFETY: `ino` owns its inotify fd, which stays open until the AsyncFd (which
+            // owns `ino`) deregisters it on drop.
+            Ok(unsafe { tokio::io::unix::AsyncFd::register(ino) }?)
         })();
         match result {
             Ok(fd) => {
