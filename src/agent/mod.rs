@@ -10,3 +10,5 @@ pub mod pod;
 pub mod podconfig;
 pub mod resolve;
 pub mod source;
+pub mod state;
+pub mod worker;
