@@ -345,6 +345,11 @@ impl PodWorker {
         lock(&self.shared).clone()
     }
 
+    /// A shared handle on the worker's live status (for the status server).
+    pub fn status_handle(&self) -> Arc<Mutex<PodSnapshot>> {
+        self.shared.clone()
+    }
+
     /// True when the worker task has ended.
     pub fn is_finished(&self) -> bool {
         self.join.is_finished()
@@ -1039,4 +1044,4 @@ impl Gates {
 
 #[cfg(test)]
 #[path = "worker_tests.rs"]
-mod tests;
+pub(crate) mod tests;
