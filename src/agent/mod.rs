@@ -358,3 +358,161 @@ impl Agent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::worker::tests::{Behaviour, FakeProber, FakeRuntime};
+    use std::path::{Path, PathBuf};
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: kube-system}\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: c\n    image: x\n    command: [sleep, 'ARG']\n";
+
+    fn cfg(root: &Path, stop: bool) -> AgentConfig {
+        AgentConfig {
+            root: crate::fs::HostRoot::new(Some(root)),
+            manifest_path: PathBuf::from("/etc/kubernetes/manifests"),
+            file_check_frequency: Duration::from_secs(20),
+            healthz: None,
+            node_name: "n1".into(),
+            node_ip: "127.0.0.1".parse().unwrap(),
+            state_dir: "/var/lib/plinth".into(),
+            log_dir: "/var/log/pods".into(),
+            bin_path: vec!["/bin".into(), "/usr/bin".into()],
+            image_commands: Default::default(),
+            stop_pods_on_exit: stop,
+            ignored_fields: vec![],
+        }
+    }
+
+    async fn eventually(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    fn count(rt: &FakeRuntime, prefix: &str) -> usize {
+        rt.texts().iter().filter(|t| t.starts_with(prefix)).count()
+    }
+
+    #[tokio::test]
+    async fn reacts_to_edits_bad_files_and_removal_then_adopts_after_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let mdir = d.path().join("etc/kubernetes/manifests");
+        std::fs::create_dir_all(&mdir).unwrap();
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "100")).unwrap();
+        let rt = FakeRuntime::new(|_| Behaviour::Forever { ignore_term: false });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(
+            cfg(d.path(), false),
+            rt.clone(),
+            Arc::new(FakeProber::default()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        eventually("first start", || count(&rt, "start c 0 sleep 100") == 1).await;
+        // Edit: the old one is stopped before the new one starts.
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "200")).unwrap();
+        eventually("replacement", || count(&rt, "start c 0 sleep 200") == 1).await;
+        let texts = rt.texts();
+        let term = texts.iter().position(|t| t == "term c").unwrap();
+        let new = texts
+            .iter()
+            .position(|t| t == "start c 0 sleep 200")
+            .unwrap();
+        assert!(term < new, "{texts:?}");
+        // Garbage, wrong kind, duplicates: the pod keeps running.
+        std::fs::write(
+            mdir.join("web.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata: [",
+        )
+        .unwrap();
+        std::fs::write(mdir.join("dup.yaml"), POD.replace("ARG", "300")).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count(&rt, "start"), 2, "{:?}", rt.texts());
+        assert_eq!(count(&rt, "term"), 1);
+        std::fs::remove_file(mdir.join("dup.yaml")).unwrap();
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "200")).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count(&rt, "start"), 2, "identical content again: no-op");
+        // Agent exits: pods stay.
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
+        assert_eq!(count(&rt, "term"), 1);
+        // A new agent adopts the running process instead of starting another.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(
+            cfg(d.path(), true),
+            rt.clone(),
+            Arc::new(FakeProber::default()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            count(&rt, "start"),
+            2,
+            "adopted, not restarted: {:?}",
+            rt.texts()
+        );
+        // Removal stops the pod.
+        std::fs::remove_file(mdir.join("web.yaml")).unwrap();
+        eventually("removal", || count(&rt, "term") == 2).await;
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
+        let state = d.path().join("var/lib/plinth/pods");
+        assert_eq!(
+            std::fs::read_dir(state).unwrap().count(),
+            0,
+            "state forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn orphans_of_a_previous_run_are_killed_when_their_manifest_changed() {
+        let d = tempfile::tempdir().unwrap();
+        let mdir = d.path().join("etc/kubernetes/manifests");
+        std::fs::create_dir_all(&mdir).unwrap();
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "1")).unwrap();
+        let rt = FakeRuntime::new(|_| Behaviour::Forever { ignore_term: false });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(
+            cfg(d.path(), false),
+            rt.clone(),
+            Arc::new(FakeProber::default()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        eventually("start", || count(&rt, "start") == 1).await;
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
+        // Changed while the agent was down.
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "2")).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(
+            cfg(d.path(), true),
+            rt.clone(),
+            Arc::new(FakeProber::default()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        eventually("replacement", || count(&rt, "start c 0 sleep 2") == 1).await;
+        let texts = rt.texts();
+        let term = texts
+            .iter()
+            .position(|t| t == "term c")
+            .expect("orphan terminated");
+        let new = texts.iter().position(|t| t == "start c 0 sleep 2").unwrap();
+        assert!(term < new, "{texts:?}");
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
+        assert_eq!(count(&rt, "term"), 2, "stop-pods-on-exit stops the new one");
+    }
+}
