@@ -895,7 +895,7 @@ async fn supervise(
     let node_ip = run.ctx.resolver.node_ip;
     let make = |p: &Option<k8s_openapi::api::core::v1::Probe>, kind: ProbeKind| {
         let p = p.as_ref()?;
-        match ProbeSpec::from_k8s(p, c, node_ip) {
+        match ProbeSpec::from_k8s(p, c, node_ip, kind) {
             Ok(spec) => {
                 let state = ProbeState::new(kind, &spec, started_at);
                 Some((kind, spec, state))

@@ -45,8 +45,7 @@ pub struct ContainerInitCmd {
 
 /// Runs the log shim until both streams close.
 pub fn log_shim(cmd: LogShimCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("log-shim is not wired up yet")
+    Ok(plinth::logs::run_shim(&cmd.args))
 }
 
 /// Sets up the container's process and execs it; returns only on failure.
