@@ -1,1 +1,518 @@
-//! Static pod agent.
+//! The bundled static pod agent (`plinth agent`): keeps exactly the pods of a manifest
+//! directory running, with kubelet semantics, as supervised host processes.
+//!
+//! Data flows one way: [`source`] (inotify + periodic relist) → [`podconfig`] (desired pods
+//! by name, last known good, conflicts) → one [`worker`] per pod UID (start gate, restart
+//! policy, probes, termination) → the [`crate::runtime::Runtime`]. [`state`] persists what
+//! was started so a restarted agent adopts its processes; [`status`] serves `/pods`.
+//!
+//! [`run`] is the whole agent: it returns when `shutdown` resolves, leaving pods running
+//! (like a kubelet restart) unless `stop_pods_on_exit` is set.
+
+pub mod config;
+pub mod env;
+pub mod hostpath;
+pub mod pod;
+pub mod podconfig;
+pub mod resolve;
+pub mod source;
+pub mod state;
+pub mod status;
+pub mod worker;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use config::AgentConfig;
+use hostpath::HostPaths;
+use podconfig::{Desired, PodConfig, Problem};
+use resolve::Resolver;
+use state::{PersistedPod, StateStore};
+use status::{StatusView, ViewFn};
+use worker::{Gates, Lifecycle, PodWorker, Prober, WorkerCtx};
+
+use crate::runtime::Runtime;
+
+/// Errors that stop the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The status address cannot be bound.
+    #[error("status server: cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory cannot be created.
+    #[error(transparent)]
+    Fs(#[from] crate::fs::FsError),
+}
+
+/// Pods the status API shows, shared between the sync loop and the server.
+#[derive(Default)]
+struct Registry {
+    /// (uid, name, desired, worker status handle).
+    pods: Vec<(
+        String,
+        String,
+        bool,
+        Arc<dyn Fn() -> worker::PodSnapshot + Send + Sync>,
+    )>,
+    problems: Vec<Problem>,
+}
+
+/// The agent's sync loop state.
+struct Agent {
+    cfg: AgentConfig,
+    ctx: Arc<WorkerCtx>,
+    host_paths: Arc<HostPaths>,
+    pod_config: PodConfig,
+    workers: HashMap<String, PodWorker>,
+    gates: Gates,
+    adoptable: HashMap<String, PersistedPod>,
+    digests: HashMap<String, String>,
+    desired: Desired,
+    registry: Arc<Mutex<Registry>>,
+}
+
+/// Runs the agent until `shutdown` resolves.
+pub async fn run(
+    cfg: AgentConfig,
+    runtime: Arc<dyn Runtime>,
+    prober: Arc<dyn Prober>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let root = cfg.root.clone();
+    crate::fs::ensure_dir(&root.path(&cfg.state_dir), 0o700)?;
+    crate::fs::ensure_dir(&root.path(&cfg.log_dir), crate::fs::MODE_DIR)?;
+    if !cfg.ignored_fields.is_empty() {
+        tracing::info!(
+            "KubeletConfiguration fields accepted but not used by plinth agent: {}",
+            cfg.ignored_fields.join(", ")
+        );
+    }
+    let registry = Arc::new(Mutex::new(Registry::default()));
+    let server = match cfg.healthz {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| AgentError::Bind { addr, source: e })?;
+            let view = view_fn(registry.clone(), cfg.node_ip);
+            tracing::info!("status API on http://{addr} (/healthz, /pods, /errors)");
+            Some(tokio::spawn(status::serve(listener, view)))
+        }
+        None => None,
+    };
+    let host_paths = Arc::new(HostPaths::new(root.clone(), &cfg.state_dir));
+    let resolver = Arc::new(Resolver {
+        root: root.clone(),
+        bin_path: cfg.bin_path.clone(),
+        image_commands: cfg.image_commands.clone(),
+        node_name: cfg.node_name.clone(),
+        node_ip: cfg.node_ip,
+        log_dir: cfg.log_dir.clone(),
+        host_paths: HostPaths::new(root.clone(), &cfg.state_dir),
+    });
+    let state = Arc::new(StateStore::new(&root, &cfg.state_dir));
+    let (persisted, errors) = state.load();
+    for e in errors {
+        tracing::warn!("ignoring unreadable state: {e}");
+    }
+    let known: BTreeSet<String> = persisted.iter().map(|p| p.uid.clone()).collect();
+    let ctx = Arc::new(WorkerCtx {
+        runtime,
+        prober,
+        resolver,
+        state,
+    });
+    let mut agent = Agent {
+        pod_config: PodConfig::new(&cfg.node_name, known),
+        cfg,
+        ctx,
+        host_paths,
+        workers: HashMap::new(),
+        gates: Gates::default(),
+        adoptable: persisted.into_iter().map(|p| (p.uid.clone(), p)).collect(),
+        digests: HashMap::new(),
+        desired: Desired::default(),
+        registry,
+    };
+    let mut watcher = source::Watcher::new(&agent.cfg.root, &agent.cfg.manifest_path);
+    agent.relist();
+    agent.adopt_or_kill_recorded();
+    agent.sync();
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!(
+        pods = agent.desired.pods.len(),
+        "first sync done; watching {}",
+        agent.cfg.manifest_path.display()
+    );
+
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut relist = tokio::time::interval(agent.cfg.file_check_frequency);
+    relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    relist.tick().await;
+    let mut reap = tokio::time::interval(Duration::from_secs(1));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = watcher.changed() => {
+                agent.relist();
+                agent.sync();
+            }
+            _ = relist.tick() => {
+                watcher.ensure();
+                agent.relist();
+                agent.sync();
+                agent.check_mounted_files();
+            }
+            Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                tracing::info!("SIGHUP: relisting and checking mounted files");
+                agent.relist();
+                agent.sync();
+                agent.check_mounted_files();
+            }
+            _ = reap.tick() => agent.reap(),
+        }
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    agent.shutdown().await;
+    if let Some(s) = server {
+        s.abort();
+    }
+    Ok(())
+}
+
+fn view_fn(registry: Arc<Mutex<Registry>>, node_ip: std::net::IpAddr) -> ViewFn {
+    Arc::new(move || {
+        let reg = registry.lock().unwrap_or_else(|e| e.into_inner());
+        let desired_names: BTreeSet<&str> = reg
+            .pods
+            .iter()
+            .filter(|p| p.2)
+            .map(|p| p.1.as_str())
+            .collect();
+        let mut pods: Vec<worker::PodSnapshot> = reg
+            .pods
+            .iter()
+            .filter(|(_, name, desired, _)| *desired || !desired_names.contains(name.as_str()))
+            .map(|(_, _, _, snap)| snap())
+            .collect();
+        pods.sort_by(|a, b| a.pod.name.cmp(&b.pod.name));
+        StatusView {
+            pods,
+            problems: reg.problems.clone(),
+            node_ip: Some(node_ip),
+        }
+    })
+}
+
+impl Agent {
+    fn relist(&mut self) {
+        let listing = source::list(&self.cfg.root, &self.cfg.manifest_path);
+        let now = status::time(std::time::SystemTime::now())
+            .map(|t| t.0.to_string())
+            .unwrap_or_default();
+        let desired = self.pod_config.update(listing, &now);
+        let old: BTreeSet<String> = self
+            .desired
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        for p in &desired.problems {
+            if !old.contains(&p.to_string()) {
+                tracing::warn!("{p}");
+            }
+        }
+        let new: BTreeSet<String> = desired.problems.iter().map(|p| p.to_string()).collect();
+        for p in old.difference(&new) {
+            tracing::info!("resolved: {p}");
+        }
+        self.desired = desired;
+    }
+
+    /// Orphans: recorded pods no manifest defines (any more) get a terminating worker.
+    fn adopt_or_kill_recorded(&mut self) {
+        let desired: BTreeSet<&str> = self.desired.pods.values().map(|p| p.uid.as_str()).collect();
+        let orphans: Vec<String> = self
+            .adoptable
+            .keys()
+            .filter(|uid| !desired.contains(uid.as_str()))
+            .cloned()
+            .collect();
+        for uid in orphans {
+            if let Some(rec) = self.adoptable.remove(&uid) {
+                tracing::info!(pod = %rec.name, uid = %rec.uid, "recorded pod is no longer defined by a manifest: terminating its processes");
+                let gate = self.gates.get(&rec.name);
+                let w = PodWorker::spawn_orphan(self.ctx.clone(), rec, gate);
+                self.workers.insert(uid, w);
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        let desired_uids: BTreeSet<String> =
+            self.desired.pods.values().map(|p| p.uid.clone()).collect();
+        for w in self.workers.values_mut() {
+            if !desired_uids.contains(&w.uid) && !w.is_terminating() {
+                tracing::info!(pod = %w.name, uid = %w.uid, "pod removed or changed: terminating");
+                w.terminate(None);
+            }
+        }
+        for p in self.desired.pods.values() {
+            if self.workers.contains_key(&p.uid) {
+                continue;
+            }
+            tracing::info!(pod = %p.name, uid = %p.uid, file = %p.file.display(), "starting pod worker");
+            let adopted = self.adoptable.remove(&p.uid);
+            let gate = self.gates.get(&p.name);
+            self.digests.insert(
+                p.uid.clone(),
+                self.host_paths.mounted_files_digest(p.spec()),
+            );
+            let w = PodWorker::spawn(self.ctx.clone(), p.clone(), gate, adopted);
+            self.workers.insert(p.uid.clone(), w);
+        }
+        self.publish();
+    }
+
+    fn check_mounted_files(&mut self) {
+        for p in self.desired.pods.values() {
+            let Some(w) = self.workers.get(&p.uid) else {
+                continue;
+            };
+            let now = self.host_paths.mounted_files_digest(p.spec());
+            let prev = self.digests.insert(p.uid.clone(), now.clone());
+            if prev.is_some_and(|d| d != now) {
+                tracing::info!(pod = %p.name, "a mounted file changed: restarting the pod's containers");
+                w.restart_containers("MountedFileChanged");
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        let desired_uids: BTreeSet<&str> =
+            self.desired.pods.values().map(|p| p.uid.as_str()).collect();
+        let before = self.workers.len();
+        self.workers.retain(|uid, w| {
+            desired_uids.contains(uid.as_str())
+                || !(w.is_finished() && w.snapshot().lifecycle == Lifecycle::Terminated)
+        });
+        if self.workers.len() != before {
+            self.digests
+                .retain(|uid, _| desired_uids.contains(uid.as_str()));
+            self.gates.prune();
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        let desired_uids: BTreeSet<&str> =
+            self.desired.pods.values().map(|p| p.uid.as_str()).collect();
+        let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        reg.problems = self.desired.problems.clone();
+        reg.pods = self
+            .workers
+            .values()
+            .map(|w| {
+                let h = w.status_handle();
+                let f: Arc<dyn Fn() -> worker::PodSnapshot + Send + Sync> =
+                    Arc::new(move || h.lock().unwrap_or_else(|e| e.into_inner()).clone());
+                (
+                    w.uid.clone(),
+                    w.name.clone(),
+                    desired_uids.contains(w.uid.as_str()),
+                    f,
+                )
+            })
+            .collect();
+    }
+
+    async fn shutdown(self) {
+        let stop = self.cfg.stop_pods_on_exit;
+        tracing::info!(
+            "agent stopping; {}",
+            if stop {
+                "stopping all pods"
+            } else {
+                "leaving pods running"
+            }
+        );
+        let mut workers: BTreeMap<String, PodWorker> = self.workers.into_iter().collect();
+        for w in workers.values_mut() {
+            if stop {
+                w.terminate(None);
+            } else {
+                w.detach();
+            }
+        }
+        for (_, w) in workers {
+            w.join().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::worker::tests::{Behaviour, FakeProber, FakeRuntime};
+    use std::path::{Path, PathBuf};
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: kube-system}\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: c\n    image: x\n    command: [sleep, 'ARG']\n";
+
+    fn cfg(root: &Path, stop: bool) -> AgentConfig {
+        AgentConfig {
+            root: crate::fs::HostRoot::new(Some(root)),
+            manifest_path: PathBuf::from("/etc/kubernetes/manifests"),
+            file_check_frequency: Duration::from_secs(20),
+            healthz: None,
+            node_name: "n1".into(),
+            node_ip: "127.0.0.1".parse().unwrap(),
+            state_dir: "/var/lib/plinth".into(),
+            log_dir: "/var/log/pods".into(),
+            bin_path: vec!["/bin".into(), "/usr/bin".into()],
+            image_commands: Default::default(),
+            stop_pods_on_exit: stop,
+            ignored_fields: vec![],
+        }
+    }
+
+    async fn eventually(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    fn count(rt: &FakeRuntime, prefix: &str) -> usize {
+        rt.texts().iter().filter(|t| t.starts_with(prefix)).count()
+    }
+
+    #[tokio::test]
+    async fn reacts_to_edits_bad_files_and_removal_then_adopts_after_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let mdir = d.path().join("etc/kubernetes/manifests");
+        std::fs::create_dir_all(&mdir).unwrap();
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "100")).unwrap();
+        let rt = FakeRuntime::new(|_| Behaviour::Forever { ignore_term: false });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(
+            cfg(d.path(), false),
+            rt.clone(),
+            Arc::new(FakeProber::default()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        eventually("first start", || count(&rt, "start c 0 sleep 100") == 1).await;
+        // Edit: the old one is stopped before the new one starts.
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "200")).unwrap();
+        eventually("replacement", || count(&rt, "start c 0 sleep 200") == 1).await;
+        let texts = rt.texts();
+        let term = texts.iter().position(|t| t == "term c").unwrap();
+        let new = texts
+            .iter()
+            .position(|t| t == "start c 0 sleep 200")
+            .unwrap();
+        assert!(term < new, "{texts:?}");
+        // Garbage, wrong kind, duplicates: the pod keeps running.
+        std::fs::write(
+            mdir.join("web.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata: [",
+        )
+        .unwrap();
+        std::fs::write(mdir.join("dup.yaml"), POD.replace("ARG", "300")).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count(&rt, "start"), 2, "{:?}", rt.texts());
+        assert_eq!(count(&rt, "term"), 1);
+        std::fs::remove_file(mdir.join("dup.yaml")).unwrap();
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "200")).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count(&rt, "start"), 2, "identical content again: no-op");
+        // Agent exits: pods stay.
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
+        assert_eq!(count(&rt, "term"), 1);
+        // A new agent adopts the running process instead of starting another.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(
+            cfg(d.path(), true),
+            rt.clone(),
+            Arc::new(FakeProber::default()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            count(&rt, "start"),
+            2,
+            "adopted, not restarted: {:?}",
+            rt.texts()
+        );
+        // Removal stops the pod.
+        std::fs::remove_file(mdir.join("web.yaml")).unwrap();
+        eventually("removal", || count(&rt, "term") == 2).await;
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
+        let state = d.path().join("var/lib/plinth/pods");
+        assert_eq!(
+            std::fs::read_dir(state).unwrap().count(),
+            0,
+            "state forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn orphans_of_a_previous_run_are_killed_when_their_manifest_changed() {
+        let d = tempfile::tempdir().unwrap();
+        let mdir = d.path().join("etc/kubernetes/manifests");
+        std::fs::create_dir_all(&mdir).unwrap();
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "1")).unwrap();
+        let rt = FakeRuntime::new(|_| Behaviour::Forever { ignore_term: false });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(
+            cfg(d.path(), false),
+            rt.clone(),
+            Arc::new(FakeProber::default()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        eventually("start", || count(&rt, "start") == 1).await;
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
+        // Changed while the agent was down.
+        std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "2")).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(
+            cfg(d.path(), true),
+            rt.clone(),
+            Arc::new(FakeProber::default()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        eventually("replacement", || count(&rt, "start c 0 sleep 2") == 1).await;
+        let texts = rt.texts();
+        let term = texts
+            .iter()
+            .position(|t| t == "term c")
+            .expect("orphan terminated");
+        let new = texts.iter().position(|t| t == "start c 0 sleep 2").unwrap();
+        assert!(term < new, "{texts:?}");
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
+        assert_eq!(count(&rt, "term"), 2, "stop-pods-on-exit stops the new one");
+    }
+}

@@ -50,6 +50,5 @@ pub fn log_shim(cmd: LogShimCmd) -> anyhow::Result<i32> {
 
 /// Sets up the container's process and execs it; returns only on failure.
 pub fn container_init(cmd: ContainerInitCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("container-init is not wired up yet")
+    Ok(plinth::runtime::process::container_init_main(&cmd.args))
 }

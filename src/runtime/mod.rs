@@ -35,6 +35,11 @@ pub struct Resources {
     pub cpu_limit_millis: Option<u64>,
     /// Memory limit in bytes.
     pub memory_limit_bytes: Option<u64>,
+    /// `oom_score_adj` for the container's processes (the kubelet uses -997 for node-critical
+    /// pods such as the control plane). Best effort: a value the agent may not set (negative
+    /// without CAP_SYS_RESOURCE) is skipped with a debug log.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 /// Everything needed to start one container, fully resolved by the agent.

@@ -1,0 +1,1047 @@
+//! Pod workers: one tokio task per pod UID with a one-way lifecycle
+//! `waiting → starting → running → terminating → terminated`.
+//!
+//! - **Start gate.** Workers of the same pod name share a FIFO lock; a worker holds it from
+//!   before its first container starts until its last container is gone, so on a change the
+//!   old pod is fully terminated before the new one starts.
+//! - **Containers.** Each container has its own task: start through the runtime, supervise
+//!   (exit, probes, commands), restart per `restartPolicy` with CrashLoopBackOff delays from
+//!   [`crate::backoff`]; a failing liveness (or startup) probe kills and restarts it; the
+//!   readiness probe feeds `ready`. Init containers run first, in order, to completion.
+//! - **Termination.** SIGTERM to the container's tree, SIGKILL after the grace period
+//!   (`terminationGracePeriodSeconds`, default 30 s).
+//! - **Detach.** When the agent exits without `--stop-pods-on-exit`, workers let go of their
+//!   processes without signalling them; the state dir lets the next agent adopt them.
+//!
+//! Time comes from tokio (`tokio::time::Instant`), so the logic runs under paused time in
+//! tests with a fake runtime and prober.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use k8s_openapi::api::core::v1::Container;
+use tokio::sync::mpsc;
+
+use super::pod::StaticPod;
+use super::resolve::Resolver;
+use super::state::{grace_seconds, PersistedContainer, PersistedPod, StateStore};
+use crate::backoff::{BackoffPolicy, CrashLoopBackoff};
+use crate::probe::{ProbeKind, ProbeOutcome, ProbeSpec, ProbeState, ProbeTransition};
+use crate::runtime::{BoxFuture, ContainerHandle, ExitStatus, Runtime, StopSignal};
+
+/// Runs probes; the real one is [`RealProber`], tests inject their own.
+pub trait Prober: Send + Sync + 'static {
+    /// Runs one probe of `container` in `pod`.
+    fn probe(
+        &self,
+        pod: &StaticPod,
+        container: &str,
+        kind: ProbeKind,
+        spec: &ProbeSpec,
+    ) -> BoxFuture<ProbeOutcome>;
+}
+
+/// Runs probes with [`crate::probe::execute`].
+#[derive(Debug, Default)]
+pub struct RealProber;
+
+impl Prober for RealProber {
+    fn probe(
+        &self,
+        _: &StaticPod,
+        _: &str,
+        _: ProbeKind,
+        spec: &ProbeSpec,
+    ) -> BoxFuture<ProbeOutcome> {
+        let spec = spec.clone();
+        Box::pin(async move { crate::probe::execute(&spec).await })
+    }
+}
+
+/// What every worker needs.
+pub struct WorkerCtx {
+    /// The container runtime.
+    pub runtime: Arc<dyn Runtime>,
+    /// The prober.
+    pub prober: Arc<dyn Prober>,
+    /// Container resolution.
+    pub resolver: Arc<Resolver>,
+    /// Persistent state.
+    pub state: Arc<StateStore>,
+}
+
+/// The pod-level lifecycle (one way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Lifecycle {
+    /// Waiting for the previous pod of the same name to terminate.
+    Waiting,
+    /// Preparing volumes, running init containers, starting containers.
+    Starting,
+    /// Containers started.
+    Running,
+    /// Stopping its containers.
+    Terminating,
+    /// All containers gone.
+    Terminated,
+}
+
+/// How a container instance ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Terminated {
+    /// Exit code (128+signal when killed, -1 when unknown).
+    pub exit_code: i32,
+    /// The signal that killed it, if any.
+    pub signal: Option<i32>,
+    /// `Completed`, `Error`, `MountedFileChanged`, `Unknown`.
+    pub reason: String,
+    /// Details (e.g. the failed probe).
+    pub message: Option<String>,
+    /// When the instance started.
+    pub started_at: Option<SystemTime>,
+    /// When it ended (as seen by the agent).
+    pub finished_at: SystemTime,
+    /// The runtime's container id.
+    pub container_id: Option<String>,
+}
+
+/// A container's current state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CState {
+    /// Not running: `ContainerCreating`, `CrashLoopBackOff`, or a configuration error.
+    Waiting {
+        /// Reason.
+        reason: String,
+        /// Message.
+        message: Option<String>,
+    },
+    /// Running since.
+    Running {
+        /// Start time.
+        started_at: SystemTime,
+    },
+    /// Ended and not restarted.
+    Terminated(Terminated),
+}
+
+/// What status reports about one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSnapshot {
+    /// Container name.
+    pub name: String,
+    /// Image.
+    pub image: String,
+    /// Current state.
+    pub state: CState,
+    /// The previous instance's end.
+    pub last: Option<Terminated>,
+    /// Restarts so far.
+    pub restart_count: u32,
+    /// Readiness.
+    pub ready: bool,
+    /// Started (startup probe passed, or none).
+    pub started: bool,
+    /// The running instance.
+    pub handle: Option<ContainerHandle>,
+}
+
+impl ContainerSnapshot {
+    fn new(c: &Container) -> Self {
+        ContainerSnapshot {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            state: CState::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            },
+            last: None,
+            restart_count: 0,
+            ready: false,
+            started: false,
+            handle: None,
+        }
+    }
+}
+
+/// What status reports about one pod.
+#[derive(Debug, Clone)]
+pub struct PodSnapshot {
+    /// The pod.
+    pub pod: Arc<StaticPod>,
+    /// Lifecycle.
+    pub lifecycle: Lifecycle,
+    /// A pod-level message (configuration error, waiting for the previous version).
+    pub message: Option<String>,
+    /// Init containers.
+    pub init_containers: Vec<ContainerSnapshot>,
+    /// Containers.
+    pub containers: Vec<ContainerSnapshot>,
+    /// When the worker first started containers.
+    pub start_time: Option<SystemTime>,
+    /// All init containers completed.
+    pub initialized: bool,
+}
+
+type Shared = Arc<Mutex<PodSnapshot>>;
+
+/// Commands to a pod worker.
+#[derive(Debug, Clone)]
+pub enum PodCommand {
+    /// Stop the pod (grace override, else the pod's terminationGracePeriodSeconds).
+    Terminate(Option<Duration>),
+    /// Restart all containers now (new instances, restartCount+1, `reason` in lastState).
+    RestartContainers(String),
+    /// Let go of the processes without signalling them (agent exit).
+    Detach,
+}
+
+#[derive(Debug, Clone)]
+enum Ctl {
+    Stop(Duration),
+    Restart(String),
+    Detach,
+}
+
+/// A running pod worker.
+pub struct PodWorker {
+    /// Pod UID.
+    pub uid: String,
+    /// Full pod name.
+    pub name: String,
+    tx: mpsc::UnboundedSender<PodCommand>,
+    shared: Shared,
+    join: tokio::task::JoinHandle<()>,
+    terminating: bool,
+}
+
+impl PodWorker {
+    /// Spawns the worker of `pod`, gated by `gate` (shared by all workers of this name),
+    /// adopting the containers of `adopted` that the runtime confirms still run.
+    pub fn spawn(
+        ctx: Arc<WorkerCtx>,
+        pod: StaticPod,
+        gate: Arc<tokio::sync::Mutex<()>>,
+        adopted: Option<PersistedPod>,
+    ) -> PodWorker {
+        let pod = Arc::new(pod);
+        let spec = pod.spec();
+        let shared: Shared = Arc::new(Mutex::new(PodSnapshot {
+            pod: pod.clone(),
+            lifecycle: Lifecycle::Waiting,
+            message: None,
+            init_containers: spec
+                .init_containers
+                .iter()
+                .flatten()
+                .map(ContainerSnapshot::new)
+                .collect(),
+            containers: spec.containers.iter().map(ContainerSnapshot::new).collect(),
+            start_time: None,
+            initialized: spec.init_containers.as_ref().is_none_or(|v| v.is_empty()),
+        }));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let join = tokio::spawn(run_pod(ctx, pod.clone(), gate, adopted, rx, shared.clone()));
+        PodWorker {
+            uid: pod.uid.clone(),
+            name: pod.name.clone(),
+            tx,
+            shared,
+            join,
+            terminating: false,
+        }
+    }
+
+    /// Spawns a worker that only terminates what `orphan` recorded (a pod no manifest
+    /// defines any more, or an older version of one): every recorded process the runtime
+    /// confirms is still the one it started gets SIGTERM, then SIGKILL after the grace.
+    pub fn spawn_orphan(
+        ctx: Arc<WorkerCtx>,
+        orphan: PersistedPod,
+        gate: Arc<tokio::sync::Mutex<()>>,
+    ) -> PodWorker {
+        let mut pod: k8s_openapi::api::core::v1::Pod = Default::default();
+        pod.metadata.name = Some(orphan.name.clone());
+        pod.metadata.namespace = Some(orphan.namespace.clone());
+        pod.metadata.uid = Some(orphan.uid.clone());
+        let sp = Arc::new(StaticPod {
+            uid: orphan.uid.clone(),
+            name: orphan.name.clone(),
+            namespace: orphan.namespace.clone(),
+            file: orphan.file.clone(),
+            pod,
+        });
+        let shared: Shared = Arc::new(Mutex::new(PodSnapshot {
+            pod: sp.clone(),
+            lifecycle: Lifecycle::Terminating,
+            message: Some("orphan from a previous agent run: terminating".into()),
+            init_containers: vec![],
+            containers: vec![],
+            start_time: None,
+            initialized: true,
+        }));
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let sh = shared.clone();
+        let join = tokio::spawn(async move {
+            let _guard = gate.lock_owned().await;
+            let grace = Duration::from_secs(orphan.grace_seconds);
+            let mut stops = Vec::new();
+            for (name, h) in orphan.handles() {
+                if !ctx.runtime.is_running(h) {
+                    continue;
+                }
+                tracing::info!(pod = %orphan.name, container = %name, pid = h.pid, "terminating orphaned container");
+                let ctx = ctx.clone();
+                let h = h.clone();
+                stops.push(tokio::spawn(async move {
+                    let mut exit = ctx.runtime.wait(&h);
+                    stop_instance(&ctx, &h, grace, &mut exit).await;
+                    ctx.runtime.cleanup(&h);
+                }));
+            }
+            for s in stops {
+                let _ = s.await;
+            }
+            ctx.state.remove(&orphan.uid);
+            lock(&sh).lifecycle = Lifecycle::Terminated;
+        });
+        PodWorker {
+            uid: sp.uid.clone(),
+            name: sp.name.clone(),
+            tx,
+            shared,
+            join,
+            terminating: true,
+        }
+    }
+
+    /// Asks the worker to terminate the pod (idempotent).
+    pub fn terminate(&mut self, grace: Option<Duration>) {
+        if !self.terminating {
+            self.terminating = true;
+            let _ = self.tx.send(PodCommand::Terminate(grace));
+        }
+    }
+
+    /// True once terminate was requested.
+    pub fn is_terminating(&self) -> bool {
+        self.terminating
+    }
+
+    /// Restarts the pod's containers (e.g. a mounted file changed).
+    pub fn restart_containers(&self, reason: &str) {
+        let _ = self
+            .tx
+            .send(PodCommand::RestartContainers(reason.to_string()));
+    }
+
+    /// Lets go of the processes without signalling them.
+    pub fn detach(&self) {
+        let _ = self.tx.send(PodCommand::Detach);
+    }
+
+    /// The current status.
+    pub fn snapshot(&self) -> PodSnapshot {
+        lock(&self.shared).clone()
+    }
+
+    /// A shared handle on the worker's live status (for the status server).
+    pub fn status_handle(&self) -> Arc<Mutex<PodSnapshot>> {
+        self.shared.clone()
+    }
+
+    /// True when the worker task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Waits for the worker task to end.
+    pub async fn join(self) {
+        let _ = self.join.await;
+    }
+}
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, PodSnapshot> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn run_pod(
+    ctx: Arc<WorkerCtx>,
+    pod: Arc<StaticPod>,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    adopted: Option<PersistedPod>,
+    mut rx: mpsc::UnboundedReceiver<PodCommand>,
+    shared: Shared,
+) {
+    // 1. The start gate: the previous pod of this name must be gone.
+    let guard = match gate.clone().try_lock_owned() {
+        Ok(g) => g,
+        Err(_) => {
+            lock(&shared).message =
+                Some("waiting for the previous version of this pod to terminate".into());
+            loop {
+                tokio::select! {
+                    g = gate.clone().lock_owned() => break g,
+                    cmd = rx.recv() => match cmd {
+                        Some(PodCommand::RestartContainers(_)) => continue,
+                        _ => {
+                            lock(&shared).lifecycle = Lifecycle::Terminated;
+                            return;
+                        }
+                    },
+                }
+            }
+        }
+    };
+    {
+        let mut s = lock(&shared);
+        s.lifecycle = Lifecycle::Starting;
+        s.message = None;
+    }
+    // 2. Pod-level preparation (hostNetwork, volumes), retried until it works.
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match ctx.resolver.prepare_pod(&pod) {
+            Ok(()) => {
+                lock(&shared).message = None;
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(pod = %pod.name, "cannot start pod: {e}");
+                {
+                    let mut guard = lock(&shared);
+                    let s = &mut *guard;
+                    s.message = Some(e.to_string());
+                    for c in s.containers.iter_mut().chain(s.init_containers.iter_mut()) {
+                        c.state = CState::Waiting {
+                            reason: e.reason().into(),
+                            message: Some(e.to_string()),
+                        };
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    cmd = rx.recv() => match cmd {
+                        Some(PodCommand::RestartContainers(_)) => {}
+                        _ => {
+                            lock(&shared).lifecycle = Lifecycle::Terminated;
+                            ctx.state.remove(&pod.uid);
+                            drop(guard);
+                            return;
+                        }
+                    },
+                }
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+    lock(&shared).start_time = Some(SystemTime::now());
+    let spec = pod.spec();
+    let adopted_containers = adopted.map(|a| a.containers).unwrap_or_default();
+    let grace = Duration::from_secs(grace_seconds(&pod));
+
+    // 3. Init containers, in order, unless the main containers are already running.
+    let main_adopted = spec.containers.iter().any(|c| {
+        adopted_containers
+            .get(&c.name)
+            .is_some_and(|p| p.handle.is_some() || p.last_exit.is_some())
+    });
+    if !main_adopted {
+        for i in 0..spec.init_containers.as_ref().map_or(0, |v| v.len()) {
+            let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+            let run = ContainerRun {
+                ctx: ctx.clone(),
+                pod: pod.clone(),
+                index: i,
+                init: true,
+                shared: shared.clone(),
+            };
+            let mut task = tokio::spawn(run_container(run, ctl_rx, None));
+            let end = loop {
+                tokio::select! {
+                    end = &mut task => break end.unwrap_or(ContainerEnd::Stopped),
+                    cmd = rx.recv() => match cmd {
+                        Some(PodCommand::RestartContainers(_)) => {}
+                        Some(PodCommand::Detach) | None => { let _ = ctl_tx.send(Ctl::Detach); }
+                        Some(PodCommand::Terminate(g)) => { let _ = ctl_tx.send(Ctl::Stop(g.unwrap_or(grace))); }
+                    },
+                }
+            };
+            match end {
+                ContainerEnd::Completed(true) => continue,
+                ContainerEnd::Detached => return,
+                _ => {
+                    // Failed for good (restartPolicy Never) or stopped: the pod does not run.
+                    if !matches!(end, ContainerEnd::Stopped) {
+                        lock(&shared).message = Some(format!("init container failed"));
+                        wait_for_terminate(&mut rx).await;
+                    }
+                    finish(&ctx, &pod, &shared);
+                    drop(guard);
+                    return;
+                }
+            }
+        }
+    }
+    {
+        let mut s = lock(&shared);
+        s.initialized = true;
+        s.lifecycle = Lifecycle::Running;
+    }
+
+    // 4. Main containers, one task each.
+    let mut ctls = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let run = ContainerRun {
+            ctx: ctx.clone(),
+            pod: pod.clone(),
+            index: i,
+            init: false,
+            shared: shared.clone(),
+        };
+        tasks.push(tokio::spawn(run_container(
+            run,
+            ctl_rx,
+            adopted_containers.get(&c.name).cloned(),
+        )));
+        ctls.push(ctl_tx);
+    }
+    let stop_grace = loop {
+        match rx.recv().await {
+            Some(PodCommand::RestartContainers(reason)) => {
+                for c in &ctls {
+                    let _ = c.send(Ctl::Restart(reason.clone()));
+                }
+            }
+            Some(PodCommand::Detach) | None => {
+                for c in &ctls {
+                    let _ = c.send(Ctl::Detach);
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+                return;
+            }
+            Some(PodCommand::Terminate(g)) => break g.unwrap_or(grace),
+        }
+    };
+    // 5. Termination.
+    lock(&shared).lifecycle = Lifecycle::Terminating;
+    for c in &ctls {
+        let _ = c.send(Ctl::Stop(stop_grace));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    finish(&ctx, &pod, &shared);
+    drop(guard);
+}
+
+fn finish(ctx: &WorkerCtx, pod: &StaticPod, shared: &Shared) {
+    ctx.state.remove(&pod.uid);
+    lock(shared).lifecycle = Lifecycle::Terminated;
+    tracing::info!(pod = %pod.name, uid = %pod.uid, "pod terminated");
+}
+
+async fn wait_for_terminate(rx: &mut mpsc::UnboundedReceiver<PodCommand>) {
+    loop {
+        match rx.recv().await {
+            Some(PodCommand::RestartContainers(_)) => continue,
+            _ => return,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContainerEnd {
+    /// Ended and not restarted (success?).
+    Completed(bool),
+    /// Stopped on request.
+    Stopped,
+    /// Let go of on request.
+    Detached,
+}
+
+struct ContainerRun {
+    ctx: Arc<WorkerCtx>,
+    pod: Arc<StaticPod>,
+    index: usize,
+    init: bool,
+    shared: Shared,
+}
+
+impl ContainerRun {
+    fn container(&self) -> &Container {
+        let spec = self.pod.spec();
+        if self.init {
+            &spec.init_containers.as_ref().expect("init container index")[self.index]
+        } else {
+            &spec.containers[self.index]
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ContainerSnapshot)) {
+        let mut s = lock(&self.shared);
+        let c = if self.init {
+            s.init_containers.get_mut(self.index)
+        } else {
+            s.containers.get_mut(self.index)
+        };
+        if let Some(c) = c {
+            f(c);
+        }
+    }
+
+    fn persist(&self, f: impl FnOnce(&mut PersistedContainer)) {
+        if self.init {
+            return;
+        }
+        let name = self.container().name.clone();
+        if let Err(e) = self.ctx.state.update_container(&self.pod, &name, f) {
+            tracing::warn!(pod = %self.pod.name, container = %name, "cannot persist state: {e}");
+        }
+    }
+
+    fn should_restart(&self, success: bool) -> bool {
+        let policy = self
+            .pod
+            .spec()
+            .restart_policy
+            .as_deref()
+            .unwrap_or("Always");
+        match (self.init, policy) {
+            (_, "Never") => false,
+            (true, _) => !success,
+            (false, "OnFailure") => !success,
+            (false, _) => true,
+        }
+    }
+}
+
+enum Outcome {
+    Exited(ExitStatus),
+    Stop(Duration),
+    Restart(String),
+    Unhealthy(String),
+    Detach,
+}
+
+async fn run_container(
+    run: ContainerRun,
+    mut ctl: mpsc::UnboundedReceiver<Ctl>,
+    adopted: Option<PersistedContainer>,
+) -> ContainerEnd {
+    let ctx = run.ctx.clone();
+    let name = run.container().name.clone();
+    let pod_grace = Duration::from_secs(grace_seconds(&run.pod));
+    let mut backoff = CrashLoopBackoff::new(BackoffPolicy::kubelet());
+    let mut restart_count = adopted.as_ref().map_or(0, |a| a.restart_count);
+    let mut current: Option<ContainerHandle> = None;
+    run.update(|c| {
+        c.restart_count = restart_count;
+        c.last = adopted.as_ref().and_then(|a| a.last_exit.clone());
+    });
+    // Adoption: re-attach to a live instance; an instance that ended while the agent was
+    // away counts as an exit with unknown status.
+    let mut pending_exit: Option<(Terminated, bool)> = None;
+    if let Some(a) = &adopted {
+        match &a.handle {
+            Some(h) if ctx.runtime.is_running(h) => {
+                tracing::info!(pod = %run.pod.name, container = %name, pid = h.pid, "adopted running container");
+                current = Some(h.clone());
+            }
+            Some(h) => {
+                pending_exit = Some((
+                    Terminated {
+                        exit_code: -1,
+                        signal: None,
+                        reason: "Unknown".into(),
+                        message: Some("the process ended while the agent was not running".into()),
+                        started_at: Some(h.started_at),
+                        finished_at: SystemTime::now(),
+                        container_id: Some(container_id(h)),
+                    },
+                    false,
+                ));
+            }
+            None => {
+                if let Some(t) = &a.last_exit {
+                    pending_exit = Some((t.clone(), t.exit_code == 0));
+                }
+            }
+        }
+    }
+    let mut started_at = now();
+    loop {
+        let mut restart_reason: Option<Terminated> = None;
+        if let Some((term, success)) = pending_exit.take() {
+            // Decide about an exit recorded by an earlier agent run.
+            if !run.should_restart(success) {
+                run.update(|c| c.state = CState::Terminated(term.clone()));
+                return park(&run, &mut ctl, success).await;
+            }
+            run.update(|c| c.last = Some(term.clone()));
+            restart_count += 1;
+        }
+        // START
+        let h = match current.take() {
+            Some(h) => h,
+            None => {
+                run.update(|c| {
+                    c.state = CState::Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: None,
+                    };
+                    c.restart_count = restart_count;
+                    c.ready = false;
+                    c.started = false;
+                });
+                let started = ctx
+                    .resolver
+                    .container_spec(&run.pod, run.container(), restart_count)
+                    .map_err(|e| (e.reason().to_string(), e.to_string()))
+                    .and_then(|spec| {
+                        ctx.runtime
+                            .start(&spec)
+                            .map_err(|e| ("RunContainerError".to_string(), e.to_string()))
+                    });
+                match started {
+                    Ok(h) => {
+                        tracing::info!(pod = %run.pod.name, container = %name, pid = h.pid, restart_count, "container started");
+                        run.persist(|p| {
+                            p.handle = Some(h.clone());
+                            p.restart_count = restart_count;
+                        });
+                        started_at = now();
+                        h
+                    }
+                    Err((reason, message)) => {
+                        tracing::warn!(pod = %run.pod.name, container = %name, "{message}");
+                        run.update(|c| {
+                            c.state = CState::Waiting {
+                                reason: reason.clone(),
+                                message: Some(message.clone()),
+                            }
+                        });
+                        let t = now();
+                        let delay = backoff.on_exit(t, t).max(Duration::from_secs(1));
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => continue,
+                            c = ctl.recv() => match c {
+                                Some(Ctl::Restart(_)) => continue,
+                                Some(Ctl::Detach) | None => return ContainerEnd::Detached,
+                                Some(Ctl::Stop(_)) => return ContainerEnd::Stopped,
+                            },
+                        }
+                    }
+                }
+            }
+        };
+        run.update(|c| {
+            c.state = CState::Running {
+                started_at: h.started_at,
+            };
+            c.handle = Some(h.clone());
+            c.restart_count = restart_count;
+        });
+        // SUPERVISE
+        let mut exit = ctx.runtime.wait(&h);
+        let outcome = supervise(&run, &h, started_at, &mut exit, &mut ctl).await;
+        let (status, reason_override, message) = match outcome {
+            Outcome::Detach => return ContainerEnd::Detached,
+            Outcome::Exited(st) => (st, None, None),
+            Outcome::Stop(grace) => {
+                let st = stop_instance(&ctx, &h, grace, &mut exit).await;
+                let t = terminated(&h, st, None, None);
+                ctx.runtime.cleanup(&h);
+                run.update(|c| {
+                    c.state = CState::Terminated(t.clone());
+                    c.handle = None;
+                    c.ready = false;
+                });
+                return ContainerEnd::Stopped;
+            }
+            Outcome::Restart(reason) => {
+                tracing::info!(pod = %run.pod.name, container = %name, "restarting container: {reason}");
+                let st = stop_instance(&ctx, &h, pod_grace, &mut exit).await;
+                restart_reason = Some(terminated(&h, st, Some(reason), None));
+                (st, None, None)
+            }
+            Outcome::Unhealthy(msg) => {
+                tracing::warn!(pod = %run.pod.name, container = %name, "{msg}; killing the container");
+                let st = stop_instance(&ctx, &h, pod_grace, &mut exit).await;
+                (st, None, Some(msg))
+            }
+        };
+        ctx.runtime.cleanup(&h);
+        let term = restart_reason
+            .clone()
+            .unwrap_or_else(|| terminated(&h, status, reason_override, message));
+        tracing::info!(pod = %run.pod.name, container = %name, exit_code = term.exit_code, reason = %term.reason, "container exited");
+        run.update(|c| {
+            c.handle = None;
+            c.ready = false;
+            c.started = false;
+        });
+        run.persist(|p| {
+            p.handle = None;
+            p.last_exit = Some(term.clone());
+        });
+        if restart_reason.is_some() {
+            // A requested restart: immediately, no back-off.
+            run.update(|c| c.last = Some(term.clone()));
+            restart_count += 1;
+            continue;
+        }
+        if !run.should_restart(status.success()) {
+            run.update(|c| c.state = CState::Terminated(term.clone()));
+            return park(&run, &mut ctl, status.success()).await;
+        }
+        run.update(|c| c.last = Some(term.clone()));
+        let delay = backoff.on_exit(started_at, now());
+        if !delay.is_zero() {
+            let msg = format!(
+                "back-off {}s restarting failed container={name} pod={}",
+                delay.as_secs(),
+                run.pod.name
+            );
+            run.update(|c| {
+                c.state = CState::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: Some(msg.clone()),
+                }
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                c = ctl.recv() => match c {
+                    Some(Ctl::Restart(_)) => {}
+                    Some(Ctl::Detach) | None => return ContainerEnd::Detached,
+                    Some(Ctl::Stop(_)) => {
+                        run.update(|c| c.state = CState::Terminated(term.clone()));
+                        return ContainerEnd::Stopped;
+                    }
+                },
+            }
+        }
+        restart_count += 1;
+        run.persist(|p| p.restart_count = restart_count);
+    }
+}
+
+/// A container that ended for good: report and wait for the pod to stop.
+async fn park(
+    run: &ContainerRun,
+    ctl: &mut mpsc::UnboundedReceiver<Ctl>,
+    success: bool,
+) -> ContainerEnd {
+    if run.init {
+        return ContainerEnd::Completed(success);
+    }
+    loop {
+        match ctl.recv().await {
+            Some(Ctl::Restart(_)) => continue,
+            Some(Ctl::Detach) | None => return ContainerEnd::Detached,
+            Some(Ctl::Stop(_)) => return ContainerEnd::Completed(success),
+        }
+    }
+}
+
+fn terminated(
+    h: &ContainerHandle,
+    st: ExitStatus,
+    reason: Option<String>,
+    message: Option<String>,
+) -> Terminated {
+    Terminated {
+        exit_code: st.code(),
+        signal: match st {
+            ExitStatus::Signaled(s) => Some(s),
+            _ => None,
+        },
+        reason: reason.unwrap_or_else(|| {
+            match st {
+                ExitStatus::Exited(0) => "Completed",
+                ExitStatus::Unknown => "Unknown",
+                _ => "Error",
+            }
+            .into()
+        }),
+        message,
+        started_at: Some(h.started_at),
+        finished_at: SystemTime::now(),
+        container_id: Some(container_id(h)),
+    }
+}
+
+/// The Kubernetes-style container id, `plinth://<runtime id>`.
+pub fn container_id(h: &ContainerHandle) -> String {
+    format!("plinth://{}", h.id)
+}
+
+async fn supervise(
+    run: &ContainerRun,
+    h: &ContainerHandle,
+    started_at: Instant,
+    exit: &mut BoxFuture<ExitStatus>,
+    ctl: &mut mpsc::UnboundedReceiver<Ctl>,
+) -> Outcome {
+    let c = run.container();
+    let node_ip = run.ctx.resolver.node_ip;
+    let make = |p: &Option<k8s_openapi::api::core::v1::Probe>, kind: ProbeKind| {
+        let p = p.as_ref()?;
+        match ProbeSpec::from_k8s(p, c, node_ip, kind) {
+            Ok(spec) => {
+                let state = ProbeState::new(kind, &spec, started_at);
+                Some((kind, spec, state))
+            }
+            Err(e) => {
+                tracing::warn!(pod = %run.pod.name, container = %c.name, "ignoring invalid {kind:?} probe: {e}");
+                None
+            }
+        }
+    };
+    let mut startup = if run.init {
+        None
+    } else {
+        make(&c.startup_probe, ProbeKind::Startup)
+    };
+    let mut liveness = if run.init {
+        None
+    } else {
+        make(&c.liveness_probe, ProbeKind::Liveness)
+    };
+    let mut readiness = if run.init {
+        None
+    } else {
+        make(&c.readiness_probe, ProbeKind::Readiness)
+    };
+    let mut started = startup.is_none();
+    let has_readiness = readiness.is_some();
+    run.update(|s| {
+        s.started = started;
+        s.ready = started && !has_readiness;
+    });
+    let _ = h;
+    loop {
+        // Which probe is due next.
+        let mut due: Option<(Instant, ProbeKind)> = None;
+        let mut consider = |p: &Option<(ProbeKind, ProbeSpec, ProbeState)>| {
+            if let Some((k, _, st)) = p {
+                if let Some(t) = st.next_due() {
+                    if due.is_none_or(|(d, _)| t < d) {
+                        due = Some((t, *k));
+                    }
+                }
+            }
+        };
+        if !started {
+            consider(&startup);
+        } else {
+            consider(&liveness);
+            consider(&readiness);
+        }
+        let sleep = async {
+            match due {
+                Some((t, _)) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            st = &mut *exit => return Outcome::Exited(st),
+            cmd = ctl.recv() => return match cmd {
+                Some(Ctl::Stop(g)) => Outcome::Stop(g),
+                Some(Ctl::Restart(r)) => Outcome::Restart(r),
+                Some(Ctl::Detach) | None => Outcome::Detach,
+            },
+            _ = sleep => {
+                let Some((_, kind)) = due else { continue };
+                let slot = match kind {
+                    ProbeKind::Startup => &mut startup,
+                    ProbeKind::Liveness => &mut liveness,
+                    ProbeKind::Readiness => &mut readiness,
+                };
+                let Some((_, spec, state)) = slot.as_mut() else { continue };
+                let fut = run.ctx.prober.probe(&run.pod, &c.name, kind, spec);
+                let outcome = tokio::select! {
+                    o = fut => o,
+                    st = &mut *exit => return Outcome::Exited(st),
+                };
+                let transition = state.record(now(), &outcome);
+                match (kind, transition) {
+                    (ProbeKind::Startup, Some(ProbeTransition::Succeeded)) => {
+                        started = true;
+                        run.update(|s| {
+                            s.started = true;
+                            s.ready = !has_readiness;
+                        });
+                    }
+                    (ProbeKind::Startup, Some(ProbeTransition::Failed { reason })) => {
+                        return Outcome::Unhealthy(format!("Startup probe failed: {reason}"));
+                    }
+                    (ProbeKind::Liveness, Some(ProbeTransition::Failed { reason })) => {
+                        return Outcome::Unhealthy(format!("Liveness probe failed: {reason}"));
+                    }
+                    (ProbeKind::Readiness, Some(ProbeTransition::Succeeded)) => run.update(|s| s.ready = true),
+                    (ProbeKind::Readiness, Some(ProbeTransition::Failed { .. })) => run.update(|s| s.ready = false),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM, wait up to `grace`, SIGKILL; returns the exit status.
+async fn stop_instance(
+    ctx: &WorkerCtx,
+    h: &ContainerHandle,
+    grace: Duration,
+    exit: &mut BoxFuture<ExitStatus>,
+) -> ExitStatus {
+    if !grace.is_zero() {
+        if let Err(e) = ctx.runtime.signal(h, StopSignal::Term) {
+            tracing::warn!(container = %h.id, "SIGTERM failed: {e}");
+        }
+        if let Ok(st) = tokio::time::timeout(grace, &mut *exit).await {
+            return st;
+        }
+        tracing::info!(container = %h.id, "grace period of {}s over: SIGKILL", grace.as_secs());
+    }
+    if let Err(e) = ctx.runtime.signal(h, StopSignal::Kill) {
+        tracing::warn!(container = %h.id, "SIGKILL failed: {e}");
+    }
+    match tokio::time::timeout(Duration::from_secs(30), &mut *exit).await {
+        Ok(st) => st,
+        Err(_) => {
+            tracing::error!(container = %h.id, pid = h.pid, "process did not exit 30 s after SIGKILL");
+            ExitStatus::Unknown
+        }
+    }
+}
+
+/// Per-name start gates.
+#[derive(Debug, Default)]
+pub struct Gates {
+    gates: BTreeMap<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Gates {
+    /// The gate of pod `name`.
+    pub fn get(&mut self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.gates.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Drops gates nobody holds or waits for.
+    pub fn prune(&mut self) {
+        self.gates.retain(|_, g| Arc::strong_count(g) > 1);
+    }
+}
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+pub(crate) mod tests;

@@ -1,1 +1,0 @@
-//! The process runtime: containers as supervised host processes.
