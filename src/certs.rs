@@ -33,7 +33,7 @@ pub fn renew(spec: &ClusterSpec, root: &HostRoot, name: &str) -> Result<PhaseRep
         report.lines.extend(r.lines());
         report.changed.extend(r.changed_files());
     }
-    if let Some(msg) = crate::agent::nudge(root, &spec.plinth.state_dir) {
+    if let Some(msg) = crate::agentctl::nudge(root, &spec.plinth.state_dir) {
         report.lines.push(format!("[certs] {msg}"));
     }
     Ok(report)

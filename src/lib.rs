@@ -7,6 +7,7 @@
 //! operator's verbs built on those.
 
 pub mod agent;
+pub mod agentctl;
 pub mod backoff;
 pub mod certs;
 pub mod client;

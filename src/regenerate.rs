@@ -139,8 +139,10 @@ async fn wait_new_pod(
     opts: &Options,
 ) -> Result<Result<(), String>, RegenerateError> {
     let target = health::target_for(pod, node_ip)?;
-    let host_path = local_path.to_path_buf();
-    let expected_uid = crate::agent::pod::static_pod_uid(pod, &spec.node_name, &host_path);
+    let host_path = Path::new(&spec.plinth.manifests_dir).join(local_path.file_name().unwrap_or_default());
+    let expected_uid = crate::agent::pod::identify(pod.clone(), &spec.node_name, &host_path)
+        .map(|p| p.uid)
+        .unwrap_or_default();
     let client = health::insecure_client(Duration::from_secs(2))?;
     let start = Instant::now();
     let mut last = String::from("no status yet");

@@ -218,10 +218,9 @@ fn preflight_context(spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<pref
     }
     pc.ports.push((spec.plinth.agent_healthz_port, "plinth agent".into()));
     // Whatever the running agent owns is ours.
-    if let Ok(pids) = plinth::agent::running_pids(root, &spec.plinth.state_dir) {
-        pc.agent_pid = pids.agent;
-        pc.agent_pids = pids.containers;
-    }
+    let pids = plinth::agentctl::running_pids(root, &spec.plinth.state_dir);
+    pc.agent_pid = pids.agent;
+    pc.agent_pids = pids.containers;
     let ledger = plinth::reset::load_ledger(spec, root)?;
     if let plinth::config::Etcd::Local(l) = &spec.etcd {
         pc.etcd_data_is_ours = ledger.created_dirs.contains(&l.data_dir);

@@ -41,7 +41,7 @@ pub fn run(cmd: ResetCmd) -> anyhow::Result<i32> {
         .ok()
         .and_then(|t| plinth::manifests::parse_manifest(&t).ok())
         .and_then(|pod| plinth::manifests::etcd_data_dir(&pod));
-    let stopped = plinth::agent::stop_all(&root, &spec.plinth.state_dir)?;
+    let stopped = plinth::agentctl::stop_all(&root, &spec.plinth.state_dir)?;
     for s in &stopped {
         println!("[reset] stopped {s}");
     }
