@@ -1105,7 +1105,17 @@ def https_request(url, ctx, method="GET", path=None, body=None, headers=None, ti
 
 def describe_error(e):
     if isinstance(e, ssl.SSLCertVerificationError):
-        return "tls: failed to verify certificate: %s" % (e.verify_message or e)
+        # Go's wording first (what the real binaries print), OpenSSL's detail after it.
+        vm = e.verify_message or str(e)
+        if e.verify_code in (2, 18, 19, 20, 21):  # issuer unknown / self-signed in chain
+            go = "x509: certificate signed by unknown authority"
+        elif e.verify_code == 62 or "hostname" in vm.lower() or "IP address mismatch" in vm:
+            go = "x509: certificate is not valid for the requested host"
+        elif e.verify_code == 10:
+            go = "x509: certificate has expired or is not yet valid"
+        else:
+            go = "x509: certificate verification failed"
+        return "tls: failed to verify certificate: %s (%s)" % (go, vm)
     if isinstance(e, ssl.SSLError):
         return "tls: %s" % (e.reason or e)
     if isinstance(e, ConnectionRefusedError):
