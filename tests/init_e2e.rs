@@ -478,6 +478,18 @@ mod doubles_selftest {
         );
     }
 
+    /// doublelib.py's own unit tests (YAML subset, Go number/duration parsing, kubeconfigs).
+    #[test]
+    fn doublelib_unit_tests() {
+        let out = Command::new("/usr/bin/python3")
+            .arg(doubles_dir().join("test_doublelib.py"))
+            .output()
+            .expect("run /usr/bin/python3 (scripts/install-deps.sh installs it)");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("OK") && err.contains("Ran "), "{err}");
+    }
+
     #[test]
     fn flag_errors_use_pflag_wording() {
         let cases: &[(&str, &[&str], &str)] = &[

@@ -825,7 +825,7 @@ def yaml_load(text):
         if line.strip() == "...":
             break
         raw.append((n, line))
-        if line.strip():
+        if _strip_comment(line).strip():
             started = True
     lines = []  # (lineno, indent, text, rawline)
     for n, line in raw:
@@ -935,6 +935,10 @@ def yaml_load(text):
     first = lines[pos[0]]
     if first[1] == 0 and _split_key(first[2], first[0]) is None and not first[2].startswith("-"):
         v = _scalar(first[2], first[0])
+        pos[0] += 1
+        skip_blank()
+        if pos[0] < len(lines):
+            raise YamlError("line %d: unexpected content after a scalar document" % lines[pos[0]][0])
         return v
     result = parse_block(first[1])
     skip_blank()
@@ -1062,7 +1066,7 @@ def load_kubeconfig(path, flag):
         except ssl.SSLError as e:
             kc.cleanup()
             if "KEY_VALUES_MISMATCH" in str(e) or "key values mismatch" in str(e):
-                fail("tls: private key does not match public key (user %s in %s: client-key-data does not match client-certificate-data)" % (goq(uname), path))
+                fail("tls: private key does not match public key (user %s in %s: the client key does not match the client certificate)" % (goq(uname), path))
             fail("unable to load client key pair of user %s in %s: %s" % (goq(uname), path, e))
     return kc
 
