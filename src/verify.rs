@@ -72,25 +72,35 @@ pub async fn run(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
             }
         };
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let health = match health::target_for(&pod, spec.advertise_address) {
+            Ok(t) => {
+                let r = health::check(&client, &t.url).await;
+                (t.url, r)
+            }
+            Err(e) => (String::new(), Err(e.to_string())),
+        };
         if let Ok(list) = &pods {
-            match health::agent_view(list, &pod_name, &spec.node_name) {
-                Some(v) if v.running && v.ready => out.push(row(
+            out.push(match health::agent_view(list, &pod_name, &spec.node_name) {
+                Some(v) if v.running && v.ready => {
+                    row("pod", c.name(), Status::Pass, format!("{} running and Ready (restarts {})", v.pod, v.restarts))
+                }
+                // Kubelet semantics: Ready waits for the startup probe's initialDelaySeconds even
+                // when the component already serves healthy. That is a warning, not a failure.
+                Some(v) if v.running && health.1.is_ok() => row(
                     "pod",
                     c.name(),
-                    Status::Pass,
-                    format!("{} running and Ready (restarts {})", v.pod, v.restarts),
-                )),
-                Some(v) => out.push(row("pod", c.name(), Status::Fail, format!("{}: {}, ready={}", v.pod, v.state, v.ready))),
-                None => out.push(row("pod", c.name(), Status::Fail, format!("the agent runs no pod {pod_name}-{}", spec.node_name))),
-            }
+                    Status::Warn,
+                    format!("{} running and healthy; the agent reports Ready once its startup probe has run", v.pod),
+                ),
+                Some(v) => row("pod", c.name(), Status::Fail, format!("{}: {}, ready={}", v.pod, v.state, v.ready)),
+                None => row("pod", c.name(), Status::Fail, format!("the agent runs no pod {pod_name}-{}", spec.node_name)),
+            });
         }
-        match health::target_for(&pod, spec.advertise_address) {
-            Ok(t) => match health::check(&client, &t.url).await {
-                Ok(()) => out.push(row("health", c.name(), Status::Pass, format!("{} ok", t.url))),
-                Err(e) => out.push(row("health", c.name(), Status::Fail, format!("{}: {e}", t.url))),
-            },
-            Err(e) => out.push(row("health", c.name(), Status::Fail, e.to_string())),
-        }
+        out.push(match health {
+            (url, Ok(())) => row("health", c.name(), Status::Pass, format!("{url} ok")),
+            (url, Err(e)) if url.is_empty() => row("health", c.name(), Status::Fail, e),
+            (url, Err(e)) => row("health", c.name(), Status::Fail, format!("{url}: {e}")),
+        });
     }
     out.extend(cert_checks(spec, root));
     out.extend(kubeconfig_checks(spec, root).await);
