@@ -5,6 +5,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod doubles;
+pub mod tools;
+pub mod tree;
 pub mod etcd;
 pub mod https;
 pub mod netns;
