@@ -41,7 +41,11 @@ fn bench(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat);
     for (name, alg, time) in [
         ("rsa2048", KeyAlgorithm::Rsa2048, Duration::from_secs(15)),
-        ("ecdsa_p256", KeyAlgorithm::EcdsaP256, Duration::from_secs(3)),
+        (
+            "ecdsa_p256",
+            KeyAlgorithm::EcdsaP256,
+            Duration::from_secs(3),
+        ),
     ] {
         let s = spec(alg);
         g.measurement_time(time);

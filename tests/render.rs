@@ -713,3 +713,83 @@ fn kubectl_speaks_tls_with_the_generated_rsa_certificates() {
 fn kubectl_speaks_tls_with_the_generated_ecdsa_certificates() {
     tls_round_trip(KeyAlgorithm::EcdsaP256);
 }
+
+/// CAs made by someone else (here: the openssl CLI, which writes PKCS#8 RSA keys, SEC1 EC keys
+/// and UTF8String names) are reused as they are, and the leaves plinth signs with them verify.
+#[test]
+fn existing_openssl_cas_with_pkcs8_and_sec1_keys_are_reused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = HostRoot::new(Some(tmp.path()));
+    let spec = reference_spec(KeyAlgorithm::EcdsaP256);
+    let pki = tmp.path().join("etc/kubernetes/pki");
+    std::fs::create_dir_all(pki.join("etcd")).expect("mkdir");
+    let p = |f: &str| pki.join(f).to_string_lossy().into_owned();
+    let (ca_key, ca_crt, fp_key, fp_crt) = (
+        p("ca.key"),
+        p("ca.crt"),
+        p("front-proxy-ca.key"),
+        p("front-proxy-ca.crt"),
+    );
+    let ca_ext = [
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign",
+    ];
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &ca_key,
+    ];
+    args.extend(["-out", &ca_crt, "-subj", "/CN=kubernetes", "-days", "3650"]);
+    args.extend(ca_ext);
+    run_ok("openssl", &args);
+    run_ok(
+        "openssl",
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &fp_key,
+        ],
+    );
+    let mut args = vec!["req", "-x509", "-new", "-key", &fp_key, "-out", &fp_crt];
+    args.extend(["-subj", "/CN=front-proxy-ca", "-days", "3650"]);
+    args.extend(ca_ext);
+    run_ok("openssl", &args);
+    assert!(std::fs::read_to_string(pki.join("ca.key"))
+        .expect("key")
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(std::fs::read_to_string(pki.join("front-proxy-ca.key"))
+        .expect("key")
+        .starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    let ca_before = std::fs::read(pki.join("ca.crt")).expect("ca");
+    let (p_report, _) = render_all(&spec, &root);
+    let act = |n: &str| {
+        p_report
+            .items
+            .iter()
+            .find(|i| i.name == n)
+            .map(|i| i.action.clone())
+    };
+    assert_eq!(act("ca"), Some(PkiAction::Reused));
+    assert_eq!(act("front-proxy-ca"), Some(PkiAction::Reused));
+    assert_eq!(act("etcd-ca"), Some(PkiAction::Generated));
+    assert_eq!(std::fs::read(pki.join("ca.crt")).expect("ca"), ca_before);
+    assert!(verify_chain(
+        &pki.join("ca.crt"),
+        &pki.join("apiserver.crt")
+    ));
+    assert!(verify_chain(
+        &pki.join("front-proxy-ca.crt"),
+        &pki.join("front-proxy-client.crt")
+    ));
+    check_kubeconfigs_with_kubectl(tmp.path());
+    // Whatever mode openssl gave the keys, they are 0600 now.
+    assert_eq!(plinth::fs::mode_of(&pki.join("ca.key")), Some(0o600));
+    assert_eq!(
+        plinth::fs::mode_of(&pki.join("front-proxy-ca.key")),
+        Some(0o600)
+    );
+}

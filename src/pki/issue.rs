@@ -42,21 +42,11 @@ impl<'a> From<&'a CertProfile> for IssueSpec<'a> {
 
 /// 16 random bytes with the high bit cleared: a positive 127-bit serial (RFC 5280 allows 20).
 fn random_serial() -> Result<SerialNumber, String> {
+    use std::io::Read;
     let mut buf = [0u8; 16];
-    let mut filled = 0usize;
-    while filled < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("getrandom: {err}"));
-        }
-        filled += n as usize;
-    }
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| format!("reading /dev/urandom: {e}"))?;
     buf[0] &= 0x7f;
     if buf[0] == 0 {
         // Keep the DER INTEGER at full length and never zero.

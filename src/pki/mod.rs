@@ -8,6 +8,18 @@
 //! Unlike kubeadm, an existing leaf whose SANs no longer cover the config, that does not chain
 //! to its CA, whose key does not match, that expired, or whose identity/usages differ is
 //! re-issued, and the report says why. Keys are written PKCS#1/SEC1 like kubeadm's.
+//!
+//! Choices worth knowing:
+//! - Every certificate gets NotBefore = now − 5 min (kubeadm backdates CAs that way and gives
+//!   leaves the CA's NotBefore, which makes a leaf renewed years later look ancient).
+//! - The apiserver gets the first IP of the *primary* service subnet only, as kubeadm's
+//!   `GetAPIServerVirtualIP` (the `kubernetes` Service lives in the primary family).
+//! - A CA is never replaced silently: an expired CA, a CA key without certificate or a key
+//!   that does not match is an error. A CA certificate without key is external CA mode.
+//! - A re-issued leaf keeps its key when the key is readable (renewal makes a new one).
+//!   Changing `key_algorithm` does not by itself re-issue existing files.
+//! - Files are root-owned; giving the etcd keys to a dedicated `etcd` user (CIS profile) is
+//!   the manifests/etcd phase's job.
 
 pub mod inspect;
 pub mod issue;
@@ -17,7 +29,6 @@ pub mod profile;
 mod reconcile;
 pub(crate) mod write;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 pub use inspect::{load_pem_cert, load_pem_key, CertInfo, CertStatus};
@@ -305,16 +316,13 @@ impl PkiReport {
             }
             let dry = self.dry_run;
             for m in &it.mode_fixed {
-                let mut line = String::new();
-                let _ = write!(
-                    line,
+                out.push(format!(
                     "[certs] {} permissions of {} from {:04o} to {:04o}",
                     if dry { "Would tighten" } else { "Tightened" },
                     m.path.display(),
                     m.old,
                     m.new
-                );
-                out.push(line);
+                ));
             }
         }
         out

@@ -1059,4 +1059,50 @@ mod tests {
         assert_eq!(std::fs::read(pki.join("sa.pub")).unwrap(), pubk);
         assert_eq!(pfs::mode_of(&pki.join("sa.pub")), Some(0o600));
     }
+
+    #[test]
+    fn expired_and_not_yet_valid_leaves_are_reissued() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        let ca = crate::pki::load_pem_cert(&pki.join("ca.crt")).unwrap();
+        let ca_key = crate::pki::load_pem_key(&pki.join("ca.key")).unwrap();
+        let profiles = profile::resolve(&s).unwrap();
+        let sign_at = |name: &str, at: OffsetDateTime| {
+            let p = profiles.iter().find(|p| p.name == name).unwrap();
+            let key = crate::pki::load_pem_key(&root.path(&p.key_path)).unwrap();
+            let der = issue::signed(
+                &IssueSpec::from(p),
+                &key,
+                &ca.der,
+                &ca_key,
+                s.cert_validity,
+                at,
+            )
+            .unwrap();
+            std::fs::write(
+                root.path(&p.cert_path),
+                super::super::pem::encode("CERTIFICATE", &der),
+            )
+            .unwrap();
+        };
+        let now = OffsetDateTime::now_utc();
+        sign_at("apiserver", now - time::Duration::days(400));
+        sign_at("apiserver-kubelet-client", now + time::Duration::days(2));
+        let r = run(&s, &root, &PkiOptions::default());
+        let PkiAction::Reissued { reason } = action(&r, "apiserver") else {
+            panic!("{r:?}")
+        };
+        assert!(reason.starts_with("it expired on "), "{reason}");
+        let PkiAction::Reissued { reason } = action(&r, "apiserver-kubelet-client") else {
+            panic!("{r:?}")
+        };
+        assert!(reason.starts_with("it is not valid before "), "{reason}");
+        let st = inspect(&s, &root).unwrap();
+        assert!(st
+            .iter()
+            .all(|c| c.problems.is_empty() && c.residual > time::Duration::days(360)));
+    }
 }
