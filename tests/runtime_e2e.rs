@@ -503,3 +503,22 @@ async fn without_cgroups_the_process_group_is_signalled() {
     assert!(wait_gone(bg).await, "background sleep {bg} survived");
     rt.cleanup(&h);
 }
+
+#[tokio::test]
+async fn containers_start_clean_signals_stdin_fds_cwd_and_env() {
+    let fx = Fixture::new(plain_shim);
+    let script = "grep -E '^Sig(Ign|Blk)' /proc/self/status; echo stdin=$(readlink /proc/self/fd/0); \
+                  echo fds=$(ls /proc/self/fd | tr '\\n' ' '); echo cwd=$(pwd); echo path=$PATH; echo END";
+    let spec = fx.spec("clean", script);
+    let h = fx.rt.start(&spec).expect("start");
+    assert_eq!(wait_exit(&fx.rt, &h).await, ExitStatus::Exited(0));
+    let log = wait_for_file(&spec.log_path, "END").await;
+    assert!(log.contains("SigIgn:\t0000000000000000"), "{log}");
+    assert!(log.contains("SigBlk:\t0000000000000000"), "{log}");
+    assert!(log.contains("stdin=/dev/null"), "{log}");
+    // 0, 1, 2 and the directory `ls` itself opened: nothing leaked from the agent.
+    assert!(log.contains("fds=0 1 2 3\n"), "{log}");
+    assert!(log.contains("cwd=/\n"), "{log}");
+    assert!(log.contains("path=/usr/local/sbin:"), "{log}");
+    fx.rt.cleanup(&h);
+}
