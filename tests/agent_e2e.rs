@@ -1,1 +1,503 @@
 //! Integration tests: agent_e2e.
+//!
+//! The real `plinth agent` with the process runtime, each test in its own network namespace
+//! and temp root, running a real TLS etcd (and small shell pods) from static pod manifests.
+//! The status API is read from inside the namespace (127.0.0.1:10248).
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::support::etcd::http_get_in;
+use crate::support::{etcd_binary, pid_alive, wait_until, ChildGuard, EtcdPki, NetNs, TempRoot};
+
+const NODE: &str = "node1";
+const MANIFESTS: &str = "/etc/kubernetes/manifests";
+
+/// One node: a temp root, a netns, and the agent running in it.
+struct Node {
+    root: TempRoot,
+    ns: NetNs,
+    agent: Option<ChildGuard>,
+    starts: u32,
+}
+
+impl Node {
+    fn new(tag: &str) -> Node {
+        let root = TempRoot::new().expect("temp root");
+        let ns = NetNs::create(tag).expect("netns");
+        std::fs::create_dir_all(root.path(MANIFESTS)).unwrap();
+        Node {
+            root,
+            ns,
+            agent: None,
+            starts: 0,
+        }
+    }
+
+    fn start_agent(&mut self) {
+        self.starts += 1;
+        let log = self.root.dir().join(format!("agent-{}.log", self.starts));
+        let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_plinth"));
+        cmd.env("PLINTH_LOG", "plinth=debug")
+            .arg("agent")
+            .arg("--root")
+            .arg(self.root.dir())
+            .args(["--pod-manifest-path", MANIFESTS])
+            .args(["--node-name", NODE])
+            .args(["--node-ip", &self.ns.addr().to_string()])
+            .args(["--file-check-frequency", "2s"]);
+        self.agent = Some(ChildGuard::spawn_logged(&mut cmd, &log).expect("start agent"));
+        let up = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
+            self.try_pods().is_some()
+        });
+        assert!(up, "agent status API not up:\n{}", self.agent_log());
+    }
+
+    fn kill_agent(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            a.kill();
+        }
+    }
+
+    fn agent_log(&self) -> String {
+        self.agent.as_ref().map(|a| a.log()).unwrap_or_default()
+    }
+
+    fn write(&self, host_path: &str, data: impl AsRef<[u8]>) {
+        let p = self.root.path(host_path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+
+    fn try_pods(&self) -> Option<Value> {
+        let (code, body) = http_get_in(&self.ns, "127.0.0.1:10248", "/pods").ok()?;
+        if code != 200 {
+            return None;
+        }
+        let body = body.split("\r\n\r\n").nth(1).unwrap_or(&body).to_string();
+        serde_json::from_str(&body).ok()
+    }
+
+    fn pods(&self) -> Value {
+        self.try_pods().unwrap_or(Value::Null)
+    }
+
+    fn pod(&self, name: &str) -> Option<Value> {
+        let full = format!("{name}-{NODE}");
+        self.pods()["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["metadata"]["name"] == full.as_str())
+            .cloned()
+    }
+
+    /// The first container status of pod `name`.
+    fn cs(&self, name: &str) -> Value {
+        self.pod(name)
+            .map(|p| p["status"]["containerStatuses"][0].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    fn pid(&self, name: &str) -> Option<i32> {
+        let p = self.pod(name)?;
+        let pids: Value =
+            serde_json::from_str(p["metadata"]["annotations"]["plinth.io/pids"].as_str()?).ok()?;
+        pids.as_object()?.values().next()?.as_i64().map(|v| v as i32)
+    }
+
+    fn ready_pid(&self, name: &str) -> Option<i32> {
+        let cs = self.cs(name);
+        if cs["ready"] == true && !cs["state"]["running"].is_null() {
+            self.pid(name)
+        } else {
+            None
+        }
+    }
+
+    fn wait(&self, what: &str, secs: u64, mut f: impl FnMut(&Node) -> bool) {
+        let ok = wait_until(Duration::from_secs(secs), Duration::from_millis(50), || f(self));
+        assert!(
+            ok,
+            "timed out after {secs}s waiting for {what}\n/pods: {}\nagent log:\n{}",
+            serde_json::to_string_pretty(&self.pods()).unwrap_or_default(),
+            self.agent_log()
+        );
+    }
+
+    /// Pids in the namespace whose argv[0] ends with `name`.
+    fn procs_named(&self, name: &str) -> Vec<i32> {
+        self.ns
+            .pids()
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .ok()
+                    .and_then(|c| {
+                        c.split(|b| *b == 0)
+                            .next()
+                            .map(|a| String::from_utf8_lossy(a).into_owned())
+                    })
+                    .is_some_and(|a0| a0 == name || a0.ends_with(&format!("/{name}")))
+            })
+            .collect()
+    }
+
+    fn problems(&self) -> String {
+        self.pods()["problems"].to_string()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // The agent first; NetNs's drop then SIGKILLs the pods it left inside the namespace.
+        self.kill_agent();
+    }
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Certificates for etcd under the root, at the host paths the manifest names.
+fn etcd_pki(node: &Node) -> EtcdPki {
+    let pki = EtcdPki::new(&node.root.path("/etc/kubernetes/pki/etcd"), node.ns.addr())
+        .expect("etcd pki");
+    let data = node.root.path("/var/lib/etcd");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    pki
+}
+
+/// A kubeadm-shaped etcd static pod with TLS flags and probes (`extra` = one more flag).
+fn etcd_manifest(addr: &str, extra: &str) -> String {
+    let etcd = etcd_binary().expect("etcd binary (apt-get install etcd-server)");
+    let pki = "/etc/kubernetes/pki/etcd";
+    let mut flags = vec![
+        "--name=node1".to_string(),
+        "--data-dir=/var/lib/etcd".into(),
+        format!("--listen-client-urls=https://127.0.0.1:2379,https://{addr}:2379"),
+        format!("--advertise-client-urls=https://{addr}:2379"),
+        format!("--listen-peer-urls=https://{addr}:2380"),
+        format!("--initial-advertise-peer-urls=https://{addr}:2380"),
+        format!("--initial-cluster=node1=https://{addr}:2380"),
+        "--listen-metrics-urls=http://127.0.0.1:2381".into(),
+        format!("--cert-file={pki}/etcd-server.crt"),
+        format!("--key-file={pki}/etcd-server.key"),
+        "--client-cert-auth=true".into(),
+        format!("--trusted-ca-file={pki}/etcd-ca.crt"),
+        format!("--peer-cert-file={pki}/etcd-peer.crt"),
+        format!("--peer-key-file={pki}/etcd-peer.key"),
+        "--peer-client-cert-auth=true".into(),
+        format!("--peer-trusted-ca-file={pki}/etcd-ca.crt"),
+        "--snapshot-count=10000".into(),
+    ];
+    if !extra.is_empty() {
+        flags.push(extra.to_string());
+    }
+    let command: String = std::iter::once(etcd.display().to_string())
+        .chain(flags)
+        .map(|f| format!("    - {f}\n"))
+        .collect();
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: etcd
+  namespace: kube-system
+  labels: {{component: etcd, tier: control-plane}}
+spec:
+  hostNetwork: true
+  priorityClassName: system-node-critical
+  terminationGracePeriodSeconds: 10
+  containers:
+  - name: etcd
+    image: registry.k8s.io/etcd:3.5.21-0
+    command:
+{command}    livenessProbe:
+      httpGet: {{host: 127.0.0.1, path: /health, port: 2381, scheme: HTTP}}
+      periodSeconds: 2
+      failureThreshold: 5
+    startupProbe:
+      httpGet: {{host: 127.0.0.1, path: /health, port: 2381, scheme: HTTP}}
+      periodSeconds: 1
+      failureThreshold: 30
+    readinessProbe:
+      httpGet: {{host: 127.0.0.1, path: /health, port: 2381, scheme: HTTP}}
+      periodSeconds: 1
+    volumeMounts:
+    - {{mountPath: /var/lib/etcd, name: etcd-data}}
+    - {{mountPath: /etc/kubernetes/pki/etcd, name: etcd-certs, readOnly: true}}
+  volumes:
+  - name: etcd-certs
+    hostPath: {{path: /etc/kubernetes/pki/etcd, type: DirectoryOrCreate}}
+  - name: etcd-data
+    hostPath: {{path: /var/lib/etcd, type: DirectoryOrCreate}}
+"
+    )
+}
+
+fn etcdctl(node: &Node, pki: &EtcdPki, args: &[&str]) -> String {
+    let out = node
+        .ns
+        .command("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints=https://127.0.0.1:2379")
+        .arg(format!("--cacert={}", pki.ca.cert.display()))
+        .arg(format!("--cert={}", pki.client.cert.display()))
+        .arg(format!("--key={}", pki.client.key.display()))
+        .args(args)
+        .output()
+        .expect("etcdctl");
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn etcd_ready_kill9_edit_and_removal() {
+    let mut node = Node::new("ag-life");
+    let _pki = etcd_pki(&node);
+    let addr = node.ns.addr().to_string();
+    node.write(&format!("{MANIFESTS}/etcd.yaml"), etcd_manifest(&addr, ""));
+    node.start_agent();
+    node.wait("etcd Ready", 60, |n| n.ready_pid("etcd").is_some());
+    let pod = node.pod("etcd").unwrap();
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert_eq!(pod["metadata"]["annotations"]["kubernetes.io/config.source"], "file");
+    let cs = node.cs("etcd");
+    assert!(cs["containerID"].as_str().unwrap().starts_with("plinth://"));
+    let p1 = node.ready_pid("etcd").unwrap();
+    assert!(cmdline(p1).contains("--listen-metrics-urls"), "{}", cmdline(p1));
+
+    // kill -9 → restarted (first crash: at once) and Ready again.
+    kill(Pid::from_raw(p1), Signal::SIGKILL).unwrap();
+    node.wait("etcd restarted and Ready", 60, |n| {
+        n.ready_pid("etcd").is_some_and(|p| p != p1)
+    });
+    let cs = node.cs("etcd");
+    assert_eq!(cs["restartCount"], 1);
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 137);
+    let p2 = node.ready_pid("etcd").unwrap();
+
+    // Edit (add a flag): never two etcd processes at once; the new one has the flag.
+    node.write(
+        &format!("{MANIFESTS}/etcd.yaml"),
+        etcd_manifest(&addr, "--heartbeat-interval=150"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut max_seen = 0;
+    let p3 = loop {
+        max_seen = max_seen.max(node.procs_named("etcd").len());
+        if let Some(p) = node.ready_pid("etcd").filter(|p| *p != p2) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "new etcd not Ready:\n{}", node.agent_log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(max_seen <= 1, "old and new etcd ran at the same time");
+    assert!(!pid_alive(p2), "old etcd still alive");
+    assert!(cmdline(p3).contains("--heartbeat-interval=150"), "{}", cmdline(p3));
+    assert_eq!(node.cs("etcd")["restartCount"], 0, "a new pod, not a restart");
+
+    // Removal → the whole tree is gone and the pod leaves /pods.
+    std::fs::remove_file(node.root.path(format!("{MANIFESTS}/etcd.yaml"))).unwrap();
+    node.wait("etcd gone", 30, |n| {
+        n.procs_named("etcd").is_empty() && n.pod("etcd").is_none()
+    });
+    assert!(!pid_alive(p3));
+}
+
+#[test]
+fn agent_sigkill_and_restart_adopts_etcd() {
+    let mut node = Node::new("ag-adopt");
+    let pki = etcd_pki(&node);
+    let addr = node.ns.addr().to_string();
+    node.write(&format!("{MANIFESTS}/etcd.yaml"), etcd_manifest(&addr, ""));
+    node.start_agent();
+    node.wait("etcd Ready", 60, |n| n.ready_pid("etcd").is_some());
+    let pid = node.ready_pid("etcd").unwrap();
+    etcdctl(&node, &pki, &["put", "plinth-key", "survives"]);
+
+    node.kill_agent();
+    assert!(pid_alive(pid), "etcd must survive the agent");
+    node.start_agent();
+    node.wait("etcd adopted and Ready", 30, |n| n.ready_pid("etcd").is_some());
+    assert_eq!(node.ready_pid("etcd"), Some(pid), "same etcd process");
+    assert_eq!(node.cs("etcd")["restartCount"], 0);
+    assert!(etcdctl(&node, &pki, &["get", "plinth-key"]).contains("survives"));
+    assert!(node.agent_log().contains("adopted running container"));
+}
+
+#[test]
+fn bad_files_never_stop_etcd_and_are_reported() {
+    let mut node = Node::new("ag-bad");
+    let _pki = etcd_pki(&node);
+    let addr = node.ns.addr().to_string();
+    let good = etcd_manifest(&addr, "");
+    node.write(&format!("{MANIFESTS}/etcd.yaml"), &good);
+    node.start_agent();
+    node.wait("etcd Ready", 60, |n| n.ready_pid("etcd").is_some());
+    let pid = node.ready_pid("etcd").unwrap();
+
+    // Truncated (half-written) manifest, garbage, a wrong kind, 11 MiB, a duplicate name.
+    node.write(&format!("{MANIFESTS}/etcd.yaml"), &good[..good.len() / 2]);
+    node.write(&format!("{MANIFESTS}/garbage.yaml"), b"\x00\x01{{{:::\xff\xfe");
+    node.write(
+        &format!("{MANIFESTS}/wrong-kind.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    );
+    let mut big = good.clone().into_bytes();
+    big.extend(std::iter::repeat_n(b'#', 11 * 1024 * 1024));
+    node.write(&format!("{MANIFESTS}/big.yaml"), &big);
+    node.write(&format!("{MANIFESTS}/etcd-copy.yaml"), &good);
+    node.wait("all problems reported", 30, |n| {
+        let p = n.problems();
+        ["etcd.yaml", "garbage.yaml", "wrong-kind.yaml", "big.yaml", "etcd-copy.yaml"]
+            .iter()
+            .all(|f| p.contains(&format!("{MANIFESTS}/{f}")))
+    });
+    let problems = node.problems();
+    assert!(problems.contains("only Pods can be static pods"), "{problems}");
+    assert!(problems.contains("larger than 10 MiB"), "{problems}");
+    assert!(problems.contains("defined by several files"), "{problems}");
+    // The affected pod's status names its file too.
+    let msg = node.pod("etcd").unwrap()["status"]["message"].to_string();
+    assert!(msg.contains("/etc/kubernetes/manifests/etcd.yaml"), "{msg}");
+    // A relist later: etcd is the very same process, still Ready.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(node.ready_pid("etcd"), Some(pid));
+    assert_eq!(node.cs("etcd")["restartCount"], 0);
+    let errors = http_get_in(&node.ns, "127.0.0.1:10248", "/errors").unwrap().1;
+    assert!(errors.contains("garbage.yaml"), "{errors}");
+
+    // Fixing the file (same content as before) is a no-op for the running pod.
+    for f in ["garbage.yaml", "wrong-kind.yaml", "big.yaml", "etcd-copy.yaml"] {
+        std::fs::remove_file(node.root.path(format!("{MANIFESTS}/{f}"))).unwrap();
+    }
+    node.write(&format!("{MANIFESTS}/etcd.yaml"), &good);
+    node.wait("problems cleared", 30, |n| n.problems() == "[]");
+    assert_eq!(node.ready_pid("etcd"), Some(pid));
+}
+
+/// Small shell pods: restartPolicy Never, liveness, termination grace, mounts.
+#[test]
+fn shell_pods_never_liveness_grace_and_mounts() {
+    let mut node = Node::new("ag-misc");
+    let pod = |name: &str, policy: &str, grace: u32, script: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  hostNetwork: true\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: {grace}\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, '{script}']\n{extra}"
+        )
+    };
+    node.write(
+        &format!("{MANIFESTS}/once.yaml"),
+        pod("once", "Never", 30, "sleep 1", ""),
+    );
+    node.write(
+        &format!("{MANIFESTS}/live.yaml"),
+        pod(
+            "live",
+            "Always",
+            1,
+            "exec sleep 1000",
+            "    livenessProbe:\n      exec: {command: ['false']}\n      periodSeconds: 1\n      failureThreshold: 2\n",
+        ),
+    );
+    node.write(
+        &format!("{MANIFESTS}/graceful.yaml"),
+        pod(
+            "graceful",
+            "Always",
+            20,
+            "trap \"echo got-term; sleep 2; echo bye; exit 0\" TERM; echo started; while :; do sleep 0.2; done",
+            "",
+        ),
+    );
+    node.write(
+        &format!("{MANIFESTS}/stubborn.yaml"),
+        pod(
+            "stubborn",
+            "Always",
+            1,
+            "trap \"\" TERM; echo started; while :; do sleep 0.2; done",
+            "",
+        ),
+    );
+    node.write("/srv/plinth-data/hello.txt", "hello-from-host\n");
+    node.write(
+        &format!("{MANIFESTS}/mounts.yaml"),
+        pod(
+            "mounts",
+            "Always",
+            1,
+            "cat /mnt/plinth-e2e/hello.txt; if touch /mnt/plinth-e2e/w 2>/dev/null; then echo WRITABLE; else echo READONLY; fi; exec sleep 1000",
+            "    volumeMounts:\n    - {name: data, mountPath: /mnt/plinth-e2e, readOnly: true}\n  volumes:\n  - name: data\n    hostPath: {path: /srv/plinth-data, type: Directory}\n",
+        ),
+    );
+    node.start_agent();
+
+    // Never + `sleep 1` → Completed, never restarted.
+    node.wait("once Completed", 30, |n| {
+        n.cs("once")["state"]["terminated"]["reason"] == "Completed"
+    });
+    assert_eq!(node.cs("once")["state"]["terminated"]["exitCode"], 0);
+    assert_eq!(node.pod("once").unwrap()["status"]["phase"], "Succeeded");
+
+    // Liveness failure → restarted.
+    node.wait("live restarted by liveness", 30, |n| {
+        n.cs("live")["restartCount"].as_i64().unwrap_or(0) >= 1
+    });
+    let last = node.cs("live")["lastState"]["terminated"].clone();
+    assert!(last["message"].as_str().unwrap_or("").contains("Liveness"), "{last}");
+
+    // The bind mount: the host dir under the root, seen at mountPath, read-only.
+    node.wait("mounts pod logged", 30, |n| {
+        let out = assert_cmd::Command::cargo_bin("plinth")
+            .unwrap()
+            .args(["logs", "mounts", "--root"])
+            .arg(n.root.dir())
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        s.contains("hello-from-host") && (s.contains("READONLY") || s.contains("WRITABLE"))
+    });
+    let out = assert_cmd::Command::cargo_bin("plinth")
+        .unwrap()
+        .args(["logs", "mounts", "--root"])
+        .arg(node.root.dir())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("READONLY") && !log.contains("WRITABLE"), "{log}");
+    assert!(!node.root.path("/srv/plinth-data/w").exists());
+
+    // Grace honoured: SIGTERM, the trap runs for 2 s, exits by itself.
+    node.wait("graceful running", 30, |n| n.pid("graceful").is_some());
+    node.wait("stubborn running", 30, |n| n.pid("stubborn").is_some());
+    let g = node.pid("graceful").unwrap();
+    let s = node.pid("stubborn").unwrap();
+    let removed = Instant::now();
+    std::fs::remove_file(node.root.path(format!("{MANIFESTS}/graceful.yaml"))).unwrap();
+    std::fs::remove_file(node.root.path(format!("{MANIFESTS}/stubborn.yaml"))).unwrap();
+    node.wait("stubborn SIGKILLed after 1 s", 15, |_| !pid_alive(s));
+    let stubborn_after = removed.elapsed();
+    node.wait("graceful exited", 20, |_| !pid_alive(g));
+    let graceful_after = removed.elapsed();
+    assert!(stubborn_after >= Duration::from_millis(900), "{stubborn_after:?}");
+    assert!(graceful_after >= Duration::from_millis(1900), "{graceful_after:?}");
+    assert!(graceful_after < Duration::from_secs(15), "{graceful_after:?}");
+    let glog = std::fs::read_dir(node.root.path("/var/log/pods"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains("_graceful-"))
+        .map(|e| std::fs::read_to_string(e.path().join("main/0.log")).unwrap_or_default())
+        .unwrap_or_default();
+    assert!(glog.contains("got-term") && glog.contains("bye"), "{glog}");
+}

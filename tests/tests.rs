@@ -6,3 +6,4 @@ mod agent_e2e;
 mod config_cli;
 mod init_e2e;
 mod render;
+mod runtime_e2e;

@@ -91,8 +91,11 @@ pub struct AgentFlags {
 pub struct AgentConfig {
     /// Host root.
     pub root: HostRoot,
-    /// Manifest directory or file (host path).
+    /// Manifest directory or file: a host path opened under [`AgentConfig::manifest_root`].
     pub manifest_path: PathBuf,
+    /// The root the manifest path is opened under: `root`, except for a relative
+    /// `--pod-manifest-path`, which is taken from the current directory as is.
+    pub manifest_root: HostRoot,
     /// Full relist period.
     pub file_check_frequency: Duration,
     /// Status server address (`None` = disabled).
@@ -208,11 +211,21 @@ impl AgentConfig {
             Some(p) => load_file(&root, p)?,
             None => FileConfig::default(),
         };
-        let manifest_path = flags
+        let mut manifest_root = root.clone();
+        let mut manifest_path = flags
             .pod_manifest_path
             .clone()
             .or_else(|| file.static_pod_path.clone().map(PathBuf::from))
             .ok_or(ConfigError::NoManifestPath)?;
+        if let Some(rel) = flags.pod_manifest_path.as_ref().filter(|p| p.is_relative()) {
+            let cwd = std::env::current_dir().map_err(|e| ConfigError::Field {
+                field: "--pod-manifest-path".into(),
+                value: rel.display().to_string(),
+                allowed: format!("a path; the current directory is unreadable: {e}"),
+            })?;
+            manifest_path = cwd.join(rel);
+            manifest_root = HostRoot::default();
+        }
         if !manifest_path.is_absolute() {
             return Err(ConfigError::Field {
                 field: "staticPodPath".into(),
@@ -305,6 +318,7 @@ impl AgentConfig {
         Ok(AgentConfig {
             root,
             manifest_path,
+            manifest_root,
             file_check_frequency: fcf,
             healthz: (port != 0).then_some(SocketAddr::new(bind_ip, port)),
             node_name,

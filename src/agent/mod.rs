@@ -14,6 +14,7 @@ pub mod env;
 pub mod hostpath;
 pub mod pod;
 pub mod podconfig;
+pub mod podlogs;
 pub mod resolve;
 pub mod source;
 pub mod state;
@@ -142,7 +143,7 @@ pub async fn run(
         desired: Desired::default(),
         registry,
     };
-    let mut watcher = source::Watcher::new(&agent.cfg.root, &agent.cfg.manifest_path);
+    let mut watcher = source::Watcher::new(&agent.cfg.manifest_root, &agent.cfg.manifest_path);
     agent.relist();
     agent.adopt_or_kill_recorded();
     agent.sync();
@@ -215,7 +216,7 @@ fn view_fn(registry: Arc<Mutex<Registry>>, node_ip: std::net::IpAddr) -> ViewFn 
 
 impl Agent {
     fn relist(&mut self) {
-        let listing = source::list(&self.cfg.root, &self.cfg.manifest_path);
+        let listing = source::list(&self.cfg.manifest_root, &self.cfg.manifest_path);
         let now = status::time(std::time::SystemTime::now())
             .map(|t| t.0.to_string())
             .unwrap_or_default();
@@ -370,6 +371,7 @@ mod tests {
     fn cfg(root: &Path, stop: bool) -> AgentConfig {
         AgentConfig {
             root: crate::fs::HostRoot::new(Some(root)),
+            manifest_root: crate::fs::HostRoot::new(Some(root)),
             manifest_path: PathBuf::from("/etc/kubernetes/manifests"),
             file_check_frequency: Duration::from_secs(20),
             healthz: None,

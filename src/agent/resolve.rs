@@ -215,7 +215,10 @@ impl Resolver {
             run_as_user: to_id(run_as_user, "runAsUser")?,
             run_as_group: to_id(run_as_group, "runAsGroup")?,
             mounts: self.host_paths.mounts(spec, c)?,
-            resources: resources(c)?,
+            resources: Resources {
+                oom_score_adj: oom_score_adj(spec),
+                ..resources(c)?
+            },
             log_path,
         })
     }
@@ -283,6 +286,16 @@ pub fn split_bin_path(s: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The kubelet's `oom_score_adj` for node-critical pods (priorityClassName
+/// system-node-critical / system-cluster-critical, or priority ≥ 2·10⁹): -997.
+fn oom_score_adj(spec: &k8s_openapi::api::core::v1::PodSpec) -> Option<i32> {
+    let critical = matches!(
+        spec.priority_class_name.as_deref(),
+        Some("system-node-critical") | Some("system-cluster-critical")
+    ) || spec.priority.is_some_and(|p| p >= 2_000_000_000);
+    critical.then_some(-997)
+}
+
 fn resources(c: &Container) -> Result<Resources, ResolveError> {
     let Some(r) = &c.resources else {
         return Ok(Resources::default());
@@ -308,6 +321,7 @@ fn resources(c: &Container) -> Result<Resources, ResolveError> {
         cpu_request_millis: get(&r.requests, "requests", "cpu", true)?,
         cpu_limit_millis: get(&r.limits, "limits", "cpu", true)?,
         memory_limit_bytes: get(&r.limits, "limits", "memory", false)?,
+        ..Default::default()
     })
 }
 
@@ -395,7 +409,8 @@ mod tests {
             Resources {
                 cpu_request_millis: Some(250),
                 cpu_limit_millis: Some(1000),
-                memory_limit_bytes: Some(128 * 1024 * 1024)
+                memory_limit_bytes: Some(128 * 1024 * 1024),
+                oom_score_adj: None,
             }
         );
         assert_eq!(s.pod_name, "t-n1");

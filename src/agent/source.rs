@@ -218,6 +218,9 @@ fn line_of_offset(bytes: &[u8], offset: usize) -> u64 {
 pub struct Watcher {
     fd: Option<tokio::io::unix::AsyncFd<inotify::Inotify>>,
     dir: PathBuf,
+    /// Events were read but not yet reported (the future was dropped mid-way): report them
+    /// on the next call, so [`Watcher::changed`] is cancel-safe.
+    dirty: bool,
 }
 
 impl Watcher {
@@ -231,7 +234,11 @@ impl Watcher {
         } else {
             local.parent().map(Path::to_path_buf).unwrap_or(local)
         };
-        let mut w = Watcher { fd: None, dir };
+        let mut w = Watcher {
+            fd: None,
+            dir,
+            dirty: false,
+        };
         w.ensure();
         w
     }
@@ -278,9 +285,10 @@ impl Watcher {
     /// Waits for the next change in the directory, then for a short quiet period (so a burst
     /// of events, such as an editor's write-rename, causes one relist). Never resolves when
     /// no watch is installed.
+    /// Cancel-safe: events read by a dropped call are reported by the next one.
     pub async fn changed(&mut self) {
         let mut buf = [0u8; 4096];
-        loop {
+        while !self.dirty {
             let Some(fd) = self.fd.as_mut() else {
                 std::future::pending::<()>().await;
                 return;
@@ -320,18 +328,19 @@ impl Watcher {
             if self_gone {
                 self.fd = None;
             }
-            // Coalesce the rest of a burst (a non-blocking drain; readiness is re-checked by
-            // try_io on the next call).
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            if let Some(fd) = self.fd.as_mut() {
-                while let Ok(evs) = fd.get_mut().read_events(&mut buf) {
-                    if evs.count() == 0 {
-                        break;
-                    }
+            self.dirty = true;
+        }
+        // Coalesce the rest of a burst (a non-blocking drain; readiness is re-checked by
+        // try_io on the next call).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Some(fd) = self.fd.as_mut() {
+            while let Ok(evs) = fd.get_mut().read_events(&mut buf) {
+                if evs.count() == 0 {
+                    break;
                 }
             }
-            return;
         }
+        self.dirty = false;
     }
 }
 

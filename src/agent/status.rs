@@ -312,6 +312,103 @@ pub async fn serve(listener: TcpListener, view: ViewFn) {
     }
 }
 
+/// One line of `plinth ps`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PsRow {
+    /// Full pod name.
+    pub pod: String,
+    /// Container name.
+    pub container: String,
+    /// `Running`, `Waiting (CrashLoopBackOff)`, `Exited (1)`, ...
+    pub state: String,
+    /// Restart count.
+    pub restarts: i32,
+    /// Time since the current state began (`5s`, `3m`, `2h`, `4d`).
+    pub age: String,
+    /// Host pid of the running container.
+    pub pid: Option<i32>,
+    /// Readiness.
+    pub ready: bool,
+    /// True when the container is running.
+    pub running: bool,
+}
+
+/// The `plinth ps` lines of a `/pods` list, at wall-clock `now`.
+pub fn ps_rows(list: &PodList, now: SystemTime) -> Vec<PsRow> {
+    let now_ts = time(now).map(|t| t.0);
+    let age = |t: Option<&Time>| -> String {
+        match (t, now_ts) {
+            (Some(t), Some(n)) => {
+                let secs = n.as_second() - t.0.as_second();
+                format_age(Duration::from_secs(secs.max(0) as u64))
+            }
+            _ => "-".into(),
+        }
+    };
+    let mut rows = Vec::new();
+    for p in &list.items {
+        let pod = p.metadata.name.clone().unwrap_or_default();
+        let pids: BTreeMap<String, i32> = p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANN_PIDS))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let statuses = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default();
+        for cs in statuses {
+            let st = cs.state.clone().unwrap_or_default();
+            let (state, since, running) = if let Some(r) = &st.running {
+                ("Running".to_string(), age(r.started_at.as_ref()), true)
+            } else if let Some(w) = &st.waiting {
+                (
+                    format!("Waiting ({})", w.reason.clone().unwrap_or_default()),
+                    age(p.status.as_ref().and_then(|s| s.start_time.as_ref())),
+                    false,
+                )
+            } else if let Some(t) = &st.terminated {
+                (
+                    format!(
+                        "Exited ({}, {})",
+                        t.exit_code,
+                        t.reason.clone().unwrap_or_default()
+                    ),
+                    age(t.finished_at.as_ref()),
+                    false,
+                )
+            } else {
+                ("Unknown".into(), "-".into(), false)
+            };
+            rows.push(PsRow {
+                pod: pod.clone(),
+                container: cs.name.clone(),
+                state,
+                restarts: cs.restart_count,
+                age: since,
+                pid: pids.get(&cs.name).copied(),
+                ready: cs.ready,
+                running,
+            });
+        }
+    }
+    rows
+}
+
+/// `5s`, `3m`, `2h`, `4d`.
+pub fn format_age(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +487,24 @@ mod tests {
         assert_eq!(st.host_ip.as_deref(), Some("10.0.0.1"));
         assert!(st.message.unwrap().contains("/m/p.yaml:3: invalid YAML"));
         assert_eq!(p.metadata.annotations.unwrap()[ANN_PIDS], "{\"c\":4242}");
+    }
+
+    #[test]
+    fn ps_rows_show_state_restarts_pid_and_ready() {
+        let list = PodList {
+            items: vec![to_k8s_pod(&snapshot(), &[], None)],
+            metadata: Default::default(),
+        };
+        let rows = ps_rows(&list, SystemTime::now() + Duration::from_secs(125));
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.pod.as_str(), r.container.as_str()), ("web-n", "c"));
+        assert_eq!(r.state, "Running");
+        assert_eq!(r.restarts, 1);
+        assert_eq!(r.pid, Some(4242));
+        assert!(r.ready && r.running);
+        assert_eq!(r.age, "2m");
+        assert_eq!(format_age(Duration::from_secs(3 * 86400)), "3d");
     }
 
     #[test]

@@ -35,6 +35,21 @@ pub struct AgentCmd {
     /// Stop all pods when the agent exits (default: leave them running).
     #[arg(long)]
     pub stop_pods_on_exit: bool,
+    /// Node address for status.podIP/hostIP and probes (default: first non-loopback address).
+    #[arg(long, value_name = "IP")]
+    pub node_ip: Option<String>,
+    /// Status API port (overrides healthzPort; 0 disables the status API).
+    #[arg(long, value_name = "PORT")]
+    pub healthz_port: Option<u16>,
+    /// Status API address (overrides healthzBindAddress).
+    #[arg(long, value_name = "IP")]
+    pub healthz_bind_address: Option<String>,
+    /// Full relist period (Go duration; overrides fileCheckFrequency).
+    #[arg(long, value_name = "DURATION")]
+    pub file_check_frequency: Option<String>,
+    /// cgroup parent for containers (relative = below the agent's cgroup).
+    #[arg(long, default_value = "plinth")]
+    pub cgroup_parent: String,
 }
 
 /// `plinth ps`.
@@ -77,18 +92,162 @@ pub struct LogsCmd {
 
 /// Runs the agent until SIGTERM/SIGINT.
 pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("plinth agent is not wired up yet")
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use plinth::agent::config::{AgentConfig, AgentFlags};
+
+    let flags = AgentFlags {
+        root: cmd.root.root.clone(),
+        pod_manifest_path: cmd.pod_manifest_path.clone(),
+        config: cmd.config.clone(),
+        node_name: cmd.node_name.clone(),
+        node_ip: cmd.node_ip.clone(),
+        state_dir: cmd.state_dir.clone(),
+        log_dir: cmd.log_dir.clone(),
+        bin_path: cmd.bin_path.clone(),
+        image_commands: cmd.image_commands.clone(),
+        healthz_port: cmd.healthz_port,
+        healthz_bind_address: cmd.healthz_bind_address.clone(),
+        file_check_frequency: cmd.file_check_frequency.clone(),
+        stop_pods_on_exit: cmd.stop_pods_on_exit,
+    };
+    let cfg = AgentConfig::resolve(&flags)?;
+    let runtime = plinth::runtime::process::ProcessRuntime::new(
+        plinth::runtime::process::ProcessRuntimeConfig {
+            cgroup_parent: cmd.cgroup_parent.clone(),
+            ..Default::default()
+        },
+    )
+    .context("starting the process runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = int.recv() => tracing::info!("SIGINT"),
+            }
+        };
+        plinth::agent::run(
+            cfg,
+            Arc::new(runtime),
+            Arc::new(plinth::agent::worker::RealProber),
+            shutdown,
+        )
+        .await
+        .map_err(anyhow::Error::from)
+    })?;
+    Ok(0)
 }
 
 /// Prints the agent's containers.
 pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("plinth ps is not wired up yet")
+    use anyhow::Context;
+    use plinth::agent::status::{ps_rows, PodList};
+
+    let url = format!("http://{}/pods", cmd.agent);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let body: serde_json::Value = rt
+        .block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()?;
+            client
+                .get(&url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await
+        })
+        .with_context(|| {
+            format!("reading the agent status at {url} (is `plinth agent` running?)")
+        })?;
+    if cmd.output != OutputFormat::Table {
+        super::print_structured(cmd.output, &body)?;
+        return Ok(0);
+    }
+    let list: PodList =
+        serde_json::from_value(body.clone()).context("the agent's /pods is not a PodList")?;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header([
+        "POD",
+        "CONTAINER",
+        "STATE",
+        "RESTARTS",
+        "AGE",
+        "PID",
+        "READY",
+    ]);
+    for r in ps_rows(&list, std::time::SystemTime::now()) {
+        if !cmd.all && r.state.starts_with("Exited") {
+            continue;
+        }
+        table.add_row([
+            r.pod,
+            r.container,
+            r.state,
+            r.restarts.to_string(),
+            r.age,
+            r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            if r.ready { "true" } else { "false" }.to_string(),
+        ]);
+    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{table}")?;
+    if let Some(problems) = body.get("problems").and_then(|p| p.as_array()) {
+        for p in problems {
+            let file = p.get("file").and_then(|v| v.as_str()).unwrap_or("?");
+            let line = p
+                .get("line")
+                .and_then(|v| v.as_u64())
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default();
+            let reason = p.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+            eprintln!("warning: {file}{line}: {reason}");
+        }
+    }
+    Ok(0)
 }
 
 /// Prints a container log.
 pub fn run_logs(cmd: LogsCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("plinth logs is not wired up yet")
+    let root = cmd.root.host_root();
+    let dir = root.path(&cmd.log_dir);
+    let path = plinth::agent::podlogs::find_container_log(
+        &dir,
+        &cmd.pod,
+        cmd.container.as_deref(),
+        cmd.previous,
+    )?;
+    let tail = plinth::logs::tail(&path, cmd.tail.unwrap_or(usize::MAX))?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for l in &tail.lines {
+            writeln!(out, "{}", l.text)?;
+        }
+        out.flush()?;
+    }
+    if cmd.follow {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(plinth::logs::follow_from(
+            &path,
+            tail.end_offset,
+            tokio::io::stdout(),
+        ))?;
+    }
+    Ok(0)
 }

@@ -395,16 +395,26 @@ fn switch_identity(run_as_user: Option<u32>, run_as_group: Option<u32>) -> Resul
 }
 
 /// Restores default dispositions for every catchable signal and unblocks all signals: the
-/// Rust runtime ignores SIGPIPE, and the agent's threads may block signals, and both would
-/// otherwise be inherited across `execve`.
+/// Rust runtime ignores SIGPIPE, the agent's threads may block signals, and glibc's
+/// `posix_spawn` leaves its internal signals (32, 33) ignored in the child; all of that would
+/// otherwise be inherited across `execve`. The raw `rt_sigaction` syscall is used because
+/// glibc refuses to touch its internal signals; an all-zero kernel `struct sigaction` is
+/// `SIG_DFL` with no flags and an empty mask on every architecture.
 fn reset_signals() {
+    let default_action = [0u64; 8];
     for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: setting the default disposition; failures (reserved signals) are harmless.
+        // SAFETY: a zeroed, large-enough kernel sigaction; no old action requested.
         unsafe {
-            libc::signal(sig, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<libc::c_void>(),
+                std::mem::size_of::<u64>(),
+            );
         }
     }
     // SAFETY: an empty, initialised set.

@@ -151,15 +151,6 @@ fn invalid(container: &str, what: impl std::fmt::Display) -> RuntimeError {
 impl ProcessRuntime {
     /// Creates the runtime: validates the configuration and detects the cgroup hierarchies.
     pub fn new(cfg: ProcessRuntimeConfig) -> Result<ProcessRuntime, RuntimeError> {
-        let parent = CgroupParent::parse(&cfg.cgroup_parent)
-            .map_err(|e| RuntimeError::Unsupported(format!("process runtime: {e}")))?;
-        std::fs::metadata(&cfg.plinth_exe).map_err(|source| RuntimeError::Os {
-            op: format!(
-                "process runtime: plinth binary {}",
-                cfg.plinth_exe.display()
-            ),
-            source,
-        })?;
         let layout = CgroupLayout::detect();
         if layout.is_empty() {
             tracing::info!(
@@ -169,6 +160,24 @@ impl ProcessRuntime {
         } else {
             tracing::debug!(?layout, "cgroup layout");
         }
+        ProcessRuntime::with_cgroup_layout(cfg, layout)
+    }
+
+    /// Creates the runtime with a given cgroup layout instead of the detected one (an empty
+    /// layout = no cgroups: process-group tracking only, as under `ip netns exec`).
+    pub fn with_cgroup_layout(
+        cfg: ProcessRuntimeConfig,
+        layout: CgroupLayout,
+    ) -> Result<ProcessRuntime, RuntimeError> {
+        let parent = CgroupParent::parse(&cfg.cgroup_parent)
+            .map_err(|e| RuntimeError::Unsupported(format!("process runtime: {e}")))?;
+        std::fs::metadata(&cfg.plinth_exe).map_err(|source| RuntimeError::Os {
+            op: format!(
+                "process runtime: plinth binary {}",
+                cfg.plinth_exe.display()
+            ),
+            source,
+        })?;
         Ok(ProcessRuntime {
             cfg,
             parent,

@@ -18,7 +18,8 @@
 //! 4. create the missing path inside the tmpfs and bind the source there.
 //!
 //! Several mounts under the same ancestor shadow it once: directories the runtime created in
-//! its own tmpfs are remembered and used directly. Sources are opened (`O_PATH`) before any
+//! its own tmpfs are remembered and used directly. Sources are opened (`O_PATH`, right after
+//! `unshare`, as bind mounts only take sources from the own namespace) before any
 //! mount is made, so later mounts can never change what an earlier source names. Every
 //! `mkdir`/`create` happens in a tmpfs mounted in the private namespace; the namespace is
 //! `MS_REC|MS_SLAVE`, so none of it propagates to the host, and it all vanishes with the
@@ -343,7 +344,19 @@ pub fn setup(mounts: &[Mount]) -> Result<bool, MountError> {
         .iter()
         .map(|m| normalize_target(&m.target))
         .collect::<Result<Vec<PathBuf>, MountError>>()?;
-    // Open every source before anything is mounted.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(nix_os("unshare mount namespace for", Path::new("/")))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(nix_os("make mounts slave (rec)", Path::new("/")))?;
+
+    // Open every source before anything is mounted (after unshare: bind mounts only take
+    // sources from the caller's own mount namespace).
     let mut sources = Vec::with_capacity(order.len());
     for m in &order {
         let meta = fs::metadata(&m.source).map_err(os("mount source", &m.source))?;
@@ -355,17 +368,6 @@ pub fn setup(mounts: &[Mount]) -> Result<bool, MountError> {
         let fd = open_path(&m.source, false).map_err(os("open mount source", &m.source))?;
         sources.push(Source { fd, kind });
     }
-
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(nix_os("unshare mount namespace for", Path::new("/")))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )
-    .map_err(nix_os("make mounts slave (rec)", Path::new("/")))?;
 
     let mut ours: BTreeSet<PathBuf> = BTreeSet::new();
     for ((m, target), src) in order.iter().zip(&targets).zip(&sources) {
