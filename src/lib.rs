@@ -14,3 +14,4 @@ pub mod manifests;
 pub mod pki;
 pub mod probe;
 pub mod runtime;
+pub mod security;

@@ -1,6 +1,9 @@
 //! `plinth config print init-defaults` and `plinth config validate`.
 
+use std::io::Write;
+
 use clap::Subcommand;
+use plinth::config::{self, ClusterSpec, ConfigError, Etcd, RealHost};
 
 use super::ConfigArgs;
 
@@ -26,6 +29,74 @@ pub enum PrintCmd {
 
 /// Runs `plinth config ...`.
 pub fn run(cmd: ConfigCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("plinth config is not wired up yet")
+    match cmd {
+        ConfigCmd::Print(PrintCmd::InitDefaults) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(config::init_defaults_yaml().as_bytes())?;
+            out.flush()?;
+            Ok(0)
+        }
+        ConfigCmd::Validate { config } => validate(&config),
+    }
+}
+
+/// `plinth config validate`: load + validate, print a summary or every error.
+fn validate(args: &ConfigArgs) -> anyhow::Result<i32> {
+    let name = args
+        .config
+        .as_ref()
+        .map_or_else(|| "(defaults)".to_string(), |p| p.display().to_string());
+    match config::load(args.config.as_deref(), &args.overrides(), &RealHost) {
+        Ok(spec) => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "config {name} is valid")?;
+            write_summary(&mut out, &spec)?;
+            out.flush()?;
+            Ok(0)
+        }
+        Err(ConfigError::Invalid { errors, .. }) => {
+            let mut err = std::io::stderr().lock();
+            let n = errors.len();
+            let noun = if n == 1 { "problem" } else { "problems" };
+            writeln!(err, "config {name} is invalid ({n} {noun}):")?;
+            for e in &errors {
+                writeln!(err, "{e}")?;
+            }
+            Ok(1)
+        }
+        Err(other) => {
+            writeln!(std::io::stderr().lock(), "error: {other}")?;
+            Ok(1)
+        }
+    }
+}
+
+/// The short summary `config validate` prints for a valid config.
+fn write_summary(out: &mut impl Write, spec: &ClusterSpec) -> std::io::Result<()> {
+    let etcd = match &spec.etcd {
+        Etcd::Local(l) => format!("local (data dir {})", l.data_dir),
+        Etcd::External(e) => format!("external ({})", e.endpoints.join(", ")),
+    };
+    let rows = [
+        ("node", spec.node_name.clone()),
+        (
+            "advertise address",
+            format!("{} (bind port {})", spec.advertise_address, spec.bind_port),
+        ),
+        ("control-plane endpoint", spec.cluster_endpoint().url()),
+        ("kubernetes version", spec.kubernetes_version.to_string()),
+        (
+            "security profile",
+            config::security_profile_name(spec.plinth.security_profile).to_string(),
+        ),
+        ("etcd", etcd),
+        (
+            "key algorithm",
+            spec.key_algorithm.kubeadm_name().to_string(),
+        ),
+    ];
+    for (k, v) in rows {
+        writeln!(out, "  {:<24}{v}", format!("{k}:"))?;
+    }
+    Ok(())
 }

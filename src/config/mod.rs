@@ -2,12 +2,28 @@
 //! plus plinth's optional `PlinthConfiguration`, parsed strictly, defaulted as kubeadm does,
 //! overridden by CLI flags, validated, and turned into a [`ClusterSpec`].
 
+mod document;
+pub mod duration;
+mod error;
+pub mod host;
+mod kubeadm;
+mod plinthcfg;
+mod reader;
+mod resolve;
 pub mod spec;
+pub mod validate;
 
+pub use error::{ConfigError, FieldError};
+pub use host::{HostInfo, RealHost, StaticHost};
+pub use kubeadm::{parse_key_algorithm, KEY_ALGORITHMS};
+pub use plinthcfg::{parse_security_profile, security_profile_name};
 pub use spec::*;
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
+
+use duration::format_go_duration;
 
 /// Kubernetes version plinth defaults to (kubeadm's `kubernetesVersion` default analogue).
 pub const DEFAULT_KUBERNETES_VERSION: KubeVersion = KubeVersion {
@@ -90,3 +106,157 @@ pub struct Overrides {
     /// `--control-plane-endpoint`.
     pub control_plane_endpoint: Option<String>,
 }
+
+/// Loads the config file at `path` (or only defaults when `None`), applies the flag
+/// `overrides`, fills kubeadm's defaults using `host`, and validates everything. All
+/// validation problems are reported together.
+pub fn load(
+    path: Option<&Path>,
+    overrides: &Overrides,
+    host: &dyn HostInfo,
+) -> Result<ClusterSpec, ConfigError> {
+    match path {
+        None => load_str("", "(no config file)", overrides, host),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?;
+            load_str(&text, &p.display().to_string(), overrides, host)
+        }
+    }
+}
+
+/// Like [`load`], from YAML text; `source` names it in error messages (`file:line:col`).
+pub fn load_str(
+    yaml: &str,
+    source: &str,
+    overrides: &Overrides,
+    host: &dyn HostInfo,
+) -> Result<ClusterSpec, ConfigError> {
+    let mut errs = error::Errors::default();
+    let docs = document::split(yaml, source, &mut errs)?;
+    let spec = resolve::resolve(&docs, overrides, host, &mut errs);
+    match spec {
+        Some(spec) if errs.is_empty() => Ok(spec),
+        _ => Err(ConfigError::Invalid {
+            source_name: source.to_string(),
+            errors: errs.into_vec(),
+        }),
+    }
+}
+
+/// The default configuration as YAML, like `kubeadm config print init-defaults`: an
+/// `InitConfiguration` and a `ClusterConfiguration` (v1beta4) with placeholder node `node` at
+/// `1.2.3.4`, followed by plinth's `PlinthConfiguration`.
+pub fn init_defaults_yaml() -> String {
+    let d = defaults_for("node", IpAddr::from([1, 2, 3, 4]));
+    let v = &d.kubernetes_version;
+    let service: Vec<String> = d
+        .networking
+        .service_subnets
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let data_dir = match &d.etcd {
+        Etcd::Local(l) => l.data_dir.clone(),
+        Etcd::External(_) => "/var/lib/etcd".to_string(),
+    };
+    let cp_timeout = format_go_duration(d.timeouts.control_plane_component_health_check);
+    let bin_path = if d.plinth.bin_path.is_empty() {
+        " []".to_string()
+    } else {
+        d.plinth
+            .bin_path
+            .iter()
+            .map(|p| format!("\n- {}", p.display()))
+            .collect()
+    };
+    format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4
+bootstrapTokens:
+- groups:
+  - system:bootstrappers:kubeadm:default-node-token
+  token: abcdef.0123456789abcdef
+  ttl: 24h0m0s
+  usages:
+  - signing
+  - authentication
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: {addr}
+  bindPort: {port}
+nodeRegistration:
+  criSocket: unix:///var/run/containerd/containerd.sock
+  imagePullPolicy: IfNotPresent
+  imagePullSerial: true
+  name: {name}
+  taints: null
+timeouts:
+  controlPlaneComponentHealthCheck: {cp_timeout}
+  discovery: 5m0s
+  etcdAPICall: 2m0s
+  kubeletHealthCheck: 4m0s
+  kubernetesAPICall: 1m0s
+  tlsBootstrap: 5m0s
+  upgradeManifests: 5m0s
+---
+apiServer: {{}}
+apiVersion: kubeadm.k8s.io/v1beta4
+caCertificateValidityPeriod: {ca_validity}
+certificateValidityPeriod: {validity}
+certificatesDir: {cert_dir}
+clusterName: {cluster}
+controllerManager: {{}}
+dns: {{}}
+encryptionAlgorithm: {alg}
+etcd:
+  local:
+    dataDir: {data_dir}
+imageRepository: {repo}
+kind: ClusterConfiguration
+kubernetesVersion: {major}.{minor}.{patch}
+networking:
+  dnsDomain: {dns}
+  serviceSubnet: {service}
+proxy: {{}}
+scheduler: {{}}
+---
+apiVersion: plinth.io/v1alpha1
+kind: PlinthConfiguration
+securityProfile: {profile}
+binPath:{bin_path}
+agent:
+  healthzBindAddress: {hz_addr}
+  healthzPort: {hz_port}
+manifestsDir: {manifests}
+stateDir: {state}
+logDir: {log}
+kubeconfigDir: {kubeconfig}
+",
+        addr = d.advertise_address,
+        port = d.bind_port,
+        name = d.node_name,
+        ca_validity = format_go_duration(d.ca_cert_validity),
+        validity = format_go_duration(d.cert_validity),
+        cert_dir = d.certificates_dir,
+        cluster = d.cluster_name,
+        alg = d.key_algorithm.kubeadm_name(),
+        repo = d.image_repository,
+        major = v.major,
+        minor = v.minor,
+        patch = v.patch,
+        dns = d.networking.dns_domain,
+        service = service.join(","),
+        profile = security_profile_name(d.plinth.security_profile),
+        hz_addr = d.plinth.agent_healthz_bind_address,
+        hz_port = d.plinth.agent_healthz_port,
+        manifests = d.plinth.manifests_dir,
+        state = d.plinth.state_dir,
+        log = d.plinth.log_dir,
+        kubeconfig = d.plinth.kubeconfig_dir,
+    )
+}
+
+#[cfg(test)]
+mod tests;

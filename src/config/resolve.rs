@@ -1,0 +1,353 @@
+//! Turning the read documents + CLI flags + host facts into a validated [`ClusterSpec`]:
+//! kubeadm's defaults, flags over file, and the checks that need more than one field.
+
+use std::net::IpAddr;
+
+use super::document::Documents;
+use super::error::Errors;
+use super::host::{is_unspecified, HostInfo};
+use super::kubeadm::{read_cluster, read_init, At};
+use super::plinthcfg::read_plinth;
+use super::spec::{Arg, Cidr, ClusterSpec};
+use super::validate::{
+    check_absolute, check_cert_san, check_dns1123_subdomain, check_port, cidrs_overlap,
+    parse_host_port, parse_ip, parse_kube_version, parse_subnets, SubnetKind,
+    POD_SUBNET_NODE_MASK_MAX_DIFF,
+};
+use super::{defaults_for, Overrides};
+
+/// The flag's value if given, else the file's.
+fn pick(flag: &Option<String>, flag_name: &str, file: Option<At<String>>) -> Option<At<String>> {
+    match flag {
+        Some(v) => Some(At {
+            field: flag_name.to_string(),
+            value: v.clone(),
+        }),
+        None => file,
+    }
+}
+
+/// Parses a subnet list, reporting every problem against its source field.
+fn subnets(at: &At<String>, kind: SubnetKind, errs: &mut Errors) -> Option<Vec<Cidr>> {
+    match parse_subnets(&at.value, kind) {
+        Ok(list) => Some(list),
+        Err(problems) => {
+            for (value, allowed) in problems {
+                errs.push(&at.field, value, allowed);
+            }
+            None
+        }
+    }
+}
+
+/// The last value given for `name` (later repeats win, as on a command line).
+fn last_arg<'a>(args: &'a [Arg], name: &str) -> Option<&'a str> {
+    args.iter()
+        .rev()
+        .find(|a| a.name == name)
+        .map(|a| a.value.as_str())
+}
+
+/// kubeadm's check that each pod subnet can be split into per-node ranges.
+fn check_pod_node_masks(at: &At<String>, pods: &[Cidr], cm_args: &[Arg], errs: &mut Errors) {
+    if last_arg(cm_args, "allocate-node-cidrs") == Some("false") {
+        return;
+    }
+    for pod in pods {
+        let (flag, default) = if pod.addr.is_ipv4() {
+            ("node-cidr-mask-size-ipv4", 24u8)
+        } else {
+            ("node-cidr-mask-size-ipv6", 64u8)
+        };
+        let mask = match last_arg(cm_args, flag) {
+            None => default,
+            Some(v) => match v.parse::<u8>() {
+                Ok(m) => m,
+                Err(_) => {
+                    errs.push(
+                        format!("ClusterConfiguration.controllerManager.extraArgs ({flag})"),
+                        v,
+                        "an integer prefix length",
+                    );
+                    continue;
+                }
+            },
+        };
+        if pod.prefix > mask {
+            errs.push(
+                &at.field,
+                pod.to_string(),
+                format!(
+                    "a pod subnet at least as large as the per-node range /{mask} \
+                     (controller-manager {flag}); use a shorter prefix or set {flag}"
+                ),
+            );
+        } else if mask - pod.prefix > POD_SUBNET_NODE_MASK_MAX_DIFF {
+            errs.push(
+                &at.field,
+                pod.to_string(),
+                format!(
+                    "a pod subnet whose prefix is within {POD_SUBNET_NODE_MASK_MAX_DIFF} bits of the \
+                     per-node range /{mask} (controller-manager {flag}), i.e. at least /{}",
+                    mask - POD_SUBNET_NODE_MASK_MAX_DIFF
+                ),
+            );
+        }
+    }
+}
+
+/// Resolves everything; `None` when any error was recorded in `errs`.
+pub(crate) fn resolve(
+    docs: &Documents,
+    overrides: &Overrides,
+    host: &dyn HostInfo,
+    errs: &mut Errors,
+) -> Option<ClusterSpec> {
+    let version = docs.api_version();
+    let init = read_init(
+        docs.init.as_ref().map(|(_, v)| v),
+        docs.init.as_ref().map_or(version, |(v, _)| *v),
+        errs,
+    );
+    let cluster = read_cluster(
+        docs.cluster.as_ref().map(|(_, v)| v),
+        docs.cluster.as_ref().map_or(version, |(v, _)| *v),
+        errs,
+    );
+
+    let mut spec = defaults_for("", IpAddr::from([0, 0, 0, 0]));
+    spec.api_version = version;
+    spec.plinth = read_plinth(docs.plinth.as_ref(), spec.plinth.clone(), errs);
+
+    // Node name: flag, file, else the hostname lowercased (as kubeadm does).
+    let name_field = "InitConfiguration.nodeRegistration.name";
+    let (name_at, from_host) = match pick(&overrides.node_name, "--node-name", init.node_name) {
+        Some(at) => (at, false),
+        None => (
+            At {
+                field: name_field.to_string(),
+                value: host.hostname().trim().to_lowercase(),
+            },
+            true,
+        ),
+    };
+    match check_dns1123_subdomain(&name_at.value) {
+        Ok(()) => spec.node_name = name_at.value,
+        Err(allowed) => {
+            let allowed = if from_host {
+                format!(
+                    "{allowed} (defaulted from this host's name; set --node-name or \
+                     nodeRegistration.name)"
+                )
+            } else {
+                allowed
+            };
+            errs.push(name_at.field, name_at.value, allowed);
+        }
+    }
+
+    // Bind port.
+    if let Some(at) = init.bind_port {
+        match check_port(at.value) {
+            Ok(p) => spec.bind_port = p,
+            Err(allowed) => errs.push(at.field, at.value.to_string(), allowed),
+        }
+    }
+
+    // Advertise address: flag, file, else the default route's address (kubeadm's rule).
+    let addr_field = "InitConfiguration.localAPIEndpoint.advertiseAddress";
+    let given = pick(
+        &overrides.advertise_address,
+        "--advertise-address",
+        init.advertise_address,
+    );
+    let mut advertise: Option<(String, IpAddr)> = None;
+    let auto = |errs: &mut Errors, field: &str, value: &str| match host.default_route_address() {
+        Some(ip) => Some((field.to_string(), ip)),
+        None => {
+            errs.push(
+                field,
+                value,
+                "an IP address of this host: none was given and no default route exists to \
+                 pick one from; set localAPIEndpoint.advertiseAddress or --advertise-address",
+            );
+            None
+        }
+    };
+    match given {
+        Some(at) => match parse_ip(&at.value) {
+            Ok(ip) if is_unspecified(&ip) => advertise = auto(errs, &at.field, &at.value),
+            Ok(ip) => {
+                let local = host.local_addresses();
+                if local.contains(&ip) {
+                    advertise = Some((at.field, ip));
+                } else {
+                    let list: Vec<String> = local.iter().map(IpAddr::to_string).collect();
+                    errs.push(
+                        at.field,
+                        at.value,
+                        format!(
+                            "an address of a local interface (this host has: {})",
+                            if list.is_empty() {
+                                "none".to_string()
+                            } else {
+                                list.join(", ")
+                            }
+                        ),
+                    );
+                }
+            }
+            Err(allowed) => errs.push(at.field, at.value, allowed),
+        },
+        None => advertise = auto(errs, addr_field, ""),
+    }
+    if let Some((_, ip)) = &advertise {
+        spec.advertise_address = *ip;
+    }
+
+    // Kubernetes version.
+    if let Some(at) = pick(
+        &overrides.kubernetes_version,
+        "--kubernetes-version",
+        cluster.kubernetes_version,
+    ) {
+        match parse_kube_version(&at.value) {
+            Ok(v) => spec.kubernetes_version = v,
+            Err(allowed) => errs.push(at.field, at.value, allowed),
+        }
+    }
+
+    // Control-plane endpoint (port defaults to the bind port).
+    if let Some(at) = pick(
+        &overrides.control_plane_endpoint,
+        "--control-plane-endpoint",
+        cluster.control_plane_endpoint,
+    ) {
+        match parse_host_port(&at.value, spec.bind_port) {
+            Ok(ep) => spec.control_plane_endpoint = Some(ep),
+            Err(allowed) => errs.push(at.field, at.value, allowed),
+        }
+    }
+
+    if let Some(repo) = cluster.image_repository {
+        spec.image_repository = repo;
+    }
+    if let Some(domain) = cluster.dns_domain {
+        spec.networking.dns_domain = domain;
+    }
+    if let Some(name) = cluster.cluster_name {
+        spec.cluster_name = name;
+    }
+
+    // Networking: flags over file, then kubeadm's cross checks.
+    let svc_at = pick(
+        &overrides.service_cidr,
+        "--service-cidr",
+        cluster.service_subnet,
+    );
+    let svc_field = svc_at.as_ref().map_or(
+        "ClusterConfiguration.networking.serviceSubnet".to_string(),
+        |a| a.field.clone(),
+    );
+    let mut services_ok = true;
+    if let Some(at) = &svc_at {
+        match subnets(at, SubnetKind::Service, errs) {
+            Some(list) => spec.networking.service_subnets = list,
+            None => services_ok = false,
+        }
+    }
+    if let Some(at) = pick(
+        &overrides.pod_network_cidr,
+        "--pod-network-cidr",
+        cluster.pod_subnet,
+    ) {
+        if let Some(pods) = subnets(&at, SubnetKind::Pod, errs) {
+            check_pod_node_masks(&at, &pods, &cluster.controller_manager.extra_args, errs);
+            if services_ok {
+                for pod in &pods {
+                    for svc in &spec.networking.service_subnets {
+                        if cidrs_overlap(pod, svc) {
+                            errs.push(
+                                &at.field,
+                                pod.to_string(),
+                                format!(
+                                    "a pod subnet that does not overlap the service subnet {svc} \
+                                     ({svc_field})"
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            spec.networking.pod_subnets = pods;
+        }
+    }
+    // The apiserver requires the advertise address in the primary service family.
+    if let (Some((field, ip)), true) = (&advertise, services_ok) {
+        if let Some(primary) = spec.networking.service_subnets.first() {
+            if primary.addr.is_ipv4() != ip.is_ipv4() {
+                errs.push(
+                    field,
+                    ip.to_string(),
+                    format!(
+                        "an address of the same IP family as the primary service subnet {primary} \
+                         ({svc_field}); kube-apiserver refuses mixed families"
+                    ),
+                );
+            }
+        }
+    }
+
+    // Certificates dir.
+    if let Some(at) = pick(&overrides.cert_dir, "--cert-dir", cluster.certificates_dir) {
+        match check_absolute(&at.value) {
+            Ok(()) => spec.certificates_dir = at.value,
+            Err(allowed) => errs.push(at.field, at.value, allowed),
+        }
+    }
+
+    // apiserver settings, with --apiserver-cert-extra-sans appended to certSANs.
+    spec.api_server = cluster.api_server;
+    for san in overrides
+        .apiserver_cert_extra_sans
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        match check_cert_san(san) {
+            Ok(()) => {
+                if !spec.api_server.cert_sans.iter().any(|s| s == san) {
+                    spec.api_server.cert_sans.push(san.to_string());
+                }
+            }
+            Err(allowed) => errs.push("--apiserver-cert-extra-sans", san, allowed),
+        }
+    }
+    spec.controller_manager = cluster.controller_manager;
+    spec.scheduler = cluster.scheduler;
+    if let Some(etcd) = cluster.etcd {
+        spec.etcd = etcd;
+    }
+    spec.patches_dir = init.patches_dir;
+
+    if let Some(alg) = cluster.key_algorithm {
+        spec.key_algorithm = alg;
+    }
+    if let Some(d) = cluster.cert_validity {
+        spec.cert_validity = d;
+    }
+    if let Some(d) = cluster.ca_cert_validity {
+        spec.ca_cert_validity = d;
+    }
+    if spec.cert_validity > spec.ca_cert_validity {
+        tracing::warn!(
+            "certificateValidityPeriod is longer than caCertificateValidityPeriod: leaf \
+             certificates will outlive their CA"
+        );
+    }
+    if let Some(d) = init.control_plane_timeout.or(cluster.control_plane_timeout) {
+        spec.timeouts.control_plane_component_health_check = d;
+    }
+
+    errs.is_empty().then_some(spec)
+}

@@ -1,0 +1,202 @@
+//! Temporary host roots (what `plinth --root DIR` points at) and tree snapshots, for checks such
+//! as "reset leaves the root exactly as it was, except for what plinth did not create".
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// A temporary directory used as a host root; removed on drop.
+#[derive(Debug)]
+pub struct TempRoot {
+    dir: tempfile::TempDir,
+}
+
+/// One entry of a [`TempRoot::snapshot`]: path relative to the root, permission bits, and the
+/// content's sha256 (`dir` for directories, `symlink:<target>` for symlinks).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TreeEntry {
+    /// Path relative to the root, `/`-separated, no leading slash.
+    pub path: String,
+    /// Mode bits (`& 0o7777`).
+    pub mode: u32,
+    /// Hex sha256 of a file's content, `dir`, or `symlink:<target>`.
+    pub sha256: String,
+}
+
+impl TempRoot {
+    /// A new empty root under the system temp dir.
+    pub fn new() -> io::Result<TempRoot> {
+        Ok(TempRoot {
+            dir: tempfile::Builder::new().prefix("plinth-root-").tempdir()?,
+        })
+    }
+
+    /// The root directory itself.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Maps a host path (`/etc/kubernetes/pki`) to its place under this root, the way
+    /// `plinth::fs::HostRoot::path` does for `--root`.
+    pub fn path(&self, host_path: impl AsRef<Path>) -> PathBuf {
+        let mut out = self.dir.path().to_path_buf();
+        for c in host_path.as_ref().components() {
+            match c {
+                Component::Normal(p) => out.push(p),
+                Component::ParentDir => out.push(".."),
+                Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+            }
+        }
+        out
+    }
+
+    /// The same root as plinth's own type.
+    pub fn host_root(&self) -> plinth::fs::HostRoot {
+        plinth::fs::HostRoot::new(Some(self.dir.path()))
+    }
+
+    /// Writes `contents` at `host_path` under the root with `mode`, creating parent dirs.
+    pub fn write(
+        &self,
+        host_path: impl AsRef<Path>,
+        contents: &[u8],
+        mode: u32,
+    ) -> io::Result<PathBuf> {
+        let p = self.path(host_path);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&p, contents)?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode))?;
+        Ok(p)
+    }
+
+    /// Every entry under the root (not the root itself), sorted by path.
+    pub fn snapshot(&self) -> io::Result<Vec<TreeEntry>> {
+        snapshot_dir(self.dir.path())
+    }
+}
+
+/// Snapshot of an arbitrary directory tree (see [`TreeEntry`]); symlinks are not followed.
+pub fn snapshot_dir(root: &Path) -> io::Result<Vec<TreeEntry>> {
+    let mut out = Vec::new();
+    walk(root, root, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<TreeEntry>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let p = entry.path();
+        let meta = fs::symlink_metadata(&p)?;
+        let rel = p
+            .strip_prefix(root)
+            .map_err(io::Error::other)?
+            .to_string_lossy()
+            .into_owned();
+        let mode = meta.permissions().mode() & 0o7777;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = fs::read_link(&p)?;
+            out.push(TreeEntry {
+                path: rel,
+                mode,
+                sha256: format!("symlink:{}", target.display()),
+            });
+        } else if ft.is_dir() {
+            out.push(TreeEntry {
+                path: rel,
+                mode,
+                sha256: "dir".into(),
+            });
+            walk(root, &p, out)?;
+        } else {
+            let data = fs::read(&p)?;
+            out.push(TreeEntry {
+                path: rel,
+                mode,
+                sha256: hex::encode(Sha256::digest(&data)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A readable difference between two snapshots (`+ added`, `- removed`, `~ changed`); empty
+/// when they are equal. Use it as the assertion message.
+pub fn diff_snapshots(before: &[TreeEntry], after: &[TreeEntry]) -> String {
+    use std::collections::BTreeMap;
+    let b: BTreeMap<&str, &TreeEntry> = before.iter().map(|e| (e.path.as_str(), e)).collect();
+    let a: BTreeMap<&str, &TreeEntry> = after.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut lines = Vec::new();
+    for (p, e) in &b {
+        match a.get(p) {
+            None => lines.push(format!("- {p} ({:o})", e.mode)),
+            Some(n) if n != e => lines.push(format!(
+                "~ {p} (mode {:o} -> {:o}, {} -> {})",
+                e.mode, n.mode, e.sha256, n.sha256
+            )),
+            _ => {}
+        }
+    }
+    for (p, e) in &a {
+        if !b.contains_key(p) {
+            lines.push(format!("+ {p} ({:o})", e.mode));
+        }
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_maps_host_paths_under_the_root_like_hostroot() {
+        let r = TempRoot::new().unwrap();
+        assert_eq!(
+            r.path("/etc/kubernetes/pki/ca.crt"),
+            r.dir().join("etc/kubernetes/pki/ca.crt")
+        );
+        assert_eq!(
+            r.path("/etc/kubernetes/pki/ca.crt"),
+            r.host_root().path("/etc/kubernetes/pki/ca.crt")
+        );
+    }
+
+    #[test]
+    fn snapshot_sees_content_mode_and_additions() {
+        let r = TempRoot::new().unwrap();
+        r.write("/etc/a.conf", b"one", 0o600).unwrap();
+        r.write("/var/lib/x/b", b"two", 0o644).unwrap();
+        let s1 = r.snapshot().unwrap();
+        let paths: Vec<&str> = s1.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "etc",
+                "etc/a.conf",
+                "var",
+                "var/lib",
+                "var/lib/x",
+                "var/lib/x/b"
+            ]
+        );
+        let a = s1.iter().find(|e| e.path == "etc/a.conf").unwrap();
+        assert_eq!(a.mode, 0o600);
+        assert_eq!(a.sha256, hex::encode(Sha256::digest(b"one")));
+        assert_eq!(diff_snapshots(&s1, &r.snapshot().unwrap()), "");
+
+        fs::set_permissions(r.path("/etc/a.conf"), fs::Permissions::from_mode(0o644)).unwrap();
+        r.write("/etc/new", b"", 0o600).unwrap();
+        fs::remove_file(r.path("/var/lib/x/b")).unwrap();
+        let d = diff_snapshots(&s1, &r.snapshot().unwrap());
+        assert!(d.contains("~ etc/a.conf (mode 600 -> 644"), "{d}");
+        assert!(d.contains("+ etc/new"), "{d}");
+        assert!(d.contains("- var/lib/x/b"), "{d}");
+    }
+}
