@@ -155,6 +155,8 @@ pub fn phase_manifests(
         .map(|c| manifests::render(spec, *c, &ctx))
         .collect::<Result<_, _>>()?;
     let mut report = PhaseReport::default();
+    let written = manifests::write(root, spec, &rendered, dry_run)?;
+    // After the write: it creates the etcd data dir, which must belong to the etcd user.
     if let (Some((uid, gid)), false) = (ctx.etcd_user, dry_run) {
         if components.contains(&Component::Etcd) {
             for p in crate::security::chown_etcd_paths(root, spec, uid, gid)? {
@@ -162,7 +164,7 @@ pub fn phase_manifests(
             }
         }
     }
-    for (path, outcome) in manifests::write(root, spec, &rendered, dry_run)? {
+    for (path, outcome) in written {
         let host = root.host_path(&path);
         let verb = match outcome {
             WriteOutcome::Created => "Creating",
@@ -209,6 +211,21 @@ pub fn render_all(spec: &ClusterSpec, root: &HostRoot, skip: &[Phase], dry_run: 
         report.extend(phase_manifests(spec, root, &comps, dry_run)?);
     }
     Ok(report)
+}
+
+/// With the process runtime the etcd that runs is the binary on the bin path, not an image:
+/// when the config pins no etcd image tag, take the tag from that binary's version, so probes
+/// (`/health` before 3.5.11, `/livez`+`/readyz` after) and flags match what actually runs.
+/// Returns the version found.
+pub fn pin_etcd_version_to_binary(spec: &mut ClusterSpec) -> Option<String> {
+    let crate::config::Etcd::Local(local) = &mut spec.etcd else { return None };
+    if !local.image_tag.is_empty() {
+        return None;
+    }
+    let bin = crate::preflight::find_binary("etcd", &spec.plinth.bin_path)?;
+    let version = crate::preflight::binary_version(&bin)?;
+    local.image_tag = format!("{version}-0");
+    Some(version)
 }
 
 /// The agent's `host:port` status address from the spec.

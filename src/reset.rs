@@ -141,9 +141,12 @@ pub fn owned_files(spec: &ClusterSpec, extra: &[String]) -> Vec<String> {
 /// Removes what plinth created. `etcd_data_dir` is the local data dir named in the etcd
 /// manifest (None for external etcd). Stopping the agent and pods is the caller's job.
 pub fn remove(spec: &ClusterSpec, root: &HostRoot, etcd_data_dir: Option<&str>) -> Result<ResetReport, ResetError> {
-    let ledger = load_ledger(spec, root)?;
+    let mut ledger = load_ledger(spec, root)?;
+    // hostPath dirs/files the agent created (DirectoryOrCreate / FileOrCreate) are plinth's too.
+    let agent_created = crate::agent::hostpath::HostPaths::new(root.clone(), Path::new(&spec.plinth.state_dir)).created();
+    ledger.created_dirs.extend(agent_created.created_dirs.iter().cloned());
     let mut report = ResetReport::default();
-    for f in owned_files(spec, &[]) {
+    for f in owned_files(spec, &agent_created.created_files.iter().cloned().collect::<Vec<_>>()) {
         let p = root.path(&f);
         if p.symlink_metadata().is_ok() {
             std::fs::remove_file(&p).map_err(|e| FsError::io("remove", &p, e))?;

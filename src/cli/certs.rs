@@ -40,6 +40,11 @@ struct Row {
     is_ca: bool,
 }
 
+fn expires(t: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[month repr:short] [day], [year] [hour]:[minute] UTC");
+    t.format(f).unwrap_or_else(|_| t.to_string())
+}
+
 fn residual(days: i64) -> String {
     if days < 0 {
         "<invalid>".into()
@@ -60,8 +65,8 @@ pub fn run(cmd: CertsCmd) -> anyhow::Result<i32> {
                 .into_iter()
                 .map(|s| Row {
                     certificate: s.name.clone(),
-                    expires: s.not_after_string(),
-                    residual_days: s.residual_days(),
+                    expires: expires(s.not_after),
+                    residual_days: s.residual.whole_days(),
                     certificate_authority: s.ca_name.clone().unwrap_or_default(),
                     externally_managed: s.externally_managed,
                     is_ca: s.is_ca,
@@ -69,9 +74,9 @@ pub fn run(cmd: CertsCmd) -> anyhow::Result<i32> {
                 .collect();
             for k in plinth::kubeconfig::inspect(&spec, &root)? {
                 rows.push(Row {
-                    certificate: k.name.clone(),
-                    expires: k.not_after_string(),
-                    residual_days: k.residual_days(),
+                    certificate: k.file.clone(),
+                    expires: expires(k.not_after),
+                    residual_days: k.residual.whole_days(),
                     certificate_authority: "ca".into(),
                     externally_managed: false,
                     is_ca: false,

@@ -94,8 +94,12 @@ pub enum Phase {
 
 /// Loads and validates the config for a command (shared by init, verify, certs, ...).
 pub fn load_spec(config: &ConfigArgs) -> anyhow::Result<ClusterSpec> {
-    plinth::config::load(config.config.as_deref(), &config.overrides(), &plinth::config::RealHost)
-        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+    let mut spec = plinth::config::load(config.config.as_deref(), &config.overrides(), &plinth::config::RealHost)
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    if let Some(v) = init::pin_etcd_version_to_binary(&mut spec) {
+        tracing::info!("etcd on the bin path is {v}: rendering etcd for that version");
+    }
+    Ok(spec)
 }
 
 fn print_lines(lines: &[String]) {
