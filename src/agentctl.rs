@@ -37,18 +37,27 @@ pub fn pid_file(state_dir: &str) -> String {
 
 fn cmdline(pid: i32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| b.split(|c| *c == 0).map(|s| String::from_utf8_lossy(s).into_owned()).filter(|s| !s.is_empty()).collect())
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// True when `pid` is a `plinth agent` serving this root.
 fn is_our_agent(pid: i32, root: &HostRoot) -> bool {
     let args = cmdline(pid);
-    let is_agent = args.first().is_some_and(|a| a.ends_with("plinth")) && args.get(1).is_some_and(|a| a == "agent");
+    let is_agent = args.first().is_some_and(|a| a.ends_with("plinth"))
+        && args.get(1).is_some_and(|a| a == "agent");
     if !is_agent {
         return false;
     }
-    let root_arg = args.windows(2).find(|w| w[0] == "--root").map(|w| PathBuf::from(&w[1]));
+    let root_arg = args
+        .windows(2)
+        .find(|w| w[0] == "--root")
+        .map(|w| PathBuf::from(&w[1]));
     match root_arg {
         Some(r) => !root.is_real_root() && r == root.dir(),
         None => root.is_real_root(),
@@ -73,13 +82,23 @@ pub fn find_agent(root: &HostRoot, state_dir: &str) -> Option<i32> {
 
 /// The agent and the live container processes it recorded in its state dir.
 pub fn running_pids(root: &HostRoot, state_dir: &str) -> NodePids {
-    let mut out = NodePids { agent: find_agent(root, state_dir), ..Default::default() };
+    let mut out = NodePids {
+        agent: find_agent(root, state_dir),
+        ..Default::default()
+    };
     let (pods, _) = StateStore::new(root, Path::new(state_dir)).load();
     for pod in pods {
-        let short = pod.name.rsplit_once('-').map(|(n, _)| n.to_string()).unwrap_or_else(|| pod.name.clone());
+        let short = pod
+            .name
+            .rsplit_once('-')
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_else(|| pod.name.clone());
         for (_, h) in pod.handles() {
             if procfs::is_alive_with(h.pid, h.start_ticks) {
-                out.containers.entry(pod.name.clone()).or_default().push(h.pid);
+                out.containers
+                    .entry(pod.name.clone())
+                    .or_default()
+                    .push(h.pid);
                 out.containers.entry(short.clone()).or_default().push(h.pid);
             }
         }
@@ -90,8 +109,14 @@ pub fn running_pids(root: &HostRoot, state_dir: &str) -> NodePids {
 /// Asks the agent to relist now and re-check mounted files (SIGHUP). Returns what was done.
 pub fn nudge(root: &HostRoot, state_dir: &str) -> Option<String> {
     let pid = find_agent(root, state_dir)?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP).ok()?;
-    Some(format!("asked the agent (pid {pid}) to re-check mounted files now"))
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .ok()?;
+    Some(format!(
+        "asked the agent (pid {pid}) to re-check mounted files now"
+    ))
 }
 
 /// Stops the agent (SIGTERM, it leaves pods running) and then every container it recorded
@@ -100,13 +125,19 @@ pub fn stop_all(root: &HostRoot, state_dir: &str) -> Result<Vec<String>, AgentCt
     let mut stopped = Vec::new();
     if let Some(pid) = find_agent(root, state_dir) {
         let start = procfs::process_start_ticks(pid).ok();
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while start.is_some_and(|s| procfs::is_alive_with(pid, s)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         if start.is_some_and(|s| procfs::is_alive_with(pid, s)) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         stopped.push(format!("plinth agent (pid {pid})"));
     }
@@ -123,9 +154,17 @@ pub fn stop_all(root: &HostRoot, state_dir: &str) -> Result<Vec<String>, AgentCt
     for (_, _, h) in &live {
         let _ = runtime.signal(h, StopSignal::Term);
     }
-    let grace = live.iter().map(|(p, _, _)| p.grace_seconds).max().unwrap_or(30);
+    let grace = live
+        .iter()
+        .map(|(p, _, _)| p.grace_seconds)
+        .max()
+        .unwrap_or(30);
     let deadline = Instant::now() + Duration::from_secs(grace);
-    while live.iter().any(|(_, _, h)| procfs::is_alive_with(h.pid, h.start_ticks)) && Instant::now() < deadline {
+    while live
+        .iter()
+        .any(|(_, _, h)| procfs::is_alive_with(h.pid, h.start_ticks))
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     for (p, c, h) in &live {

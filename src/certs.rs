@@ -17,18 +17,30 @@ pub fn renew(spec: &ClusterSpec, root: &HostRoot, name: &str) -> Result<PhaseRep
         } else {
             crate::pki::Renew::Names(vec![name.to_string()])
         };
-        let opts = crate::pki::PkiOptions { dry_run: false, only: None, renew };
+        let opts = crate::pki::PkiOptions {
+            dry_run: false,
+            only: None,
+            renew,
+        };
         let r = crate::pki::reconcile(spec, root, &opts)?;
         report.lines.extend(r.lines());
         report.changed.extend(r.changed_files());
     }
     if name == "all" || is_kubeconfig {
-        let only = if name == "all" { None } else { Some(name.trim_end_matches(".conf").to_string()) };
+        let only = if name == "all" {
+            None
+        } else {
+            Some(name.trim_end_matches(".conf").to_string())
+        };
         let renew = match &only {
             None => crate::pki::Renew::All,
             Some(_) => crate::pki::Renew::Names(vec![name.to_string()]),
         };
-        let opts = crate::kubeconfig::KubeconfigOptions { dry_run: false, only, renew };
+        let opts = crate::kubeconfig::KubeconfigOptions {
+            dry_run: false,
+            only,
+            renew,
+        };
         let r = crate::kubeconfig::reconcile(spec, root, &opts)?;
         report.lines.extend(r.lines());
         report.changed.extend(r.changed_files());

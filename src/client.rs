@@ -44,52 +44,93 @@ pub struct ClientConfig {
 }
 
 fn b64(path: &Path, field: &str, v: &serde_json::Value) -> Result<Vec<u8>, ClientError> {
-    let s = v.as_str().ok_or_else(|| ClientError::Invalid { path: path.into(), reason: format!("{field} is missing") })?;
+    let s = v.as_str().ok_or_else(|| ClientError::Invalid {
+        path: path.into(),
+        reason: format!("{field} is missing"),
+    })?;
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
-        .map_err(|e| ClientError::Invalid { path: path.into(), reason: format!("{field}: {e}") })
+        .map_err(|e| ClientError::Invalid {
+            path: path.into(),
+            reason: format!("{field}: {e}"),
+        })
 }
 
-fn named<'a>(doc: &'a serde_json::Value, list: &str, name: &str, inner: &str) -> Option<&'a serde_json::Value> {
-    doc[list].as_array()?.iter().find(|e| e["name"].as_str() == Some(name)).map(|e| &e[inner])
+fn named<'a>(
+    doc: &'a serde_json::Value,
+    list: &str,
+    name: &str,
+    inner: &str,
+) -> Option<&'a serde_json::Value> {
+    doc[list]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"].as_str() == Some(name))
+        .map(|e| &e[inner])
 }
 
 impl ClientConfig {
     /// Loads the current context of a kubeconfig with embedded credentials.
     pub fn load(path: &Path) -> Result<ClientConfig, ClientError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ClientError::Read { path: path.into(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ClientError::Read {
+            path: path.into(),
+            source: e,
+        })?;
         Self::parse(path, &text)
     }
 
     /// Parses kubeconfig YAML text (`path` only names it in errors).
     pub fn parse(path: &Path, text: &str) -> Result<ClientConfig, ClientError> {
-        let invalid = |reason: String| ClientError::Invalid { path: path.into(), reason };
-        let doc: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        let ctx_name = doc["current-context"].as_str().ok_or_else(|| invalid("no current-context".into()))?;
+        let invalid = |reason: String| ClientError::Invalid {
+            path: path.into(),
+            reason,
+        };
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let ctx_name = doc["current-context"]
+            .as_str()
+            .ok_or_else(|| invalid("no current-context".into()))?;
         let ctx = named(&doc, "contexts", ctx_name, "context")
             .ok_or_else(|| invalid(format!("context {ctx_name:?} not found")))?;
         let cluster_name = ctx["cluster"].as_str().unwrap_or_default();
         let user_name = ctx["user"].as_str().unwrap_or_default();
         let cluster = named(&doc, "clusters", cluster_name, "cluster")
             .ok_or_else(|| invalid(format!("cluster {cluster_name:?} not found")))?;
-        let user = named(&doc, "users", user_name, "user").ok_or_else(|| invalid(format!("user {user_name:?} not found")))?;
+        let user = named(&doc, "users", user_name, "user")
+            .ok_or_else(|| invalid(format!("user {user_name:?} not found")))?;
         Ok(ClientConfig {
             path: path.into(),
-            server: cluster["server"].as_str().ok_or_else(|| invalid("cluster has no server".into()))?.to_string(),
-            ca_pem: b64(path, "certificate-authority-data", &cluster["certificate-authority-data"])?,
-            cert_pem: b64(path, "client-certificate-data", &user["client-certificate-data"])?,
+            server: cluster["server"]
+                .as_str()
+                .ok_or_else(|| invalid("cluster has no server".into()))?
+                .to_string(),
+            ca_pem: b64(
+                path,
+                "certificate-authority-data",
+                &cluster["certificate-authority-data"],
+            )?,
+            cert_pem: b64(
+                path,
+                "client-certificate-data",
+                &user["client-certificate-data"],
+            )?,
             key_pem: b64(path, "client-key-data", &user["client-key-data"])?,
         })
     }
 
     /// A reqwest client that trusts only the kubeconfig's CA and presents its client cert.
     pub fn http_client(&self) -> Result<reqwest::Client, ClientError> {
-        let invalid = |reason: String| ClientError::Invalid { path: self.path.clone(), reason };
-        let ca = reqwest::Certificate::from_pem(&self.ca_pem).map_err(|e| invalid(format!("CA: {e}")))?;
+        let invalid = |reason: String| ClientError::Invalid {
+            path: self.path.clone(),
+            reason,
+        };
+        let ca = reqwest::Certificate::from_pem(&self.ca_pem)
+            .map_err(|e| invalid(format!("CA: {e}")))?;
         let mut pem = self.cert_pem.clone();
         pem.extend_from_slice(b"\n");
         pem.extend_from_slice(&self.key_pem);
-        let id = reqwest::Identity::from_pem(&pem).map_err(|e| invalid(format!("client certificate/key: {e}")))?;
+        let id = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| invalid(format!("client certificate/key: {e}")))?;
         reqwest::Client::builder()
             .tls_certs_only([ca])
             .identity(id)
@@ -118,7 +159,9 @@ mod tests {
         assert_eq!(c.ca_pem, b"CA");
         assert_eq!(c.key_pem, b"KEY");
         let bad = y.replace("current-context: a@k", "current-context: nope");
-        let err = ClientConfig::parse(Path::new("x.conf"), &bad).unwrap_err().to_string();
+        let err = ClientConfig::parse(Path::new("x.conf"), &bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("x.conf") && err.contains("nope"), "{err}");
     }
 }

@@ -62,16 +62,29 @@ pub fn target_for(pod: &Pod, node_ip: IpAddr) -> Result<HealthTarget, HealthErro
         .as_ref()
         .and_then(|s| s.containers.first())
         .ok_or_else(|| HealthError::NoProbe(name.clone()))?;
-    let probe = [&container.readiness_probe, &container.startup_probe, &container.liveness_probe]
-        .into_iter()
-        .flatten()
-        .find(|p| p.http_get.is_some())
-        .ok_or_else(|| HealthError::NoProbe(name.clone()))?;
-    let url = probe_url(probe, container, node_ip).ok_or_else(|| HealthError::NoProbe(name.clone()))?;
-    Ok(HealthTarget { component, pod_name: name, url })
+    let probe = [
+        &container.readiness_probe,
+        &container.startup_probe,
+        &container.liveness_probe,
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.http_get.is_some())
+    .ok_or_else(|| HealthError::NoProbe(name.clone()))?;
+    let url =
+        probe_url(probe, container, node_ip).ok_or_else(|| HealthError::NoProbe(name.clone()))?;
+    Ok(HealthTarget {
+        component,
+        pod_name: name,
+        url,
+    })
 }
 
-fn probe_url(probe: &Probe, container: &k8s_openapi::api::core::v1::Container, node_ip: IpAddr) -> Option<String> {
+fn probe_url(
+    probe: &Probe,
+    container: &k8s_openapi::api::core::v1::Container,
+    node_ip: IpAddr,
+) -> Option<String> {
     let get = probe.http_get.as_ref()?;
     let port = match &get.port {
         IntOrString::Int(p) => *p as u16,
@@ -83,7 +96,11 @@ fn probe_url(probe: &Probe, container: &k8s_openapi::api::core::v1::Container, n
             .map(|p| p.container_port as u16)?,
     };
     let host = get.host.clone().unwrap_or_else(|| node_ip.to_string());
-    let host = if host.parse::<std::net::Ipv6Addr>().is_ok() { format!("[{host}]") } else { host };
+    let host = if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]")
+    } else {
+        host
+    };
     let scheme = get.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
     let path = get.path.clone().unwrap_or_else(|| "/".into());
     Some(format!("{scheme}://{host}:{port}{path}"))
@@ -129,10 +146,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Reads the agent's `/pods` status.
-pub async fn agent_pods(client: &reqwest::Client, agent_addr: &str) -> Result<PodList, HealthError> {
+pub async fn agent_pods(
+    client: &reqwest::Client,
+    agent_addr: &str,
+) -> Result<PodList, HealthError> {
     let url = format!("http://{agent_addr}/pods");
-    let err = |reason: String| HealthError::Agent { url: url.clone(), reason };
-    let resp = client.get(&url).send().await.map_err(|e| err(error_chain(&e)))?;
+    let err = |reason: String| HealthError::Agent {
+        url: url.clone(),
+        reason,
+    };
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| err(error_chain(&e)))?;
     if !resp.status().is_success() {
         return Err(err(format!("HTTP {}", resp.status())));
     }
@@ -198,9 +225,14 @@ pub struct AgentView {
 /// Finds the agent's view of a manifest's pod (`<pod_name>-<node>`).
 pub fn agent_view(pods: &PodList, pod_name: &str, node_name: &str) -> Option<AgentView> {
     let full = format!("{pod_name}-{node_name}");
-    let pod = pods.items.iter().find(|p| p.metadata.name.as_deref() == Some(full.as_str()))?;
+    let pod = pods
+        .items
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(full.as_str()))?;
     let status = pod.status.as_ref();
-    let cs: Option<&ContainerStatus> = status.and_then(|s| s.container_statuses.as_ref()).and_then(|v| v.first());
+    let cs: Option<&ContainerStatus> = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|v| v.first());
     let mut view = AgentView {
         pod: full,
         uid: pod.metadata.uid.clone().unwrap_or_default(),
@@ -218,12 +250,19 @@ pub fn agent_view(pods: &PodList, pod_name: &str, node_name: &str) -> Option<Age
                 let msg = format!(
                     "{}{}",
                     w.reason.clone().unwrap_or_default(),
-                    w.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+                    w.message
+                        .as_ref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
                 );
                 view.state = format!("waiting ({msg})");
                 view.waiting = Some(msg);
             } else if let Some(t) = &state.terminated {
-                view.state = format!("terminated ({}, exit {})", t.reason.clone().unwrap_or_default(), t.exit_code);
+                view.state = format!(
+                    "terminated ({}, exit {})",
+                    t.reason.clone().unwrap_or_default(),
+                    t.exit_code
+                );
                 view.last_exit_code = Some(t.exit_code);
             }
         }
@@ -232,7 +271,9 @@ pub fn agent_view(pods: &PodList, pod_name: &str, node_name: &str) -> Option<Age
         }
     } else if let Some(c) = pod.spec.as_ref().and_then(|s| s.containers.first()) {
         view.container = c.name.clone();
-        view.state = status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into());
+        view.state = status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Pending".into());
     }
     Some(view)
 }
@@ -323,7 +364,12 @@ pub async fn wait(
     let start = Instant::now();
     let mut progress: Vec<ComponentProgress> = targets
         .iter()
-        .map(|t| ComponentProgress { target: t.clone(), stage: Stage::WaitingForAgent, agent: None, healthy_after: None })
+        .map(|t| ComponentProgress {
+            target: t.clone(),
+            stage: Stage::WaitingForAgent,
+            agent: None,
+            healthy_after: None,
+        })
         .collect();
     loop {
         let (pods, checks) = tokio::join!(
@@ -332,10 +378,18 @@ pub async fn wait(
         );
         let agent_up = pods.is_ok();
         for (p, result) in progress.iter_mut().zip(checks) {
-            let view = pods.as_ref().ok().and_then(|l| agent_view(l, &p.target.pod_name, &opts.node_name));
+            let view = pods
+                .as_ref()
+                .ok()
+                .and_then(|l| agent_view(l, &p.target.pod_name, &opts.node_name));
             let mut stage = stage_of(view.as_ref(), agent_up, &result);
-            if stage == Stage::Healthy && opts.require_agent && !view.as_ref().is_some_and(|v| v.running) {
-                stage = Stage::Probing("healthy endpoint, but the agent does not report the pod running".into());
+            if stage == Stage::Healthy
+                && opts.require_agent
+                && !view.as_ref().is_some_and(|v| v.running)
+            {
+                stage = Stage::Probing(
+                    "healthy endpoint, but the agent does not report the pod running".into(),
+                );
             }
             if stage == Stage::Healthy && p.healthy_after.is_none() {
                 p.healthy_after = Some(start.elapsed());
@@ -346,7 +400,11 @@ pub async fn wait(
         on_update(&progress, start.elapsed());
         let healthy = progress.iter().all(|p| p.stage == Stage::Healthy);
         if healthy || start.elapsed() >= opts.timeout {
-            return Ok(WaitReport { components: progress, healthy, elapsed: start.elapsed() });
+            return Ok(WaitReport {
+                components: progress,
+                healthy,
+                elapsed: start.elapsed(),
+            });
         }
         tokio::time::sleep(opts.interval).await;
     }
@@ -369,7 +427,11 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     for r in results {
@@ -381,7 +443,12 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
 }
 
 /// The CRI log file of a component's current (or given) instance, as opened on this machine.
-pub fn component_log_path(root: &HostRoot, log_dir: &str, view: &AgentView, restart: i32) -> PathBuf {
+pub fn component_log_path(
+    root: &HostRoot,
+    log_dir: &str,
+    view: &AgentView,
+    restart: i32,
+) -> PathBuf {
     root.path(log_dir)
         .join(format!("kube-system_{}_{}", view.pod, view.uid))
         .join(&view.container)
@@ -416,7 +483,10 @@ fn latest_log(dir: &Path) -> Option<PathBuf> {
     let mut logs: BTreeMap<u32, PathBuf> = BTreeMap::new();
     for e in std::fs::read_dir(dir).ok()?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_suffix(".log").and_then(|n| n.parse::<u32>().ok()) {
+        if let Some(n) = name
+            .strip_suffix(".log")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
             logs.insert(n, e.path());
         }
     }
@@ -487,11 +557,26 @@ spec:
         assert_eq!(stage_of(None, false, &ok), Stage::Healthy);
         assert_eq!(stage_of(None, false, &refused), Stage::WaitingForAgent);
         assert_eq!(stage_of(None, true, &refused), Stage::Pending);
-        let waiting = AgentView { waiting: Some("ExecutableNotFound: kube-apiserver not found".into()), ..Default::default() };
-        assert!(matches!(stage_of(Some(&waiting), true, &refused), Stage::WaitingForBinary(_)));
-        let running = AgentView { running: true, ..Default::default() };
-        assert_eq!(stage_of(Some(&running), true, &refused), Stage::Running("connection refused".into()));
+        let waiting = AgentView {
+            waiting: Some("ExecutableNotFound: kube-apiserver not found".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            stage_of(Some(&waiting), true, &refused),
+            Stage::WaitingForBinary(_)
+        ));
+        let running = AgentView {
+            running: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            stage_of(Some(&running), true, &refused),
+            Stage::Running("connection refused".into())
+        );
         let probing: Result<(), String> = Err("HTTP 500: etcd not ready".into());
-        assert!(matches!(stage_of(Some(&running), true, &probing), Stage::Probing(_)));
+        assert!(matches!(
+            stage_of(Some(&running), true, &probing),
+            Stage::Probing(_)
+        ));
     }
 }

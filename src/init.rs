@@ -92,10 +92,17 @@ impl Phase {
 
     /// Parses a phase name (as in `--skip-phases`).
     pub fn parse(s: &str) -> Result<Phase, InitError> {
-        Phase::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| InitError::UnknownPhase {
-            value: s.to_string(),
-            allowed: Phase::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-        })
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| InitError::UnknownPhase {
+                value: s.to_string(),
+                allowed: Phase::ALL
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }
 
@@ -116,23 +123,52 @@ impl PhaseReport {
 }
 
 /// Runs the certs phase (`only` = one certificate name, or all).
-pub fn phase_certs(spec: &ClusterSpec, root: &HostRoot, only: Option<&str>, dry_run: bool) -> Result<PhaseReport, InitError> {
-    let opts = crate::pki::PkiOptions { dry_run, only: only.map(str::to_string), renew: crate::pki::Renew::None };
+pub fn phase_certs(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    only: Option<&str>,
+    dry_run: bool,
+) -> Result<PhaseReport, InitError> {
+    let opts = crate::pki::PkiOptions {
+        dry_run,
+        only: only.map(str::to_string),
+        renew: crate::pki::Renew::None,
+    };
     let report = crate::pki::reconcile(spec, root, &opts)?;
-    Ok(PhaseReport { lines: report.lines(), changed: report.changed_files() })
+    Ok(PhaseReport {
+        lines: report.lines(),
+        changed: report.changed_files(),
+    })
 }
 
 /// Runs the kubeconfig phase (`only` = one kubeconfig name, or all).
-pub fn phase_kubeconfig(spec: &ClusterSpec, root: &HostRoot, only: Option<&str>, dry_run: bool) -> Result<PhaseReport, InitError> {
-    let opts = crate::kubeconfig::KubeconfigOptions { dry_run, only: only.map(str::to_string), ..Default::default() };
+pub fn phase_kubeconfig(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    only: Option<&str>,
+    dry_run: bool,
+) -> Result<PhaseReport, InitError> {
+    let opts = crate::kubeconfig::KubeconfigOptions {
+        dry_run,
+        only: only.map(str::to_string),
+        ..Default::default()
+    };
     let report = crate::kubeconfig::reconcile(spec, root, &opts)?;
-    Ok(PhaseReport { lines: report.lines(), changed: report.changed_files() })
+    Ok(PhaseReport {
+        lines: report.lines(),
+        changed: report.changed_files(),
+    })
 }
 
 /// The render context for this host: the etcd user (cis profile) and host CA dirs.
-pub fn render_context(spec: &ClusterSpec, root: &HostRoot, dry_run: bool) -> Result<RenderContext, InitError> {
+pub fn render_context(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    dry_run: bool,
+) -> Result<RenderContext, InitError> {
     let mut ctx = RenderContext::for_host(root, spec);
-    if spec.plinth.security_profile == crate::config::SecurityProfile::Cis && spec.has_local_etcd() {
+    if spec.plinth.security_profile == crate::config::SecurityProfile::Cis && spec.has_local_etcd()
+    {
         ctx.etcd_user = Some(if dry_run {
             crate::security::lookup_etcd_user().unwrap_or((0, 0))
         } else {
@@ -160,7 +196,10 @@ pub fn phase_manifests(
     if let (Some((uid, gid)), false) = (ctx.etcd_user, dry_run) {
         if components.contains(&Component::Etcd) {
             for p in crate::security::chown_etcd_paths(root, spec, uid, gid)? {
-                report.lines.push(format!("[etcd] {} is owned by the etcd user ({uid}:{gid})", p.display()));
+                report.lines.push(format!(
+                    "[etcd] {} is owned by the etcd user ({uid}:{gid})",
+                    p.display()
+                ));
             }
         }
     }
@@ -172,8 +211,14 @@ pub fn phase_manifests(
             WriteOutcome::Unchanged => "Unchanged",
             WriteOutcome::ModeFixed { .. } => "Fixing the mode of",
         };
-        let verb = if dry_run && outcome.changed() { "Would write" } else { verb };
-        report.lines.push(format!("[control-plane] {verb} {}", host.display()));
+        let verb = if dry_run && outcome.changed() {
+            "Would write"
+        } else {
+            verb
+        };
+        report
+            .lines
+            .push(format!("[control-plane] {verb} {}", host.display()));
         if outcome.changed() {
             report.changed.push(host);
         }
@@ -183,16 +228,29 @@ pub fn phase_manifests(
 
 /// The components of the etcd phase (none with external etcd).
 pub fn etcd_components(spec: &ClusterSpec) -> Vec<Component> {
-    if spec.has_local_etcd() { vec![Component::Etcd] } else { vec![] }
+    if spec.has_local_etcd() {
+        vec![Component::Etcd]
+    } else {
+        vec![]
+    }
 }
 
 /// The control-plane components (apiserver, controller-manager, scheduler).
 pub fn control_plane_components() -> Vec<Component> {
-    vec![Component::KubeApiserver, Component::KubeControllerManager, Component::KubeScheduler]
+    vec![
+        Component::KubeApiserver,
+        Component::KubeControllerManager,
+        Component::KubeScheduler,
+    ]
 }
 
 /// Runs every render phase (certs, kubeconfig, etcd, control-plane) not in `skip`.
-pub fn render_all(spec: &ClusterSpec, root: &HostRoot, skip: &[Phase], dry_run: bool) -> Result<PhaseReport, InitError> {
+pub fn render_all(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    skip: &[Phase],
+    dry_run: bool,
+) -> Result<PhaseReport, InitError> {
     let mut report = PhaseReport::default();
     if !skip.contains(&Phase::Certs) {
         report.extend(phase_certs(spec, root, None, dry_run)?);
@@ -218,7 +276,9 @@ pub fn render_all(spec: &ClusterSpec, root: &HostRoot, skip: &[Phase], dry_run: 
 /// (`/health` before 3.5.11, `/livez`+`/readyz` after) and flags match what actually runs.
 /// Returns the version found.
 pub fn pin_etcd_version_to_binary(spec: &mut ClusterSpec) -> Option<String> {
-    let crate::config::Etcd::Local(local) = &mut spec.etcd else { return None };
+    let crate::config::Etcd::Local(local) = &mut spec.etcd else {
+        return None;
+    };
     if !local.image_tag.is_empty() {
         return None;
     }
@@ -248,7 +308,9 @@ pub fn agent_config_yaml(spec: &ClusterSpec) -> String {
          fileCheckFrequency: 20s\n\
          healthzBindAddress: {}\n\
          healthzPort: {}\n",
-        spec.plinth.manifests_dir, spec.plinth.agent_healthz_bind_address, spec.plinth.agent_healthz_port
+        spec.plinth.manifests_dir,
+        spec.plinth.agent_healthz_bind_address,
+        spec.plinth.agent_healthz_port
     )
 }
 
@@ -320,15 +382,23 @@ pub fn start_agent(
     }
     let files = agent_files(spec);
     fs::ensure_dir(&root.path(&spec.plinth.state_dir), 0o700)?;
-    fs::write_atomic(&root.path(&files.config), agent_config_yaml(spec).as_bytes(), fs::MODE_PRIVATE)?;
+    fs::write_atomic(
+        &root.path(&files.config),
+        agent_config_yaml(spec).as_bytes(),
+        fs::MODE_PRIVATE,
+    )?;
     match how {
         AgentStart::Systemd => {
             let st = Command::new("systemctl")
                 .args(["start", "plinth-agent.service"])
                 .status()
-                .map_err(|e| InitError::Agent(format!("systemctl start plinth-agent.service: {e}")))?;
+                .map_err(|e| {
+                    InitError::Agent(format!("systemctl start plinth-agent.service: {e}"))
+                })?;
             if !st.success() {
-                return Err(InitError::Agent(format!("systemctl start plinth-agent.service exited with {st}")));
+                return Err(InitError::Agent(format!(
+                    "systemctl start plinth-agent.service exited with {st}"
+                )));
             }
             Ok(AgentStarted::Systemd)
         }
@@ -336,7 +406,12 @@ pub fn start_agent(
     }
 }
 
-fn spawn_agent(spec: &ClusterSpec, root: &HostRoot, files: &AgentFiles, plinth_exe: &Path) -> Result<AgentStarted, InitError> {
+fn spawn_agent(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    files: &AgentFiles,
+    plinth_exe: &Path,
+) -> Result<AgentStarted, InitError> {
     use std::os::unix::process::CommandExt;
     let log_local = root.path(&files.log);
     if let Some(dir) = log_local.parent() {
@@ -347,18 +422,31 @@ fn spawn_agent(spec: &ClusterSpec, root: &HostRoot, files: &AgentFiles, plinth_e
         .append(true)
         .open(&log_local)
         .map_err(|e| InitError::Agent(format!("open {}: {e}", log_local.display())))?;
-    let log2 = log.try_clone().map_err(|e| InitError::Agent(e.to_string()))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| InitError::Agent(e.to_string()))?;
     let mut cmd = Command::new(plinth_exe);
-    cmd.arg("agent").arg("--config").arg(&files.config).arg("--node-name").arg(&spec.node_name);
-    cmd.arg("--state-dir").arg(&spec.plinth.state_dir).arg("--log-dir").arg(&spec.plinth.log_dir);
+    cmd.arg("agent")
+        .arg("--config")
+        .arg(&files.config)
+        .arg("--node-name")
+        .arg(&spec.node_name);
+    cmd.arg("--state-dir")
+        .arg(&spec.plinth.state_dir)
+        .arg("--log-dir")
+        .arg(&spec.plinth.log_dir);
     if !root.is_real_root() {
         cmd.arg("--root").arg(root.dir());
     }
     if !spec.plinth.bin_path.is_empty() {
-        let joined = std::env::join_paths(&spec.plinth.bin_path).map_err(|e| InitError::Agent(e.to_string()))?;
+        let joined = std::env::join_paths(&spec.plinth.bin_path)
+            .map_err(|e| InitError::Agent(e.to_string()))?;
         cmd.arg("--bin-path").arg(joined);
     }
-    cmd.env("PLINTH_LOG", std::env::var("PLINTH_LOG").unwrap_or_else(|_| "info".into()));
+    cmd.env(
+        "PLINTH_LOG",
+        std::env::var("PLINTH_LOG").unwrap_or_else(|_| "info".into()),
+    );
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
     // SAFETY: setsid is async-signal-safe; it detaches the agent into its own session so it
     // outlives this `plinth init`.
@@ -368,12 +456,21 @@ fn spawn_agent(spec: &ClusterSpec, root: &HostRoot, files: &AgentFiles, plinth_e
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| InitError::Agent(format!("spawn {}: {e}", plinth_exe.display())))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| InitError::Agent(format!("spawn {}: {e}", plinth_exe.display())))?;
     let pid = child.id() as i32;
     // The child is detached; it is reaped by init when this process exits.
     std::mem::forget(child);
-    fs::write_atomic(&root.path(&files.pid), format!("{pid}\n").as_bytes(), fs::MODE_PRIVATE)?;
-    Ok(AgentStarted::Spawned { pid, log: PathBuf::from(&files.log) })
+    fs::write_atomic(
+        &root.path(&files.pid),
+        format!("{pid}\n").as_bytes(),
+        fs::MODE_PRIVATE,
+    )?;
+    Ok(AgentStarted::Spawned {
+        pid,
+        log: PathBuf::from(&files.log),
+    })
 }
 
 /// True if an agent answers `/healthz` on the spec's status address.
@@ -390,7 +487,9 @@ pub fn agent_healthy(spec: &ClusterSpec) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).is_err() {
+    if s.write_all(format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .is_err()
+    {
         return false;
     }
     let mut buf = String::new();
@@ -412,11 +511,17 @@ pub fn admin_binding_json() -> serde_json::Value {
 /// Creates (idempotently) the `kubeadm:cluster-admins` binding using super-admin.conf.
 /// Returns true when it was created now, false when it already existed.
 pub async fn ensure_admin_binding(spec: &ClusterSpec, root: &HostRoot) -> Result<bool, InitError> {
-    let path = root.path(format!("{}/super-admin.conf", spec.plinth.kubeconfig_dir.trim_end_matches('/')));
-    let kc = crate::client::ClientConfig::load(&path).map_err(|e| InitError::Binding(e.to_string()))?;
+    let path = root.path(format!(
+        "{}/super-admin.conf",
+        spec.plinth.kubeconfig_dir.trim_end_matches('/')
+    ));
+    let kc =
+        crate::client::ClientConfig::load(&path).map_err(|e| InitError::Binding(e.to_string()))?;
     // Talk to this node's apiserver: the load balancer may not exist yet.
     let base = spec.local_endpoint().url();
-    let client = kc.http_client().map_err(|e| InitError::Binding(e.to_string()))?;
+    let client = kc
+        .http_client()
+        .map_err(|e| InitError::Binding(e.to_string()))?;
     let url = format!("{base}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings");
     let mut last = String::new();
     for _ in 0..30 {
@@ -425,7 +530,10 @@ pub async fn ensure_admin_binding(spec: &ClusterSpec, root: &HostRoot) -> Result
             Ok(r) if r.status().as_u16() == 409 => return Ok(false),
             Ok(r) => {
                 let status = r.status();
-                last = format!("POST {url}: HTTP {status}: {}", r.text().await.unwrap_or_default());
+                last = format!(
+                    "POST {url}: HTTP {status}: {}",
+                    r.text().await.unwrap_or_default()
+                );
                 if status.as_u16() == 403 || status.as_u16() == 401 {
                     break;
                 }
@@ -443,7 +551,10 @@ mod tests {
 
     #[test]
     fn phases_parse_by_kubeadm_name() {
-        assert_eq!(Phase::parse("wait-control-plane").unwrap(), Phase::WaitControlPlane);
+        assert_eq!(
+            Phase::parse("wait-control-plane").unwrap(),
+            Phase::WaitControlPlane
+        );
         let e = Phase::parse("certz").unwrap_err().to_string();
         assert!(e.contains("certz") && e.contains("control-plane"), "{e}");
     }

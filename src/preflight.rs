@@ -58,7 +58,12 @@ pub struct PreflightContext {
 }
 
 /// Runs every check. `ignore` holds lowercase check names or `all`.
-pub fn run(spec: &ClusterSpec, root: &HostRoot, ctx: &PreflightContext, ignore: &[String]) -> Vec<Finding> {
+pub fn run(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    ctx: &PreflightContext,
+    ignore: &[String],
+) -> Vec<Finding> {
     let mut out = Vec::new();
     out.push(check_privileges(root));
     out.extend(check_resources());
@@ -71,11 +76,17 @@ pub fn run(spec: &ClusterSpec, root: &HostRoot, ctx: &PreflightContext, ignore: 
     }
     out.push(check_manifest_dir(spec, root, &ctx.own_manifests));
     if let crate::config::Etcd::Local(local) = &spec.etcd {
-        out.push(check_etcd_data_dir(root, &local.data_dir, ctx.etcd_data_is_ours));
+        out.push(check_etcd_data_dir(
+            root,
+            &local.data_dir,
+            ctx.etcd_data_is_ours,
+        ));
     }
     let ignore: BTreeSet<String> = ignore.iter().map(|s| s.to_ascii_lowercase()).collect();
     for f in &mut out {
-        if f.severity == Severity::Error && (ignore.contains("all") || ignore.contains(&f.name.to_ascii_lowercase())) {
+        if f.severity == Severity::Error
+            && (ignore.contains("all") || ignore.contains(&f.name.to_ascii_lowercase()))
+        {
             f.severity = Severity::Warning;
             f.ignored = true;
         }
@@ -89,7 +100,12 @@ pub fn has_errors(findings: &[Finding]) -> bool {
 }
 
 fn finding(name: impl Into<String>, severity: Severity, message: impl Into<String>) -> Finding {
-    Finding { name: name.into(), severity, message: message.into(), ignored: false }
+    Finding {
+        name: name.into(),
+        severity,
+        message: message.into(),
+        ignored: false,
+    }
 }
 
 fn check_privileges(root: &HostRoot) -> Finding {
@@ -97,16 +113,30 @@ fn check_privileges(root: &HostRoot) -> Finding {
     if euid.is_root() {
         finding("IsPrivilegedUser", Severity::Pass, "running as root")
     } else if !root.is_real_root() {
-        finding("IsPrivilegedUser", Severity::Warning, format!("not root (uid {euid}); --root is set, continuing"))
+        finding(
+            "IsPrivilegedUser",
+            Severity::Warning,
+            format!("not root (uid {euid}); --root is set, continuing"),
+        )
     } else {
-        finding("IsPrivilegedUser", Severity::Error, format!("user is not running as root (uid {euid}); run as root or use --root DIR"))
+        finding(
+            "IsPrivilegedUser",
+            Severity::Error,
+            format!("user is not running as root (uid {euid}); run as root or use --root DIR"),
+        )
     }
 }
 
 fn check_resources() -> Vec<Finding> {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let cpu = if cpus < 2 {
-        finding("NumCPU", Severity::Warning, format!("{cpus} CPU available; a control plane wants at least 2"))
+        finding(
+            "NumCPU",
+            Severity::Warning,
+            format!("{cpus} CPU available; a control plane wants at least 2"),
+        )
     } else {
         finding("NumCPU", Severity::Pass, format!("{cpus} CPUs"))
     };
@@ -120,7 +150,11 @@ fn check_resources() -> Vec<Finding> {
         })
         .map(|kib| kib / 1024);
     let mem = match mem_mib {
-        Some(m) if m < 1700 => finding("Mem", Severity::Warning, format!("{m} MiB of memory; a control plane wants at least 1700 MiB")),
+        Some(m) if m < 1700 => finding(
+            "Mem",
+            Severity::Warning,
+            format!("{m} MiB of memory; a control plane wants at least 1700 MiB"),
+        ),
         Some(m) => finding("Mem", Severity::Pass, format!("{m} MiB of memory")),
         None => finding("Mem", Severity::Warning, "could not read /proc/meminfo"),
     };
@@ -144,13 +178,17 @@ pub struct Listener {
 pub fn listening_sockets() -> Vec<Listener> {
     let mut by_inode: BTreeMap<u64, (IpAddr, u16)> = BTreeMap::new();
     for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             if cols.len() < 10 || cols[3] != "0A" {
                 continue; // 0A = LISTEN
             }
-            if let (Some((addr, port)), Ok(inode)) = (parse_proc_addr(cols[1], v6), cols[9].parse::<u64>()) {
+            if let (Some((addr, port)), Ok(inode)) =
+                (parse_proc_addr(cols[1], v6), cols[9].parse::<u64>())
+            {
                 by_inode.insert(inode, (addr, port));
             }
         }
@@ -160,7 +198,12 @@ pub fn listening_sockets() -> Vec<Listener> {
         .into_iter()
         .map(|(inode, (addr, port))| {
             let owner = owners.get(&inode);
-            Listener { addr, port, pid: owner.map(|o| o.0), comm: owner.map(|o| o.1.clone()) }
+            Listener {
+                addr,
+                port,
+                pid: owner.map(|o| o.0),
+                comm: owner.map(|o| o.1.clone()),
+            }
         })
         .collect()
 }
@@ -184,16 +227,31 @@ fn parse_proc_addr(s: &str, v6: bool) -> Option<(IpAddr, u16)> {
 
 fn socket_owners(inodes: &BTreeSet<u64>) -> BTreeMap<u64, (i32, String)> {
     let mut out = BTreeMap::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for p in procs.flatten() {
-        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
             let t = target.to_string_lossy();
-            if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(inode) = t
+                .strip_prefix("socket:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 if inodes.contains(&inode) {
-                    let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default().trim().to_string();
+                    let comm = std::fs::read_to_string(p.path().join("comm"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
                     out.entry(inode).or_insert((pid, comm));
                 }
             }
@@ -205,7 +263,11 @@ fn socket_owners(inodes: &BTreeSet<u64>) -> BTreeMap<u64, (i32, String)> {
 fn check_port(port: u16, component: &str, sockets: &[Listener], ctx: &PreflightContext) -> Finding {
     let name = format!("Port-{port}");
     let Some(l) = sockets.iter().find(|l| l.port == port) else {
-        return finding(name, Severity::Pass, format!("port {port} is free (for {component})"));
+        return finding(
+            name,
+            Severity::Pass,
+            format!("port {port} is free (for {component})"),
+        );
     };
     let who = match (l.pid, &l.comm) {
         (Some(pid), Some(comm)) => format!("{comm} (pid {pid})"),
@@ -214,19 +276,36 @@ fn check_port(port: u16, component: &str, sockets: &[Listener], ctx: &PreflightC
     };
     let ours = l.pid.is_some_and(|pid| {
         ctx.agent_pid == Some(pid)
-            || ctx.agent_pids.values().flatten().any(|p| *p == pid || is_descendant(pid, *p))
+            || ctx
+                .agent_pids
+                .values()
+                .flatten()
+                .any(|p| *p == pid || is_descendant(pid, *p))
     });
     if ours {
-        finding(name, Severity::Pass, format!("port {port} is in use by plinth's own {who}"))
+        finding(
+            name,
+            Severity::Pass,
+            format!("port {port} is in use by plinth's own {who}"),
+        )
     } else {
-        finding(name, Severity::Error, format!("port {port} (needed by {component}) is in use by {who} on {}", l.addr))
+        finding(
+            name,
+            Severity::Error,
+            format!(
+                "port {port} (needed by {component}) is in use by {who} on {}",
+                l.addr
+            ),
+        )
     }
 }
 
 fn is_descendant(pid: i32, ancestor: i32) -> bool {
     let mut cur = pid;
     for _ in 0..64 {
-        let Some(ppid) = parent_of(cur) else { return false };
+        let Some(ppid) = parent_of(cur) else {
+            return false;
+        };
         if ppid == ancestor {
             return true;
         }
@@ -251,34 +330,54 @@ pub fn find_binary(name: &str, bin_path: &[PathBuf]) -> Option<PathBuf> {
         return is_executable(&p).then_some(p);
     }
     let dirs: Vec<PathBuf> = if bin_path.is_empty() {
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default()
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default()
     } else {
         bin_path.to_vec()
     };
-    dirs.into_iter().map(|d| d.join(name)).find(|p| is_executable(p))
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// The version a binary reports (`Kubernetes v1.33.0`, `etcd Version: 3.4.23`).
 pub fn binary_version(path: &Path) -> Option<String> {
     let out = Command::new(path).arg("--version").output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     text.split_whitespace()
         .map(|w| w.trim_start_matches('v').trim_end_matches(','))
-        .find(|w| w.split('.').count() >= 2 && w.split('.').all(|p| p.chars().next().is_some_and(|c| c.is_ascii_digit())))
+        .find(|w| {
+            w.split('.').count() >= 2
+                && w.split('.')
+                    .all(|p| p.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        })
         .map(|w| w.to_string())
 }
 
-fn check_binary(component: &str, binary: &str, bin_path: &[PathBuf], spec: &ClusterSpec) -> Finding {
+fn check_binary(
+    component: &str,
+    binary: &str,
+    bin_path: &[PathBuf],
+    spec: &ClusterSpec,
+) -> Finding {
     let name = format!("FileExisting-{binary}");
     let searched = if bin_path.is_empty() {
         "$PATH".to_string()
     } else {
-        bin_path.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+        bin_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
     };
     let Some(path) = find_binary(binary, bin_path) else {
         return finding(
@@ -288,10 +387,18 @@ fn check_binary(component: &str, binary: &str, bin_path: &[PathBuf], spec: &Clus
         );
     };
     let Some(version) = binary_version(&path) else {
-        return finding(name, Severity::Warning, format!("{} found but `--version` gave no version", path.display()));
+        return finding(
+            name,
+            Severity::Warning,
+            format!("{} found but `--version` gave no version", path.display()),
+        );
     };
     if component == "etcd" {
-        return finding(name, Severity::Pass, format!("{} (etcd {version})", path.display()));
+        return finding(
+            name,
+            Severity::Pass,
+            format!("{} (etcd {version})", path.display()),
+        );
     }
     let want = &spec.kubernetes_version;
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -306,7 +413,11 @@ fn check_binary(component: &str, binary: &str, bin_path: &[PathBuf], spec: &Clus
             ),
         );
     }
-    finding(name, Severity::Pass, format!("{} (v{version})", path.display()))
+    finding(
+        name,
+        Severity::Pass,
+        format!("{} (v{version})", path.display()),
+    )
 }
 
 fn check_manifest_dir(spec: &ClusterSpec, root: &HostRoot, own: &[String]) -> Finding {
@@ -321,21 +432,46 @@ fn check_manifest_dir(spec: &ClusterSpec, root: &HostRoot, own: &[String]) -> Fi
         .filter(|n| !n.starts_with('.') && !own.contains(n))
         .collect();
     if foreign.is_empty() {
-        finding(name, Severity::Pass, format!("{dir} holds only plinth's manifests"))
+        finding(
+            name,
+            Severity::Pass,
+            format!("{dir} holds only plinth's manifests"),
+        )
     } else {
-        finding(name, Severity::Error, format!("{dir} holds manifests plinth did not write: {}", foreign.join(", ")))
+        finding(
+            name,
+            Severity::Error,
+            format!(
+                "{dir} holds manifests plinth did not write: {}",
+                foreign.join(", ")
+            ),
+        )
     }
 }
 
 fn check_etcd_data_dir(root: &HostRoot, data_dir: &str, ours: bool) -> Finding {
     let name = format!("DirAvailable-{}", data_dir.replace('/', "-"));
-    let empty = std::fs::read_dir(root.path(data_dir)).map(|mut d| d.next().is_none()).unwrap_or(true);
+    let empty = std::fs::read_dir(root.path(data_dir))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
     if empty {
-        finding(name, Severity::Pass, format!("{data_dir} is empty or absent"))
+        finding(
+            name,
+            Severity::Pass,
+            format!("{data_dir} is empty or absent"),
+        )
     } else if ours {
-        finding(name, Severity::Pass, format!("{data_dir} holds this node's etcd data"))
+        finding(
+            name,
+            Severity::Pass,
+            format!("{data_dir} holds this node's etcd data"),
+        )
     } else {
-        finding(name, Severity::Error, format!("{data_dir} is not empty and was not created by plinth"))
+        finding(
+            name,
+            Severity::Error,
+            format!("{data_dir} is not empty and was not created by plinth"),
+        )
     }
 }
 
@@ -345,7 +481,10 @@ mod tests {
 
     #[test]
     fn parses_proc_net_addresses() {
-        assert_eq!(parse_proc_addr("0100007F:1A0B", false), Some(("127.0.0.1".parse().unwrap(), 0x1A0B)));
+        assert_eq!(
+            parse_proc_addr("0100007F:1A0B", false),
+            Some(("127.0.0.1".parse().unwrap(), 0x1A0B))
+        );
         assert_eq!(
             parse_proc_addr("00000000000000000000000001000000:0050", true),
             Some(("::1".parse().unwrap(), 80))
@@ -356,10 +495,22 @@ mod tests {
     fn a_bound_port_names_its_owner_pid() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let f = check_port(port, "kube-apiserver", &listening_sockets(), &PreflightContext::default());
+        let f = check_port(
+            port,
+            "kube-apiserver",
+            &listening_sockets(),
+            &PreflightContext::default(),
+        );
         assert_eq!(f.severity, Severity::Error);
-        assert!(f.message.contains(&format!("pid {}", std::process::id())), "{}", f.message);
-        let ctx = PreflightContext { agent_pid: Some(std::process::id() as i32), ..Default::default() };
+        assert!(
+            f.message.contains(&format!("pid {}", std::process::id())),
+            "{}",
+            f.message
+        );
+        let ctx = PreflightContext {
+            agent_pid: Some(std::process::id() as i32),
+            ..Default::default()
+        };
         let f = check_port(port, "kube-apiserver", &listening_sockets(), &ctx);
         assert_eq!(f.severity, Severity::Pass, "{}", f.message);
     }
@@ -367,9 +518,18 @@ mod tests {
     #[test]
     fn missing_binary_is_named() {
         let spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
-        let f = check_binary("kube-apiserver", "kube-apiserver-nope", &[PathBuf::from("/nonexistent")], &spec);
+        let f = check_binary(
+            "kube-apiserver",
+            "kube-apiserver-nope",
+            &[PathBuf::from("/nonexistent")],
+            &spec,
+        );
         assert_eq!(f.severity, Severity::Error);
-        assert!(f.message.contains("kube-apiserver-nope") && f.message.contains("/nonexistent"), "{}", f.message);
+        assert!(
+            f.message.contains("kube-apiserver-nope") && f.message.contains("/nonexistent"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
@@ -383,7 +543,12 @@ mod tests {
         };
         let f = run(&spec, &root, &ctx, &[]);
         assert!(has_errors(&f));
-        let f = run(&spec, &root, &ctx, &["FileExisting-definitely-missing-bin".into()]);
+        let f = run(
+            &spec,
+            &root,
+            &ctx,
+            &["FileExisting-definitely-missing-bin".into()],
+        );
         assert!(!has_errors(&f));
         assert!(f.iter().any(|x| x.ignored));
     }

@@ -85,13 +85,23 @@ pub async fn regenerate(
 ) -> Result<Report, RegenerateError> {
     let ctx = crate::init::render_context(spec, root, opts.diff_only)?;
     let new = manifests::render(spec, component, &ctx)?;
-    let path = root.path(&spec.plinth.manifests_dir).join(component.file_name());
+    let path = root
+        .path(&spec.plinth.manifests_dir)
+        .join(component.file_name());
     let old_text = fs::read_optional(&path)?.map(|b| String::from_utf8_lossy(&b).into_owned());
     let diff = match old_text.as_deref().map(manifests::parse_manifest) {
-        Some(Ok(old_pod)) => manifests::flag_diff(&old_pod, &new.pod).iter().map(|c| c.to_string()).collect(),
+        Some(Ok(old_pod)) => manifests::flag_diff(&old_pod, &new.pod)
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         _ => vec![format!("+ {} (new file)", component.file_name())],
     };
-    let mut report = Report { component: component.name().to_string(), diff, backup: None, outcome: Outcome::Unchanged };
+    let mut report = Report {
+        component: component.name().to_string(),
+        diff,
+        backup: None,
+        outcome: Outcome::Unchanged,
+    };
     if old_text.as_deref() == Some(new.yaml.as_str()) {
         return Ok(report);
     }
@@ -99,13 +109,22 @@ pub async fn regenerate(
         report.outcome = Outcome::DiffOnly;
         return Ok(report);
     }
+    progress(&format!("[regenerate] {} changes:", report.component));
+    for d in &report.diff {
+        progress(&format!("  {d}"));
+    }
     if let Some(old) = &old_text {
         let backup = backup(spec, root, component, old)?;
-        progress(&format!("[regenerate] backed up the current manifest to {backup}"));
+        progress(&format!(
+            "[regenerate] backed up the current manifest to {backup}"
+        ));
         report.backup = Some(backup);
     }
     manifests::write(root, spec, std::slice::from_ref(&new), false)?;
-    progress(&format!("[regenerate] wrote the new {}; waiting for the new pod", component.file_name()));
+    progress(&format!(
+        "[regenerate] wrote the new {}; waiting for the new pod",
+        component.file_name()
+    ));
     let node_ip = spec.advertise_address;
     match wait_new_pod(spec, &new.pod, &path, node_ip, opts).await? {
         Ok(()) => {
@@ -113,16 +132,22 @@ pub async fn regenerate(
             Ok(report)
         }
         Err(reason) => {
-            progress(&format!("[regenerate] the new pod is not healthy ({reason}); rolling back"));
+            progress(&format!(
+                "[regenerate] the new pod is not healthy ({reason}); rolling back"
+            ));
             let Some(old) = old_text else {
-                report.outcome = Outcome::RollbackUnhealthy { reason: format!("{reason}; there was no previous manifest") };
+                report.outcome = Outcome::RollbackUnhealthy {
+                    reason: format!("{reason}; there was no previous manifest"),
+                };
                 return Ok(report);
             };
             fs::write_atomic(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
             let old_pod = manifests::parse_manifest(&old)?;
             report.outcome = match wait_new_pod(spec, &old_pod, &path, node_ip, opts).await? {
                 Ok(()) => Outcome::RolledBack { reason },
-                Err(e) => Outcome::RollbackUnhealthy { reason: format!("{reason}; after rollback: {e}") },
+                Err(e) => Outcome::RollbackUnhealthy {
+                    reason: format!("{reason}; after rollback: {e}"),
+                },
             };
             Ok(report)
         }
@@ -139,7 +164,8 @@ async fn wait_new_pod(
     opts: &Options,
 ) -> Result<Result<(), String>, RegenerateError> {
     let target = health::target_for(pod, node_ip)?;
-    let host_path = Path::new(&spec.plinth.manifests_dir).join(local_path.file_name().unwrap_or_default());
+    let host_path =
+        Path::new(&spec.plinth.manifests_dir).join(local_path.file_name().unwrap_or_default());
     let expected_uid = crate::agent::pod::identify(pod.clone(), &spec.node_name, &host_path)
         .map(|p| p.uid)
         .unwrap_or_default();
@@ -148,14 +174,19 @@ async fn wait_new_pod(
     let mut last = String::from("no status yet");
     while start.elapsed() < opts.timeout {
         let pods = health::agent_pods(&client, &crate::init::agent_addr(spec)).await;
-        let view = pods.as_ref().ok().and_then(|l| health::agent_view(l, &target.pod_name, &spec.node_name));
+        let view = pods
+            .as_ref()
+            .ok()
+            .and_then(|l| health::agent_view(l, &target.pod_name, &spec.node_name));
         match view {
             Some(v) if v.uid == expected_uid => {
                 if v.restarts >= opts.max_restarts && !v.running {
                     return Ok(Err(format!(
                         "crash-looping: {} restarts, last exit code {}",
                         v.restarts,
-                        v.last_exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into())
+                        v.last_exit_code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "?".into())
                     )));
                 }
                 if v.running && v.ready {
@@ -168,24 +199,40 @@ async fn wait_new_pod(
                 }
             }
             Some(v) => last = format!("the agent still runs the previous pod (uid {})", v.uid),
-            None => last = match pods {
-                Err(e) => e.to_string(),
-                Ok(_) => "the agent has not started the pod yet".into(),
-            },
+            None => {
+                last = match pods {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "the agent has not started the pod yet".into(),
+                }
+            }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Ok(Err(format!("not healthy after {}s: {last}", opts.timeout.as_secs())))
+    Ok(Err(format!(
+        "not healthy after {}s: {last}",
+        opts.timeout.as_secs()
+    )))
 }
 
 /// The backup dir (host path), outside the manifests dir.
 pub fn backup_dir(spec: &ClusterSpec) -> String {
-    format!("{}/manifest-backups", spec.plinth.state_dir.trim_end_matches('/'))
+    format!(
+        "{}/manifest-backups",
+        spec.plinth.state_dir.trim_end_matches('/')
+    )
 }
 
-fn backup(spec: &ClusterSpec, root: &HostRoot, component: Component, text: &str) -> Result<String, RegenerateError> {
+fn backup(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    component: Component,
+    text: &str,
+) -> Result<String, RegenerateError> {
     let dir = backup_dir(spec);
-    let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     let host = format!("{dir}/{}.{stamp}", component.file_name());
     fs::ensure_dir(&root.path(&dir), 0o700)?;
     fs::write_atomic(&root.path(&host), text.as_bytes(), fs::MODE_PRIVATE)?;
@@ -195,13 +242,17 @@ fn backup(spec: &ClusterSpec, root: &HostRoot, component: Component, text: &str)
 
 /// Keeps the newest `keep` backups of `file_name` in `dir`.
 fn prune(dir: &Path, file_name: &str, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let prefix = format!("{file_name}.");
     let mut backups: Vec<(u128, PathBuf)> = entries
         .flatten()
         .filter_map(|e| {
             let n = e.file_name().to_string_lossy().into_owned();
-            n.strip_prefix(&prefix).and_then(|s| s.parse::<u128>().ok()).map(|t| (t, e.path()))
+            n.strip_prefix(&prefix)
+                .and_then(|s| s.parse::<u128>().ok())
+                .map(|t| (t, e.path()))
         })
         .collect();
     backups.sort();
@@ -223,8 +274,21 @@ mod tests {
         }
         std::fs::write(d.path().join("kube-apiserver.yaml.1"), "x").unwrap();
         prune(d.path(), "etcd.yaml", 5);
-        let mut left: Vec<String> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         left.sort();
-        assert_eq!(left, vec!["etcd.yaml.4", "etcd.yaml.5", "etcd.yaml.6", "etcd.yaml.7", "etcd.yaml.8", "kube-apiserver.yaml.1"]);
+        assert_eq!(
+            left,
+            vec![
+                "etcd.yaml.4",
+                "etcd.yaml.5",
+                "etcd.yaml.6",
+                "etcd.yaml.7",
+                "etcd.yaml.8",
+                "kube-apiserver.yaml.1"
+            ]
+        );
     }
 }

@@ -38,7 +38,10 @@ pub struct Ledger {
 
 /// The ledger's host path.
 pub fn ledger_path(spec: &ClusterSpec) -> String {
-    format!("{}/ledger.json", spec.plinth.state_dir.trim_end_matches('/'))
+    format!(
+        "{}/ledger.json",
+        spec.plinth.state_dir.trim_end_matches('/')
+    )
 }
 
 /// Every directory (host path) that plinth's writes for `spec` may create.
@@ -79,17 +82,27 @@ pub fn record_ledger(spec: &ClusterSpec, root: &HostRoot) -> Result<Ledger, Rese
         }
     }
     let path = root.path(ledger_path(spec));
-    let json = serde_json::to_vec_pretty(&ledger).map_err(|e| ResetError::Ledger { path: path.clone(), reason: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(&ledger).map_err(|e| ResetError::Ledger {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     fs::write_atomic(&path, &json, fs::MODE_PRIVATE)?;
     Ok(ledger)
 }
 
 /// Merges directories the agent reports it created into the ledger.
-pub fn add_to_ledger(spec: &ClusterSpec, root: &HostRoot, dirs: impl IntoIterator<Item = String>) -> Result<(), ResetError> {
+pub fn add_to_ledger(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    dirs: impl IntoIterator<Item = String>,
+) -> Result<(), ResetError> {
     let mut ledger = load_ledger(spec, root)?;
     ledger.created_dirs.extend(dirs);
     let path = root.path(ledger_path(spec));
-    let json = serde_json::to_vec_pretty(&ledger).map_err(|e| ResetError::Ledger { path: path.clone(), reason: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(&ledger).map_err(|e| ResetError::Ledger {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     fs::write_atomic(&path, &json, fs::MODE_PRIVATE)?;
     Ok(())
 }
@@ -99,7 +112,10 @@ pub fn load_ledger(spec: &ClusterSpec, root: &HostRoot) -> Result<Ledger, ResetE
     let path = root.path(ledger_path(spec));
     match fs::read_optional(&path)? {
         None => Ok(Ledger::default()),
-        Some(b) => serde_json::from_slice(&b).map_err(|e| ResetError::Ledger { path, reason: e.to_string() }),
+        Some(b) => serde_json::from_slice(&b).map_err(|e| ResetError::Ledger {
+            path,
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -125,8 +141,16 @@ pub fn owned_files(spec: &ClusterSpec, extra: &[String]) -> Vec<String> {
     }
     let pki = spec.certificates_dir.trim_end_matches('/');
     for base in [
-        "ca", "apiserver", "apiserver-kubelet-client", "front-proxy-ca", "front-proxy-client",
-        "etcd/ca", "etcd/server", "etcd/peer", "etcd/healthcheck-client", "apiserver-etcd-client",
+        "ca",
+        "apiserver",
+        "apiserver-kubelet-client",
+        "front-proxy-ca",
+        "front-proxy-client",
+        "etcd/ca",
+        "etcd/server",
+        "etcd/peer",
+        "etcd/healthcheck-client",
+        "apiserver-etcd-client",
     ] {
         v.push(format!("{pki}/{base}.crt"));
         v.push(format!("{pki}/{base}.key"));
@@ -140,13 +164,28 @@ pub fn owned_files(spec: &ClusterSpec, extra: &[String]) -> Vec<String> {
 
 /// Removes what plinth created. `etcd_data_dir` is the local data dir named in the etcd
 /// manifest (None for external etcd). Stopping the agent and pods is the caller's job.
-pub fn remove(spec: &ClusterSpec, root: &HostRoot, etcd_data_dir: Option<&str>) -> Result<ResetReport, ResetError> {
+pub fn remove(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    etcd_data_dir: Option<&str>,
+) -> Result<ResetReport, ResetError> {
     let mut ledger = load_ledger(spec, root)?;
     // hostPath dirs/files the agent created (DirectoryOrCreate / FileOrCreate) are plinth's too.
-    let agent_created = crate::agent::hostpath::HostPaths::new(root.clone(), Path::new(&spec.plinth.state_dir)).created();
-    ledger.created_dirs.extend(agent_created.created_dirs.iter().cloned());
+    let agent_created =
+        crate::agent::hostpath::HostPaths::new(root.clone(), Path::new(&spec.plinth.state_dir))
+            .created();
+    ledger
+        .created_dirs
+        .extend(agent_created.created_dirs.iter().cloned());
     let mut report = ResetReport::default();
-    for f in owned_files(spec, &agent_created.created_files.iter().cloned().collect::<Vec<_>>()) {
+    for f in owned_files(
+        spec,
+        &agent_created
+            .created_files
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+    ) {
         let p = root.path(&f);
         if p.symlink_metadata().is_ok() {
             std::fs::remove_file(&p).map_err(|e| FsError::io("remove", &p, e))?;
@@ -159,7 +198,10 @@ pub fn remove(spec: &ClusterSpec, root: &HostRoot, etcd_data_dir: Option<&str>) 
         if ledger.created_dirs.contains(d) {
             trees.push(d.to_string());
         } else {
-            report.left.push((d.to_string(), "etcd data dir existed before plinth init".into()));
+            report.left.push((
+                d.to_string(),
+                "etcd data dir existed before plinth init".into(),
+            ));
         }
     }
     // Pod logs: the whole dir if plinth created it, else only plinth's pod dirs.
@@ -169,7 +211,10 @@ pub fn remove(spec: &ClusterSpec, root: &HostRoot, etcd_data_dir: Option<&str>) 
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.contains(&format!("-{}_", spec.node_name)) {
-                trees.push(format!("{}/{name}", spec.plinth.log_dir.trim_end_matches('/')));
+                trees.push(format!(
+                    "{}/{name}",
+                    spec.plinth.log_dir.trim_end_matches('/')
+                ));
             }
         }
     }
@@ -199,7 +244,9 @@ pub fn remove(spec: &ClusterSpec, root: &HostRoot, etcd_data_dir: Option<&str>) 
         }
         match std::fs::remove_dir(&p) {
             Ok(()) => report.removed.push(d.clone()),
-            Err(_) => report.left.push((d.clone(), "holds files plinth did not create".into())),
+            Err(_) => report
+                .left
+                .push((d.clone(), "holds files plinth did not create".into())),
         }
     }
     Ok(report)
@@ -218,7 +265,11 @@ mod tests {
         std::fs::create_dir_all(root.path("/etc")).unwrap();
         std::fs::write(root.path("/etc/hosts"), "keep").unwrap();
         record_ledger(&spec, &root).unwrap();
-        for f in ["/etc/kubernetes/admin.conf", "/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/manifests/etcd.yaml"] {
+        for f in [
+            "/etc/kubernetes/admin.conf",
+            "/etc/kubernetes/pki/ca.crt",
+            "/etc/kubernetes/manifests/etcd.yaml",
+        ] {
             fs::write_atomic(&root.path(f), b"x", 0o600).unwrap();
         }
         std::fs::create_dir_all(root.path("/var/lib/etcd/member")).unwrap();
@@ -229,7 +280,10 @@ mod tests {
         assert!(root.path("/etc/kubernetes/mine.txt").exists());
         assert!(!root.path("/etc/kubernetes/pki").exists());
         assert!(!root.path("/var/lib/etcd").exists());
-        assert!(!root.path("/var").exists(), "created parents are removed too");
+        assert!(
+            !root.path("/var").exists(),
+            "created parents are removed too"
+        );
         assert!(r.left.iter().any(|(p, _)| p == "/etc/kubernetes"));
         assert!(r.removed.iter().any(|p| p == "/etc/kubernetes/admin.conf"));
     }

@@ -36,8 +36,18 @@ pub struct Check {
     pub reason: String,
 }
 
-fn row(category: &str, name: impl Into<String>, status: Status, reason: impl Into<String>) -> Check {
-    Check { category: category.into(), name: name.into(), status, reason: reason.into() }
+fn row(
+    category: &str,
+    name: impl Into<String>,
+    status: Status,
+    reason: impl Into<String>,
+) -> Check {
+    Check {
+        category: category.into(),
+        name: name.into(),
+        status,
+        reason: reason.into(),
+    }
 }
 
 /// Certificates expiring sooner than this are a warning.
@@ -62,12 +72,18 @@ pub async fn run(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
     }
     for c in &components {
         let path = manifests_dir.join(c.file_name());
-        let pod = match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| {
-            manifests::parse_manifest(&t).map_err(|e| e.to_string())
-        }) {
+        let pod = match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| manifests::parse_manifest(&t).map_err(|e| e.to_string()))
+        {
             Ok(p) => p,
             Err(e) => {
-                out.push(row("pod", c.name(), Status::Fail, format!("{}: {e}", path.display())));
+                out.push(row(
+                    "pod",
+                    c.name(),
+                    Status::Fail,
+                    format!("{}: {e}", path.display()),
+                ));
                 continue;
             }
         };
@@ -122,7 +138,10 @@ pub fn cert_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
         .map(|s| {
             let mut problems = Vec::new();
             if !s.chains_to_ca {
-                problems.push(format!("does not chain to {}", s.ca_name.clone().unwrap_or_else(|| "its CA".into())));
+                problems.push(format!(
+                    "does not chain to {}",
+                    s.ca_name.clone().unwrap_or_else(|| "its CA".into())
+                ));
             }
             if !s.key_matches && !s.externally_managed {
                 problems.push("key does not match the certificate".to_string());
@@ -140,31 +159,57 @@ pub fn cert_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
             if !problems.is_empty() {
                 row("cert", &s.name, Status::Fail, problems.join("; "))
             } else if (days as u64) * 86400 < EXPIRY_WARNING.as_secs() {
-                row("cert", &s.name, Status::Warn, format!("expires in {days} days"))
+                row(
+                    "cert",
+                    &s.name,
+                    Status::Warn,
+                    format!("expires in {days} days"),
+                )
             } else {
-                row("cert", &s.name, Status::Pass, format!("valid, expires in {days} days"))
+                row(
+                    "cert",
+                    &s.name,
+                    Status::Pass,
+                    format!("valid, expires in {days} days"),
+                )
             }
         })
         .collect()
 }
 
 /// The kubeconfig files plinth writes.
-pub const KUBECONFIGS: [&str; 5] = ["admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf"];
+pub const KUBECONFIGS: [&str; 5] = [
+    "admin.conf",
+    "super-admin.conf",
+    "controller-manager.conf",
+    "scheduler.conf",
+    "kubelet.conf",
+];
 
 /// Each kubeconfig authenticates: GET /version on its server with its client cert.
 pub async fn kubeconfig_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
     let mut out = Vec::new();
     for name in KUBECONFIGS {
-        let path = root.path(format!("{}/{name}", spec.plinth.kubeconfig_dir.trim_end_matches('/')));
+        let path = root.path(format!(
+            "{}/{name}",
+            spec.plinth.kubeconfig_dir.trim_end_matches('/')
+        ));
         let result = async {
             let kc = crate::client::ClientConfig::load(&path).map_err(|e| e.to_string())?;
             let client = kc.http_client().map_err(|e| e.to_string())?;
             // Ask this node's apiserver: the shared endpoint may be a load balancer.
             let url = format!("{}/version", spec.local_endpoint().url());
-            let resp = client.get(&url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+            let resp = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("GET {url}: {e}"))?;
             if resp.status().is_success() {
                 let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
-                Ok(format!("authenticated, server {}", v["gitVersion"].as_str().unwrap_or("?")))
+                Ok(format!(
+                    "authenticated, server {}",
+                    v["gitVersion"].as_str().unwrap_or("?")
+                ))
             } else {
                 Err(format!("GET {url}: HTTP {}", resp.status()))
             }
@@ -221,11 +266,26 @@ fn mode_check(root: &HostRoot, host: &str, want: u32) -> Check {
     let mode = meta.mode() & 0o7777;
     let owner_ok = meta.uid() == 0 || owner_is_etcd(host, meta.uid());
     if mode & !want != 0 {
-        row("file", host, Status::Fail, format!("mode {mode:04o} is looser than {want:04o}"))
+        row(
+            "file",
+            host,
+            Status::Fail,
+            format!("mode {mode:04o} is looser than {want:04o}"),
+        )
     } else if !owner_ok && nix::unistd::geteuid().is_root() {
-        row("file", host, Status::Fail, format!("owned by uid {}, expected root", meta.uid()))
+        row(
+            "file",
+            host,
+            Status::Fail,
+            format!("owned by uid {}, expected root", meta.uid()),
+        )
     } else {
-        row("file", host, Status::Pass, format!("mode {mode:04o}, uid {}", meta.uid()))
+        row(
+            "file",
+            host,
+            Status::Pass,
+            format!("mode {mode:04o}, uid {}", meta.uid()),
+        )
     }
 }
 
@@ -237,9 +297,11 @@ fn owner_is_etcd(host: &str, uid: u32) -> bool {
 /// etcd member health through the healthcheck client certificate (as kubeadm's probe would).
 pub async fn etcd_health(spec: &ClusterSpec, root: &HostRoot) -> Check {
     let dir = root.path(&spec.certificates_dir);
-    let read = |p: &str| std::fs::read(dir.join(p)).map_err(|e| format!("{}: {e}", dir.join(p).display()));
+    let read =
+        |p: &str| std::fs::read(dir.join(p)).map_err(|e| format!("{}: {e}", dir.join(p).display()));
     let result = async {
-        let ca = reqwest::Certificate::from_pem(&read("etcd/ca.crt")?).map_err(|e| e.to_string())?;
+        let ca =
+            reqwest::Certificate::from_pem(&read("etcd/ca.crt")?).map_err(|e| e.to_string())?;
         let mut pem = read("etcd/healthcheck-client.crt")?;
         pem.push(b'\n');
         pem.extend(read("etcd/healthcheck-client.key")?);
@@ -252,10 +314,16 @@ pub async fn etcd_health(spec: &ClusterSpec, root: &HostRoot) -> Check {
             .build()
             .map_err(|e| e.to_string())?;
         let url = "https://127.0.0.1:2379/health";
-        let resp = client.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+        let resp = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
         let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
         if v["health"] == "true" || v["health"] == true {
-            Ok(format!("{url}: healthy (mTLS as kube-etcd-healthcheck-client)"))
+            Ok(format!(
+                "{url}: healthy (mTLS as kube-etcd-healthcheck-client)"
+            ))
         } else {
             Err(format!("{url}: {v}"))
         }
@@ -285,9 +353,18 @@ mod tests {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, "x").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(mode_check(&root, "/etc/kubernetes/admin.conf", 0o600).status, Status::Fail);
+        assert_eq!(
+            mode_check(&root, "/etc/kubernetes/admin.conf", 0o600).status,
+            Status::Fail
+        );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(mode_check(&root, "/etc/kubernetes/admin.conf", 0o600).status, Status::Pass);
-        assert_eq!(mode_check(&root, "/etc/kubernetes/nope.conf", 0o600).status, Status::Fail);
+        assert_eq!(
+            mode_check(&root, "/etc/kubernetes/admin.conf", 0o600).status,
+            Status::Pass
+        );
+        assert_eq!(
+            mode_check(&root, "/etc/kubernetes/nope.conf", 0o600).status,
+            Status::Fail
+        );
     }
 }

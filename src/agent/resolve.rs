@@ -164,8 +164,19 @@ impl Resolver {
         if !env.iter().any(|(n, _)| n == "PATH") {
             // The bin path first, then the standard dirs a container image's PATH has: the
             // process still needs the host's ordinary tools (sh, openssl, ...).
-            let mut dirs: Vec<String> = self.bin_path.iter().map(|p| p.display().to_string()).collect();
-            for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+            let mut dirs: Vec<String> = self
+                .bin_path
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            for d in [
+                "/usr/local/sbin",
+                "/usr/local/bin",
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/bin",
+            ] {
                 if !dirs.iter().any(|x| x == d) {
                     dirs.push(d.to_string());
                 }

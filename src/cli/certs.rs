@@ -41,7 +41,8 @@ struct Row {
 }
 
 fn expires(t: time::OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[month repr:short] [day], [year] [hour]:[minute] UTC");
+    let f =
+        time::macros::format_description!("[month repr:short] [day], [year] [hour]:[minute] UTC");
     t.format(f).unwrap_or_else(|_| t.to_string())
 }
 
@@ -58,7 +59,11 @@ fn residual(days: i64) -> String {
 /// Runs `plinth certs ...`.
 pub fn run(cmd: CertsCmd) -> anyhow::Result<i32> {
     match cmd {
-        CertsCmd::CheckExpiration { root, config, output } => {
+        CertsCmd::CheckExpiration {
+            root,
+            config,
+            output,
+        } => {
             let spec = super::init::load_spec(&config)?;
             let root = root.host_root();
             let mut rows: Vec<Row> = plinth::pki::inspect(&spec, &root)?
@@ -87,15 +92,37 @@ pub fn run(cmd: CertsCmd) -> anyhow::Result<i32> {
                 return Ok(0);
             }
             let mut leaves = Table::new();
-            leaves.load_preset(UTF8_BORDERS_ONLY).set_header(["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "EXTERNALLY MANAGED"]);
+            leaves.load_preset(UTF8_BORDERS_ONLY).set_header([
+                "CERTIFICATE",
+                "EXPIRES",
+                "RESIDUAL TIME",
+                "CERTIFICATE AUTHORITY",
+                "EXTERNALLY MANAGED",
+            ]);
             let mut cas = Table::new();
-            cas.load_preset(UTF8_BORDERS_ONLY).set_header(["CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "EXTERNALLY MANAGED"]);
+            cas.load_preset(UTF8_BORDERS_ONLY).set_header([
+                "CERTIFICATE AUTHORITY",
+                "EXPIRES",
+                "RESIDUAL TIME",
+                "EXTERNALLY MANAGED",
+            ]);
             for r in &rows {
                 let ext = if r.externally_managed { "yes" } else { "no" };
                 if r.is_ca {
-                    cas.add_row([r.certificate.clone(), r.expires.clone(), residual(r.residual_days), ext.into()]);
+                    cas.add_row([
+                        r.certificate.clone(),
+                        r.expires.clone(),
+                        residual(r.residual_days),
+                        ext.into(),
+                    ]);
                 } else {
-                    leaves.add_row([r.certificate.clone(), r.expires.clone(), residual(r.residual_days), r.certificate_authority.clone(), ext.into()]);
+                    leaves.add_row([
+                        r.certificate.clone(),
+                        r.expires.clone(),
+                        residual(r.residual_days),
+                        r.certificate_authority.clone(),
+                        ext.into(),
+                    ]);
                 }
             }
             println!("{leaves}\n\n{cas}");
@@ -106,7 +133,10 @@ pub fn run(cmd: CertsCmd) -> anyhow::Result<i32> {
             let root = root.host_root();
             let names = plinth::pki::cert_names(&spec);
             if name != "all" && !names.contains(&name) {
-                anyhow::bail!("certs renew: unknown certificate {name:?}: allowed are all, {}", names.join(", "));
+                anyhow::bail!(
+                    "certs renew: unknown certificate {name:?}: allowed are all, {}",
+                    names.join(", ")
+                );
             }
             let report = plinth::certs::renew(&spec, &root, &name)?;
             for l in &report.lines {

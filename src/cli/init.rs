@@ -94,8 +94,12 @@ pub enum Phase {
 
 /// Loads and validates the config for a command (shared by init, verify, certs, ...).
 pub fn load_spec(config: &ConfigArgs) -> anyhow::Result<ClusterSpec> {
-    let mut spec = plinth::config::load(config.config.as_deref(), &config.overrides(), &plinth::config::RealHost)
-        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    let mut spec = plinth::config::load(
+        config.config.as_deref(),
+        &config.overrides(),
+        &plinth::config::RealHost,
+    )
+    .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     if let Some(v) = init::pin_etcd_version_to_binary(&mut spec) {
         tracing::info!("etcd on the bin path is {v}: rendering etcd for that version");
     }
@@ -112,11 +116,18 @@ fn print_lines(lines: &[String]) {
 pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
     let spec = load_spec(&cmd.config)?;
     let root = cmd.root.host_root();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     if let Some(InitSub::Phase(p)) = &cmd.phase {
         return run_phase(&cmd, p, &spec, &root, &rt);
     }
-    let skip: Vec<InitPhase> = cmd.skip_phases.iter().map(|s| InitPhase::parse(s)).collect::<Result<_, _>>()?;
+    let skip: Vec<InitPhase> = cmd
+        .skip_phases
+        .iter()
+        .map(|s| InitPhase::parse(s))
+        .collect::<Result<_, _>>()?;
     if cmd.dry_run {
         println!("[dry-run] plinth init would do the following (nothing is written):");
     }
@@ -124,12 +135,16 @@ pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
         return Ok(1);
     }
     if !cmd.dry_run {
-        plinth::reset::record_ledger(&spec, &root).context("recording what init creates (for reset)")?;
+        plinth::reset::record_ledger(&spec, &root)
+            .context("recording what init creates (for reset)")?;
     }
     let report = init::render_all(&spec, &root, &skip, cmd.dry_run)?;
     print_lines(&report.lines);
     if cmd.dry_run {
-        println!("[dry-run] then start the agent ({:?}) and wait for the control plane", cmd.agent);
+        println!(
+            "[dry-run] then start the agent ({:?}) and wait for the control plane",
+            cmd.agent
+        );
         return Ok(0);
     }
     if report.changed.is_empty() {
@@ -162,11 +177,25 @@ fn run_phase(
     root: &HostRoot,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<i32> {
-    let all = |s: &str| if s == "all" { None } else { Some(s.to_string()) };
+    let all = |s: &str| {
+        if s == "all" {
+            None
+        } else {
+            Some(s.to_string())
+        }
+    };
     let report = match phase {
-        Phase::Preflight => return Ok(if run_preflight(cmd, spec, root)? { 0 } else { 1 }),
+        Phase::Preflight => {
+            return Ok(if run_preflight(cmd, spec, root)? {
+                0
+            } else {
+                1
+            })
+        }
         Phase::Certs { name } => init::phase_certs(spec, root, all(name).as_deref(), cmd.dry_run)?,
-        Phase::Kubeconfig { name } => init::phase_kubeconfig(spec, root, all(name).as_deref(), cmd.dry_run)?,
+        Phase::Kubeconfig { name } => {
+            init::phase_kubeconfig(spec, root, all(name).as_deref(), cmd.dry_run)?
+        }
         Phase::Etcd { mode } => {
             if mode != "local" {
                 bail!("init phase etcd: invalid value {mode:?}: only \"local\" is supported");
@@ -194,16 +223,28 @@ fn run_phase(
             start_agent(cmd, spec, root)?;
             return Ok(0);
         }
-        Phase::WaitControlPlane => return Ok(if wait(spec, root, rt, cmd.agent != AgentMode::None)? { 0 } else { 1 }),
+        Phase::WaitControlPlane => {
+            return Ok(if wait(spec, root, rt, cmd.agent != AgentMode::None)? {
+                0
+            } else {
+                1
+            })
+        }
     };
     print_lines(&report.lines);
     Ok(0)
 }
 
 /// Builds the preflight context from the spec, the manifests it will write and the agent.
-fn preflight_context(spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<preflight::PreflightContext> {
+fn preflight_context(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+) -> anyhow::Result<preflight::PreflightContext> {
     let ctx = init::render_context(spec, root, true)?;
-    let mut pc = preflight::PreflightContext { bin_path: spec.plinth.bin_path.clone(), ..Default::default() };
+    let mut pc = preflight::PreflightContext {
+        bin_path: spec.plinth.bin_path.clone(),
+        ..Default::default()
+    };
     for c in Component::all() {
         if c == Component::Etcd && !spec.has_local_etcd() {
             continue;
@@ -216,11 +257,20 @@ fn preflight_context(spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<pref
             }
         }
     }
-    pc.ports = vec![(spec.bind_port, "kube-apiserver".into()), (10257, "kube-controller-manager".into()), (10259, "kube-scheduler".into())];
+    pc.ports = vec![
+        (spec.bind_port, "kube-apiserver".into()),
+        (10257, "kube-controller-manager".into()),
+        (10259, "kube-scheduler".into()),
+    ];
     if spec.has_local_etcd() {
-        pc.ports.extend([(2379, "etcd".into()), (2380, "etcd".into()), (2381, "etcd".into())]);
+        pc.ports.extend([
+            (2379, "etcd".into()),
+            (2380, "etcd".into()),
+            (2381, "etcd".into()),
+        ]);
     }
-    pc.ports.push((spec.plinth.agent_healthz_port, "plinth agent".into()));
+    pc.ports
+        .push((spec.plinth.agent_healthz_port, "plinth agent".into()));
     // Whatever the running agent owns is ours.
     let pids = plinth::agentctl::running_pids(root, &spec.plinth.state_dir);
     pc.agent_pid = pids.agent;
@@ -239,7 +289,9 @@ fn run_preflight(cmd: &InitCmd, spec: &ClusterSpec, root: &HostRoot) -> anyhow::
     for f in &findings {
         match f.severity {
             Severity::Pass => tracing::info!("[preflight] {}: {}", f.name, f.message),
-            Severity::Warning if f.ignored => eprintln!("\t[WARNING {}]: {} (ignored)", f.name, f.message),
+            Severity::Warning if f.ignored => {
+                eprintln!("\t[WARNING {}]: {} (ignored)", f.name, f.message)
+            }
             Severity::Warning => eprintln!("\t[WARNING {}]: {}", f.name, f.message),
             Severity::Error => eprintln!("\t[ERROR {}]: {}", f.name, f.message),
         }
@@ -259,19 +311,32 @@ fn start_agent(cmd: &InitCmd, spec: &ClusterSpec, root: &HostRoot) -> anyhow::Re
         }
         AgentMode::Systemd => AgentStart::Systemd,
         AgentMode::Spawn => AgentStart::Spawn,
-        AgentMode::Auto if root.is_real_root() && init::systemd_unit_installed() => AgentStart::Systemd,
+        AgentMode::Auto if root.is_real_root() && init::systemd_unit_installed() => {
+            AgentStart::Systemd
+        }
         AgentMode::Auto => AgentStart::Spawn,
     };
     let exe = std::env::current_exe().context("locating the plinth binary")?;
     match init::start_agent(spec, root, how, &exe)? {
-        AgentStarted::AlreadyRunning => println!("[agent] the agent is already running on {}", init::agent_addr(spec)),
+        AgentStarted::AlreadyRunning => println!(
+            "[agent] the agent is already running on {}",
+            init::agent_addr(spec)
+        ),
         AgentStarted::Systemd => println!("[agent] started plinth-agent.service"),
-        AgentStarted::Spawned { pid, log } => println!("[agent] started plinth agent (pid {pid}), log: {}", log.display()),
+        AgentStarted::Spawned { pid, log } => println!(
+            "[agent] started plinth agent (pid {pid}), log: {}",
+            log.display()
+        ),
     }
     Ok(())
 }
 
-fn wait(spec: &ClusterSpec, root: &HostRoot, rt: &tokio::runtime::Runtime, require_agent: bool) -> anyhow::Result<bool> {
+fn wait(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    rt: &tokio::runtime::Runtime,
+    require_agent: bool,
+) -> anyhow::Result<bool> {
     let timeout = spec.timeouts.control_plane_component_health_check;
     println!(
         "[wait-control-plane] Waiting for the agent to run the static pods from {} (timeout {}s)",
@@ -299,23 +364,41 @@ fn wait(spec: &ClusterSpec, root: &HostRoot, rt: &tokio::runtime::Runtime, requi
         require_agent,
     };
     let mut progress = WaitProgress::new("[wait-control-plane]");
-    let report = rt.block_on(plinth::health::wait(&targets, &opts, |c, e| progress.update(c, e)))?;
+    let report = rt.block_on(plinth::health::wait(&targets, &opts, |c, e| {
+        progress.update(c, e)
+    }))?;
     progress.finish();
     if report.healthy {
-        println!("[wait-control-plane] all {} components are healthy after {:.1}s", report.components.len(), report.elapsed.as_secs_f64());
+        println!(
+            "[wait-control-plane] all {} components are healthy after {:.1}s",
+            report.components.len(),
+            report.elapsed.as_secs_f64()
+        );
         return Ok(true);
     }
-    eprintln!("[wait-control-plane] the control plane did not become healthy within {}s:", timeout.as_secs());
-    for c in report.components.iter().filter(|c| c.stage != plinth::health::Stage::Healthy) {
+    eprintln!(
+        "[wait-control-plane] the control plane did not become healthy within {}s:",
+        timeout.as_secs()
+    );
+    for c in report
+        .components
+        .iter()
+        .filter(|c| c.stage != plinth::health::Stage::Healthy)
+    {
         eprintln!("\n  {} — {}", c.target.component, c.stage);
         eprintln!("    health endpoint: {}", c.target.url);
         match &c.agent {
             Some(v) => {
-                eprintln!("    agent: pod {} container {}: {}", v.pod, v.container, v.state);
+                eprintln!(
+                    "    agent: pod {} container {}: {}",
+                    v.pod, v.container, v.state
+                );
                 eprintln!(
                     "    restarts: {}, last exit code: {}",
                     v.restarts,
-                    v.last_exit_code.map(|c| c.to_string()).unwrap_or_else(|| "none".into())
+                    v.last_exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "none".into())
                 );
                 let lines = plinth::health::last_log_lines(root, &spec.plinth.log_dir, v, 20);
                 if lines.is_empty() {
@@ -327,7 +410,9 @@ fn wait(spec: &ClusterSpec, root: &HostRoot, rt: &tokio::runtime::Runtime, requi
                     }
                 }
             }
-            None => eprintln!("    agent: no pod for this manifest (is the agent running? `plinth ps`)"),
+            None => {
+                eprintln!("    agent: no pod for this manifest (is the agent running? `plinth ps`)")
+            }
         }
     }
     Ok(false)
@@ -345,8 +430,19 @@ fn print_success(spec: &ClusterSpec, root: &HostRoot) {
     println!();
     println!("Check the control plane at any time with:");
     println!();
-    println!("  plinth verify{}", if root.is_real_root() { String::new() } else { format!(" --root {}", root.dir().display()) });
+    println!(
+        "  plinth verify{}",
+        if root.is_real_root() {
+            String::new()
+        } else {
+            format!(" --root {}", root.dir().display())
+        }
+    );
     println!("  plinth ps");
     println!();
-    println!("Pod logs are under {} (`plinth logs <pod>`); the agent logs to {}.", root.path(&spec.plinth.log_dir).display(), root.path(init::agent_files(spec).log).display());
+    println!(
+        "Pod logs are under {} (`plinth logs <pod>`); the agent logs to {}.",
+        root.path(&spec.plinth.log_dir).display(),
+        root.path(init::agent_files(spec).log).display()
+    );
 }

@@ -44,22 +44,39 @@ pub fn run(cmd: ManifestCmd) -> anyhow::Result<i32> {
     })?;
     let opts = regenerate::Options {
         diff_only: cmd.diff,
-        timeout: cmd.timeout.map(Duration::from_secs).unwrap_or(spec.timeouts.control_plane_component_health_check),
+        timeout: cmd
+            .timeout
+            .map(Duration::from_secs)
+            .unwrap_or(spec.timeouts.control_plane_component_health_check),
         max_restarts: 3,
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let report = rt.block_on(regenerate::regenerate(&spec, &root, component, &opts, |l| println!("{l}")))?;
-    if report.diff.is_empty() {
-        println!("[regenerate] {}: no flag changes", report.component);
-    } else {
-        println!("[regenerate] {} changes:", report.component);
-        for d in &report.diff {
-            println!("  {d}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(regenerate::regenerate(
+        &spec,
+        &root,
+        component,
+        &opts,
+        |l| println!("{l}"),
+    ))?;
+    // Applied/rolled-back runs printed the diff before swapping; diff-only prints it here.
+    if report.outcome == Outcome::DiffOnly || report.outcome == Outcome::Unchanged {
+        if report.diff.is_empty() {
+            println!("[regenerate] {}: no flag changes", report.component);
+        } else {
+            println!("[regenerate] {} changes:", report.component);
+            for d in &report.diff {
+                println!("  {d}");
+            }
         }
     }
     let code = match &report.outcome {
         Outcome::Unchanged => {
-            println!("[regenerate] {} is already up to date: nothing changed", report.component);
+            println!(
+                "[regenerate] {} is already up to date: nothing changed",
+                report.component
+            );
             0
         }
         Outcome::DiffOnly => 0,
@@ -73,7 +90,10 @@ pub fn run(cmd: ManifestCmd) -> anyhow::Result<i32> {
             1
         }
         Outcome::RollbackUnhealthy { reason } => {
-            eprintln!("[regenerate] {} rolled back but still unhealthy: {reason}", report.component);
+            eprintln!(
+                "[regenerate] {} rolled back but still unhealthy: {reason}",
+                report.component
+            );
             2
         }
     };

@@ -20,7 +20,12 @@ impl WaitProgress {
     /// A progress display; `prefix` starts plain lines (`[wait-control-plane]`).
     pub fn new(prefix: &str) -> Self {
         let multi = std::io::stderr().is_terminal().then(MultiProgress::new);
-        WaitProgress { multi, bars: BTreeMap::new(), last: BTreeMap::new(), prefix: prefix.to_string() }
+        WaitProgress {
+            multi,
+            bars: BTreeMap::new(),
+            last: BTreeMap::new(),
+            prefix: prefix.to_string(),
+        }
     }
 
     /// Shows the latest states.

@@ -52,6 +52,10 @@ pub fn run(cmd: ResetCmd) -> anyhow::Result<i32> {
     for (p, why) in &report.left {
         println!("[reset] left {p}: {why}");
     }
-    println!("[reset] done: removed {} paths, left {}", report.removed.len(), report.left.len());
+    println!(
+        "[reset] done: removed {} paths, left {}",
+        report.removed.len(),
+        report.left.len()
+    );
     Ok(0)
 }

@@ -22,12 +22,15 @@ pub struct VerifyCmd {
 pub fn run(cmd: VerifyCmd) -> anyhow::Result<i32> {
     let spec = super::init::load_spec(&cmd.config)?;
     let root = cmd.root.host_root();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let checks = rt.block_on(verify::run(&spec, &root));
     match cmd.output {
         OutputFormat::Table => {
             let mut t = Table::new();
-            t.load_preset(UTF8_BORDERS_ONLY).set_header(["CATEGORY", "CHECK", "STATUS", "REASON"]);
+            t.load_preset(UTF8_BORDERS_ONLY)
+                .set_header(["CATEGORY", "CHECK", "STATUS", "REASON"]);
             for c in &checks {
                 let s = match c.status {
                     Status::Pass => "pass",
@@ -39,7 +42,11 @@ pub fn run(cmd: VerifyCmd) -> anyhow::Result<i32> {
             println!("{t}");
             let fails = checks.iter().filter(|c| c.status == Status::Fail).count();
             let warns = checks.iter().filter(|c| c.status == Status::Warn).count();
-            println!("{} checks: {} passed, {warns} warnings, {fails} failed", checks.len(), checks.len() - fails - warns);
+            println!(
+                "{} checks: {} passed, {warns} warnings, {fails} failed",
+                checks.len(),
+                checks.len() - fails - warns
+            );
         }
         f => super::print_structured(f, &checks)?,
     }

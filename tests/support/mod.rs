@@ -5,14 +5,14 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod doubles;
-pub mod tools;
-pub mod tree;
 pub mod etcd;
 pub mod https;
 pub mod netns;
 pub mod pki;
 pub mod procs;
 pub mod root;
+pub mod tools;
+pub mod tree;
 
 pub use doubles::{make_bin_dir, using_doubles};
 pub use etcd::{etcd_binary, etcd_version, kubectl_binary, openssl, Etcd, EtcdPki};
