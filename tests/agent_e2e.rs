@@ -105,7 +105,11 @@ impl Node {
         let p = self.pod(name)?;
         let pids: Value =
             serde_json::from_str(p["metadata"]["annotations"]["plinth.io/pids"].as_str()?).ok()?;
-        pids.as_object()?.values().next()?.as_i64().map(|v| v as i32)
+        pids.as_object()?
+            .values()
+            .next()?
+            .as_i64()
+            .map(|v| v as i32)
     }
 
     fn ready_pid(&self, name: &str) -> Option<i32> {
@@ -118,7 +122,9 @@ impl Node {
     }
 
     fn wait(&self, what: &str, secs: u64, mut f: impl FnMut(&Node) -> bool) {
-        let ok = wait_until(Duration::from_secs(secs), Duration::from_millis(50), || f(self));
+        let ok = wait_until(Duration::from_secs(secs), Duration::from_millis(50), || {
+            f(self)
+        });
         assert!(
             ok,
             "timed out after {secs}s waiting for {what}\n/pods: {}\nagent log:\n{}",
@@ -271,11 +277,18 @@ fn etcd_ready_kill9_edit_and_removal() {
     node.wait("etcd Ready", 60, |n| n.ready_pid("etcd").is_some());
     let pod = node.pod("etcd").unwrap();
     assert_eq!(pod["status"]["phase"], "Running");
-    assert_eq!(pod["metadata"]["annotations"]["kubernetes.io/config.source"], "file");
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "file"
+    );
     let cs = node.cs("etcd");
     assert!(cs["containerID"].as_str().unwrap().starts_with("plinth://"));
     let p1 = node.ready_pid("etcd").unwrap();
-    assert!(cmdline(p1).contains("--listen-metrics-urls"), "{}", cmdline(p1));
+    assert!(
+        cmdline(p1).contains("--listen-metrics-urls"),
+        "{}",
+        cmdline(p1)
+    );
 
     // kill -9 → restarted (first crash: at once) and Ready again.
     kill(Pid::from_raw(p1), Signal::SIGKILL).unwrap();
@@ -283,9 +296,9 @@ fn etcd_ready_kill9_edit_and_removal() {
         n.ready_pid("etcd").is_some_and(|p| p != p1)
     });
     let cs = node.cs("etcd");
-    assert_eq!(cs["restartCount"], 1);
-    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 137);
-    let p2 = node.ready_pid("etcd").unwrap();
+    assert_eq!(cs["restartCount"], 1, "{cs}");
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 137, "{cs}");
+    let p2 = node.pid("etcd").unwrap();
 
     // Edit (add a flag): never two etcd processes at once; the new one has the flag.
     node.write(
@@ -299,13 +312,25 @@ fn etcd_ready_kill9_edit_and_removal() {
         if let Some(p) = node.ready_pid("etcd").filter(|p| *p != p2) {
             break p;
         }
-        assert!(Instant::now() < deadline, "new etcd not Ready:\n{}", node.agent_log());
+        assert!(
+            Instant::now() < deadline,
+            "new etcd not Ready:\n{}",
+            node.agent_log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(max_seen <= 1, "old and new etcd ran at the same time");
     assert!(!pid_alive(p2), "old etcd still alive");
-    assert!(cmdline(p3).contains("--heartbeat-interval=150"), "{}", cmdline(p3));
-    assert_eq!(node.cs("etcd")["restartCount"], 0, "a new pod, not a restart");
+    assert!(
+        cmdline(p3).contains("--heartbeat-interval=150"),
+        "{}",
+        cmdline(p3)
+    );
+    assert_eq!(
+        node.cs("etcd")["restartCount"],
+        0,
+        "a new pod, not a restart"
+    );
 
     // Removal → the whole tree is gone and the pod leaves /pods.
     std::fs::remove_file(node.root.path(format!("{MANIFESTS}/etcd.yaml"))).unwrap();
@@ -329,7 +354,9 @@ fn agent_sigkill_and_restart_adopts_etcd() {
     node.kill_agent();
     assert!(pid_alive(pid), "etcd must survive the agent");
     node.start_agent();
-    node.wait("etcd adopted and Ready", 30, |n| n.ready_pid("etcd").is_some());
+    node.wait("etcd adopted and Ready", 30, |n| {
+        n.ready_pid("etcd").is_some()
+    });
     assert_eq!(node.ready_pid("etcd"), Some(pid), "same etcd process");
     assert_eq!(node.cs("etcd")["restartCount"], 0);
     assert!(etcdctl(&node, &pki, &["get", "plinth-key"]).contains("survives"));
@@ -349,7 +376,10 @@ fn bad_files_never_stop_etcd_and_are_reported() {
 
     // Truncated (half-written) manifest, garbage, a wrong kind, 11 MiB, a duplicate name.
     node.write(&format!("{MANIFESTS}/etcd.yaml"), &good[..good.len() / 2]);
-    node.write(&format!("{MANIFESTS}/garbage.yaml"), b"\x00\x01{{{:::\xff\xfe");
+    node.write(
+        &format!("{MANIFESTS}/garbage.yaml"),
+        b"\x00\x01{{{:::\xff\xfe",
+    );
     node.write(
         &format!("{MANIFESTS}/wrong-kind.yaml"),
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
@@ -360,12 +390,21 @@ fn bad_files_never_stop_etcd_and_are_reported() {
     node.write(&format!("{MANIFESTS}/etcd-copy.yaml"), &good);
     node.wait("all problems reported", 30, |n| {
         let p = n.problems();
-        ["etcd.yaml", "garbage.yaml", "wrong-kind.yaml", "big.yaml", "etcd-copy.yaml"]
-            .iter()
-            .all(|f| p.contains(&format!("{MANIFESTS}/{f}")))
+        [
+            "etcd.yaml",
+            "garbage.yaml",
+            "wrong-kind.yaml",
+            "big.yaml",
+            "etcd-copy.yaml",
+        ]
+        .iter()
+        .all(|f| p.contains(&format!("{MANIFESTS}/{f}")))
     });
     let problems = node.problems();
-    assert!(problems.contains("only Pods can be static pods"), "{problems}");
+    assert!(
+        problems.contains("only Pods can be static pods"),
+        "{problems}"
+    );
     assert!(problems.contains("larger than 10 MiB"), "{problems}");
     assert!(problems.contains("defined by several files"), "{problems}");
     // The affected pod's status names its file too.
@@ -373,13 +412,26 @@ fn bad_files_never_stop_etcd_and_are_reported() {
     assert!(msg.contains("/etc/kubernetes/manifests/etcd.yaml"), "{msg}");
     // A relist later: etcd is the very same process, still Ready.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(node.ready_pid("etcd"), Some(pid));
+    assert_eq!(
+        node.ready_pid("etcd"),
+        Some(pid),
+        "{}\n{}",
+        node.cs("etcd"),
+        node.agent_log()
+    );
     assert_eq!(node.cs("etcd")["restartCount"], 0);
-    let errors = http_get_in(&node.ns, "127.0.0.1:10248", "/errors").unwrap().1;
+    let errors = http_get_in(&node.ns, "127.0.0.1:10248", "/errors")
+        .unwrap()
+        .1;
     assert!(errors.contains("garbage.yaml"), "{errors}");
 
     // Fixing the file (same content as before) is a no-op for the running pod.
-    for f in ["garbage.yaml", "wrong-kind.yaml", "big.yaml", "etcd-copy.yaml"] {
+    for f in [
+        "garbage.yaml",
+        "wrong-kind.yaml",
+        "big.yaml",
+        "etcd-copy.yaml",
+    ] {
         std::fs::remove_file(node.root.path(format!("{MANIFESTS}/{f}"))).unwrap();
     }
     node.write(&format!("{MANIFESTS}/etcd.yaml"), &good);
@@ -455,7 +507,10 @@ fn shell_pods_never_liveness_grace_and_mounts() {
         n.cs("live")["restartCount"].as_i64().unwrap_or(0) >= 1
     });
     let last = node.cs("live")["lastState"]["terminated"].clone();
-    assert!(last["message"].as_str().unwrap_or("").contains("Liveness"), "{last}");
+    assert!(
+        last["message"].as_str().unwrap_or("").contains("Liveness"),
+        "{last}"
+    );
 
     // The bind mount: the host dir under the root, seen at mountPath, read-only.
     node.wait("mounts pod logged", 30, |n| {
@@ -475,7 +530,10 @@ fn shell_pods_never_liveness_grace_and_mounts() {
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stdout);
-    assert!(log.contains("READONLY") && !log.contains("WRITABLE"), "{log}");
+    assert!(
+        log.contains("READONLY") && !log.contains("WRITABLE"),
+        "{log}"
+    );
     assert!(!node.root.path("/srv/plinth-data/w").exists());
 
     // Grace honoured: SIGTERM, the trap runs for 2 s, exits by itself.
@@ -490,9 +548,18 @@ fn shell_pods_never_liveness_grace_and_mounts() {
     let stubborn_after = removed.elapsed();
     node.wait("graceful exited", 20, |_| !pid_alive(g));
     let graceful_after = removed.elapsed();
-    assert!(stubborn_after >= Duration::from_millis(900), "{stubborn_after:?}");
-    assert!(graceful_after >= Duration::from_millis(1900), "{graceful_after:?}");
-    assert!(graceful_after < Duration::from_secs(15), "{graceful_after:?}");
+    assert!(
+        stubborn_after >= Duration::from_millis(900),
+        "{stubborn_after:?}"
+    );
+    assert!(
+        graceful_after >= Duration::from_millis(1900),
+        "{graceful_after:?}"
+    );
+    assert!(
+        graceful_after < Duration::from_secs(15),
+        "{graceful_after:?}"
+    );
     let glog = std::fs::read_dir(node.root.path("/var/log/pods"))
         .unwrap()
         .flatten()
