@@ -493,7 +493,34 @@ fn shell_pods_never_liveness_grace_and_mounts() {
             "    volumeMounts:\n    - {name: data, mountPath: /mnt/plinth-e2e, readOnly: true}\n  volumes:\n  - name: data\n    hostPath: {path: /srv/plinth-data, type: Directory}\n",
         ),
     );
+    node.write("/etc/plinth-e2e/app.conf", "v1\n");
+    node.write(
+        &format!("{MANIFESTS}/conf.yaml"),
+        pod(
+            "conf",
+            "Always",
+            1,
+            "cat /etc/plinth-e2e/app.conf; exec sleep 1000",
+            "    volumeMounts:\n    - {name: conf, mountPath: /etc/plinth-e2e}\n  volumes:\n  - name: conf\n    hostPath: {path: /etc/plinth-e2e, type: DirectoryOrCreate}\n",
+        ),
+    );
     node.start_agent();
+
+    // A mounted configuration file changes (certificate renewal): that pod restarts.
+    node.wait("conf running", 30, |n| n.pid("conf").is_some());
+    let conf_pid = node.pid("conf").unwrap();
+    let live_restarts_before = node.cs("once")["restartCount"].clone();
+    node.write("/etc/plinth-e2e/app.conf", "v2\n");
+    node.wait("conf restarted for its mounted file", 20, |n| {
+        n.cs("conf")["lastState"]["terminated"]["reason"] == "MountedFileChanged"
+    });
+    assert_eq!(node.cs("conf")["restartCount"], 1);
+    assert!(!pid_alive(conf_pid));
+    assert_eq!(
+        node.cs("once")["restartCount"],
+        live_restarts_before,
+        "other pods untouched"
+    );
 
     // Never + `sleep 1` → Completed, never restarted.
     node.wait("once Completed", 30, |n| {
