@@ -130,6 +130,7 @@ pub async fn run(
         prober,
         resolver,
         state,
+        offload_blocking: true,
     });
     let mut agent = Agent {
         pod_config: PodConfig::new(&cfg.node_name, known),
