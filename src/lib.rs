@@ -3,15 +3,26 @@
 //!
 //! Data flows one way: [`config`] → plans ([`pki`], [`kubeconfig`], [`manifests`]) → [`fs`]
 //! writes → the manifest dir → [`agent`] (with [`runtime`], [`probe`], [`backoff`], [`logs`]).
+//! [`init`], [`health`], [`verify`], [`regenerate`], [`certs`] and [`reset`] are the
+//! operator's verbs built on those.
 
 pub mod agent;
+pub mod agentctl;
 pub mod backoff;
+pub mod certs;
+pub mod client;
 pub mod config;
 pub mod fs;
+pub mod health;
+pub mod init;
 pub mod kubeconfig;
 pub mod logs;
 pub mod manifests;
 pub mod pki;
+pub mod preflight;
 pub mod probe;
+pub mod regenerate;
+pub mod reset;
 pub mod runtime;
 pub mod security;
+pub mod verify;

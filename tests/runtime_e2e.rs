@@ -98,18 +98,36 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        // Leaves were removed by cleanup(); remove the pod and parent directories.
-        if let Some(cg) = self.rt.cgroups_of("pod0/x/0") {
-            for leaf in cg.all_leaves() {
-                if let Some(pod) = leaf.parent() {
-                    let _ = std::fs::remove_dir(pod);
-                    if let Some(base) = pod.parent() {
-                        if base.ends_with(&self.parent) {
-                            let _ = std::fs::remove_dir(base);
+        // cleanup() removed the leaves of containers that ended; a failed test may leave
+        // some behind: kill what still runs in this fixture's own cgroups, remove them all.
+        let Some(cg) = self.rt.cgroups_of("pod0/x/0") else {
+            return;
+        };
+        for leaf in cg.all_leaves() {
+            let Some(base) = leaf.parent().and_then(Path::parent) else {
+                continue;
+            };
+            if !base.ends_with(&self.parent) {
+                continue;
+            }
+            let pods = std::fs::read_dir(base).into_iter().flatten().flatten();
+            for pod in pods.filter(|e| e.path().is_dir()) {
+                let leaves = std::fs::read_dir(pod.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten();
+                for l in leaves.filter(|e| e.path().is_dir()) {
+                    let _ = std::fs::write(l.path().join("cgroup.kill"), "1");
+                    for _ in 0..100 {
+                        if std::fs::remove_dir(l.path()).is_ok() {
+                            break;
                         }
+                        std::thread::sleep(Duration::from_millis(10));
                     }
                 }
+                let _ = std::fs::remove_dir(pod.path());
             }
+            let _ = std::fs::remove_dir(base);
         }
     }
 }
@@ -521,4 +539,108 @@ async fn containers_start_clean_signals_stdin_fds_cwd_and_env() {
     assert!(log.contains("cwd=/\n"), "{log}");
     assert!(log.contains("path=/usr/local/sbin:"), "{log}");
     fx.rt.cleanup(&h);
+}
+
+/// Not a test on its own: the "agent" process of
+/// [`containers_outlive_their_agent_and_are_adopted`], re-executed from this test binary.
+#[tokio::test]
+#[ignore = "helper process, run by containers_outlive_their_agent_and_are_adopted"]
+async fn helper_agent_process() {
+    let (Ok(dir), Ok(parent)) = (
+        std::env::var("PLINTH_RT_HELPER_DIR"),
+        std::env::var("PLINTH_RT_HELPER_PARENT"),
+    ) else {
+        return;
+    };
+    let rt = ProcessRuntime::new(ProcessRuntimeConfig {
+        plinth_exe: PathBuf::from(env!("CARGO_BIN_EXE_plinth")),
+        cgroup_parent: parent,
+        shim_command: plinth::logs::shim_command,
+    })
+    .unwrap();
+    let mut spec =
+        Fixture::new(plain_shim).spec("ticker", "while :; do echo tick; sleep 0.05; done");
+    spec.log_path = Path::new(&dir).join("ticker.log");
+    let h = rt.start(&spec).unwrap();
+    let file = Path::new(&dir).join("handle.json");
+    std::fs::write(file.with_extension("tmp"), serde_json::to_vec(&h).unwrap()).unwrap();
+    std::fs::rename(file.with_extension("tmp"), &file).unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+/// Kills the helper "agent" (a process this test started) however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn containers_outlive_their_agent_and_are_adopted() {
+    let fx = Fixture::new(plain_shim);
+    let mut agent = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "runtime_e2e::helper_agent_process",
+                "--exact",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env("PLINTH_RT_HELPER_DIR", fx.dir.path())
+            .env("PLINTH_RT_HELPER_PARENT", &fx.parent)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let handle_file = fx.path("handle.json");
+    let deadline = Instant::now() + PATIENCE;
+    while !handle_file.exists() {
+        assert!(
+            agent.0.try_wait().unwrap().is_none(),
+            "helper agent exited early"
+        );
+        assert!(Instant::now() < deadline, "helper agent wrote no handle");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let h: ContainerHandle = serde_json::from_slice(&std::fs::read(&handle_file).unwrap()).unwrap();
+    // The "agent" dies hard, as with kill -9.
+    let agent_pid = agent.0.id() as i32;
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+
+    // A new runtime instance (the restarted agent) recognises the container...
+    assert!(fx.rt.is_running(&h));
+    assert_ne!(procfs::read_stat(h.pid).unwrap().ppid, agent_pid);
+    // ...which keeps running and logging: no SIGPIPE, the shim holds the pipes.
+    let log = fx.path("ticker.log");
+    let before = wait_for_file(&log, "stdout F tick").await.len();
+    let deadline = Instant::now() + PATIENCE;
+    while std::fs::metadata(&log)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0)
+        <= before
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the log stopped growing after the agent died"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fx.rt.is_running(&h));
+
+    // Adopted: stop it, wait resolves Unknown (not our child), cgroup removed.
+    let waiter = fx.rt.wait(&h);
+    fx.rt.signal(&h, StopSignal::Term).unwrap();
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, waiter).await.unwrap(),
+        ExitStatus::Unknown
+    );
+    assert!(!fx.rt.is_running(&h));
+    fx.rt.cleanup(&h);
+    if let Some(leaf) = fx.rt.cgroups_of(&h.id).and_then(|c| c.v2) {
+        assert!(!leaf.exists(), "{} left behind", leaf.display());
+    }
 }

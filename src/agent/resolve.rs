@@ -162,12 +162,26 @@ impl Resolver {
             argv[0] = executable.display().to_string();
         }
         if !env.iter().any(|(n, _)| n == "PATH") {
-            let path = self
+            // The bin path first, then the standard dirs a container image's PATH has: the
+            // process still needs the host's ordinary tools (sh, openssl, ...).
+            let mut dirs: Vec<String> = self
                 .bin_path
                 .iter()
                 .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":");
+                .collect();
+            for d in [
+                "/usr/local/sbin",
+                "/usr/local/bin",
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/bin",
+            ] {
+                if !dirs.iter().any(|x| x == d) {
+                    dirs.push(d.to_string());
+                }
+            }
+            let path = dirs.join(":");
             env.insert(0, ("PATH".into(), path));
         }
         let psc = spec.security_context.as_ref();

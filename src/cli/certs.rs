@@ -1,6 +1,7 @@
 //! `plinth certs check-expiration` and `plinth certs renew`.
 
 use clap::Subcommand;
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
 use super::{ConfigArgs, OutputFormat, RootArgs};
 
@@ -28,8 +29,121 @@ pub enum CertsCmd {
     },
 }
 
+/// One row of `check-expiration`.
+#[derive(Debug, serde::Serialize)]
+struct Row {
+    certificate: String,
+    expires: String,
+    residual_days: i64,
+    certificate_authority: String,
+    externally_managed: bool,
+    is_ca: bool,
+}
+
+fn expires(t: time::OffsetDateTime) -> String {
+    let f =
+        time::macros::format_description!("[month repr:short] [day], [year] [hour]:[minute] UTC");
+    t.format(f).unwrap_or_else(|_| t.to_string())
+}
+
+fn residual(days: i64) -> String {
+    if days < 0 {
+        "<invalid>".into()
+    } else if days >= 365 {
+        format!("{}y", days / 365)
+    } else {
+        format!("{days}d")
+    }
+}
+
 /// Runs `plinth certs ...`.
 pub fn run(cmd: CertsCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("plinth certs is not wired up yet")
+    match cmd {
+        CertsCmd::CheckExpiration {
+            root,
+            config,
+            output,
+        } => {
+            let spec = super::init::load_spec(&config)?;
+            let root = root.host_root();
+            let mut rows: Vec<Row> = plinth::pki::inspect(&spec, &root)?
+                .into_iter()
+                .map(|s| Row {
+                    certificate: s.name.clone(),
+                    expires: expires(s.not_after),
+                    residual_days: s.residual.whole_days(),
+                    certificate_authority: s.ca_name.clone().unwrap_or_default(),
+                    externally_managed: s.externally_managed,
+                    is_ca: s.is_ca,
+                })
+                .collect();
+            for k in plinth::kubeconfig::inspect(&spec, &root)? {
+                rows.push(Row {
+                    certificate: k.file.clone(),
+                    expires: expires(k.not_after),
+                    residual_days: k.residual.whole_days(),
+                    certificate_authority: "ca".into(),
+                    externally_managed: false,
+                    is_ca: false,
+                });
+            }
+            if output != OutputFormat::Table {
+                super::print_structured(output, &rows)?;
+                return Ok(0);
+            }
+            let mut leaves = Table::new();
+            leaves.load_preset(UTF8_BORDERS_ONLY).set_header([
+                "CERTIFICATE",
+                "EXPIRES",
+                "RESIDUAL TIME",
+                "CERTIFICATE AUTHORITY",
+                "EXTERNALLY MANAGED",
+            ]);
+            let mut cas = Table::new();
+            cas.load_preset(UTF8_BORDERS_ONLY).set_header([
+                "CERTIFICATE AUTHORITY",
+                "EXPIRES",
+                "RESIDUAL TIME",
+                "EXTERNALLY MANAGED",
+            ]);
+            for r in &rows {
+                let ext = if r.externally_managed { "yes" } else { "no" };
+                if r.is_ca {
+                    cas.add_row([
+                        r.certificate.clone(),
+                        r.expires.clone(),
+                        residual(r.residual_days),
+                        ext.into(),
+                    ]);
+                } else {
+                    leaves.add_row([
+                        r.certificate.clone(),
+                        r.expires.clone(),
+                        residual(r.residual_days),
+                        r.certificate_authority.clone(),
+                        ext.into(),
+                    ]);
+                }
+            }
+            println!("{leaves}\n\n{cas}");
+            Ok(0)
+        }
+        CertsCmd::Renew { name, root, config } => {
+            let spec = super::init::load_spec(&config)?;
+            let root = root.host_root();
+            let names = plinth::pki::cert_names(&spec);
+            if name != "all" && !names.contains(&name) {
+                anyhow::bail!(
+                    "certs renew: unknown certificate {name:?}: allowed are all, {}",
+                    names.join(", ")
+                );
+            }
+            let report = plinth::certs::renew(&spec, &root, &name)?;
+            for l in &report.lines {
+                println!("{l}");
+            }
+            println!("[certs] renewed {} files; the agent restarts the components that mount them (no manual restart needed)", report.changed.len());
+            Ok(0)
+        }
+    }
 }

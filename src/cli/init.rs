@@ -1,7 +1,16 @@
 //! `plinth init` and `plinth init phase <name>`.
 
-use clap::{Args, Subcommand};
+use std::time::Duration;
 
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use plinth::config::ClusterSpec;
+use plinth::fs::HostRoot;
+use plinth::init::{self, AgentStart, AgentStarted, Phase as InitPhase};
+use plinth::manifests::Component;
+use plinth::preflight::{self, Severity};
+
+use super::progress::WaitProgress;
 use super::{ConfigArgs, RootArgs};
 
 /// `plinth init`.
@@ -18,10 +27,10 @@ pub struct InitCmd {
     #[arg(long, value_delimiter = ',')]
     pub skip_phases: Vec<String>,
     /// Preflight checks whose errors become warnings (`all` for every check).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', global = true)]
     pub ignore_preflight_errors: Vec<String>,
     /// How to start the agent: systemd unit, spawned detached process, or not at all.
-    #[arg(long, value_enum, default_value_t = AgentMode::Auto)]
+    #[arg(long, value_enum, default_value_t = AgentMode::Auto, global = true)]
     pub agent: AgentMode,
     #[command(subcommand)]
     pub phase: Option<InitSub>,
@@ -83,8 +92,357 @@ pub enum Phase {
     WaitControlPlane,
 }
 
+/// Loads and validates the config for a command (shared by init, verify, certs, ...).
+pub fn load_spec(config: &ConfigArgs) -> anyhow::Result<ClusterSpec> {
+    let mut spec = plinth::config::load(
+        config.config.as_deref(),
+        &config.overrides(),
+        &plinth::config::RealHost,
+    )
+    .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    if let Some(v) = init::pin_etcd_version_to_binary(&mut spec) {
+        tracing::info!("etcd on the bin path is {v}: rendering etcd for that version");
+    }
+    Ok(spec)
+}
+
+fn print_lines(lines: &[String]) {
+    for l in lines {
+        println!("{l}");
+    }
+}
+
 /// Runs `plinth init`.
 pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("plinth init is not wired up yet")
+    let spec = load_spec(&cmd.config)?;
+    let root = cmd.root.host_root();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if let Some(InitSub::Phase(p)) = &cmd.phase {
+        return run_phase(&cmd, p, &spec, &root, &rt);
+    }
+    let skip: Vec<InitPhase> = cmd
+        .skip_phases
+        .iter()
+        .map(|s| InitPhase::parse(s))
+        .collect::<Result<_, _>>()?;
+    if cmd.dry_run {
+        println!("[dry-run] plinth init would do the following (nothing is written):");
+    }
+    if !skip.contains(&InitPhase::Preflight) && !run_preflight(&cmd, &spec, &root)? {
+        return Ok(1);
+    }
+    if !cmd.dry_run {
+        plinth::reset::record_ledger(&spec, &root)
+            .context("recording what init creates (for reset)")?;
+    }
+    let report = init::render_all(&spec, &root, &skip, cmd.dry_run)?;
+    print_lines(&report.lines);
+    if cmd.dry_run {
+        println!(
+            "[dry-run] then start the agent ({:?}) and wait for the control plane",
+            cmd.agent
+        );
+        return Ok(0);
+    }
+    if report.changed.is_empty() {
+        println!("[init] every file is already up to date: nothing changed on disk");
+    }
+    if !skip.contains(&InitPhase::Agent) {
+        start_agent(&cmd, &spec, &root)?;
+    }
+    if !skip.contains(&InitPhase::WaitControlPlane) {
+        if !wait(&spec, &root, &rt, cmd.agent != AgentMode::None)? {
+            return Ok(1);
+        }
+        match rt.block_on(init::ensure_admin_binding(&spec, &root)) {
+            Ok(true) => println!("[bootstrap] created ClusterRoleBinding kubeadm:cluster-admins (group kubeadm:cluster-admins → cluster-admin)"),
+            Ok(false) => println!("[bootstrap] ClusterRoleBinding kubeadm:cluster-admins already exists"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(1);
+            }
+        }
+        print_success(&spec, &root);
+    }
+    Ok(0)
+}
+
+fn run_phase(
+    cmd: &InitCmd,
+    phase: &Phase,
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<i32> {
+    let all = |s: &str| {
+        if s == "all" {
+            None
+        } else {
+            Some(s.to_string())
+        }
+    };
+    let report = match phase {
+        Phase::Preflight => {
+            return Ok(if run_preflight(cmd, spec, root)? {
+                0
+            } else {
+                1
+            })
+        }
+        Phase::Certs { name } => init::phase_certs(spec, root, all(name).as_deref(), cmd.dry_run)?,
+        Phase::Kubeconfig { name } => {
+            init::phase_kubeconfig(spec, root, all(name).as_deref(), cmd.dry_run)?
+        }
+        Phase::Etcd { mode } => {
+            if mode != "local" {
+                bail!("init phase etcd: invalid value {mode:?}: only \"local\" is supported");
+            }
+            if !spec.has_local_etcd() {
+                bail!("init phase etcd local: the config uses external etcd (etcd.external): there is no local etcd manifest to write");
+            }
+            init::phase_manifests(spec, root, &[Component::Etcd], cmd.dry_run)?
+        }
+        Phase::ControlPlane { component } => {
+            let comps = if component == "all" {
+                init::control_plane_components()
+            } else {
+                let c: Component = component.parse().map_err(|_| {
+                    anyhow::anyhow!("init phase control-plane: invalid value {component:?}: allowed are all, apiserver, controller-manager, scheduler")
+                })?;
+                if c == Component::Etcd {
+                    bail!("init phase control-plane: etcd is written by `plinth init phase etcd local`");
+                }
+                vec![c]
+            };
+            init::phase_manifests(spec, root, &comps, cmd.dry_run)?
+        }
+        Phase::Agent => {
+            start_agent(cmd, spec, root)?;
+            return Ok(0);
+        }
+        Phase::WaitControlPlane => {
+            return Ok(if wait(spec, root, rt, cmd.agent != AgentMode::None)? {
+                0
+            } else {
+                1
+            })
+        }
+    };
+    print_lines(&report.lines);
+    Ok(0)
+}
+
+/// Builds the preflight context from the spec, the manifests it will write and the agent.
+fn preflight_context(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+) -> anyhow::Result<preflight::PreflightContext> {
+    let ctx = init::render_context(spec, root, true)?;
+    let mut pc = preflight::PreflightContext {
+        bin_path: spec.plinth.bin_path.clone(),
+        ..Default::default()
+    };
+    for c in Component::all() {
+        if c == Component::Etcd && !spec.has_local_etcd() {
+            continue;
+        }
+        let m = plinth::manifests::render(spec, c, &ctx)?;
+        pc.own_manifests.push(c.file_name().to_string());
+        if let Some(container) = m.pod.spec.as_ref().and_then(|s| s.containers.first()) {
+            if let Some(bin) = container.command.as_ref().and_then(|v| v.first()) {
+                pc.binaries.push((c.name().to_string(), bin.clone()));
+            }
+        }
+    }
+    pc.ports = vec![
+        (spec.bind_port, "kube-apiserver".into()),
+        (10257, "kube-controller-manager".into()),
+        (10259, "kube-scheduler".into()),
+    ];
+    if spec.has_local_etcd() {
+        pc.ports.extend([
+            (2379, "etcd".into()),
+            (2380, "etcd".into()),
+            (2381, "etcd".into()),
+        ]);
+    }
+    pc.ports
+        .push((spec.plinth.agent_healthz_port, "plinth agent".into()));
+    // Whatever the running agent owns is ours.
+    let pids = plinth::agentctl::running_pids(root, &spec.plinth.state_dir);
+    pc.agent_pid = pids.agent;
+    pc.agent_pids = pids.containers;
+    let ledger = plinth::reset::load_ledger(spec, root)?;
+    if let plinth::config::Etcd::Local(l) = &spec.etcd {
+        pc.etcd_data_is_ours = ledger.created_dirs.contains(&l.data_dir);
+    }
+    Ok(pc)
+}
+
+fn run_preflight(cmd: &InitCmd, spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<bool> {
+    println!("[preflight] Running pre-flight checks");
+    let ctx = preflight_context(spec, root)?;
+    let findings = preflight::run(spec, root, &ctx, &cmd.ignore_preflight_errors);
+    for f in &findings {
+        match f.severity {
+            Severity::Pass => tracing::info!("[preflight] {}: {}", f.name, f.message),
+            Severity::Warning if f.ignored => {
+                eprintln!("\t[WARNING {}]: {} (ignored)", f.name, f.message)
+            }
+            Severity::Warning => eprintln!("\t[WARNING {}]: {}", f.name, f.message),
+            Severity::Error => eprintln!("\t[ERROR {}]: {}", f.name, f.message),
+        }
+    }
+    if preflight::has_errors(&findings) {
+        eprintln!("[preflight] Some fatal errors occurred; to ignore them, pass --ignore-preflight-errors=<name,...> (names in brackets above)");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+fn start_agent(cmd: &InitCmd, spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<()> {
+    let how = match cmd.agent {
+        AgentMode::None => {
+            println!("[agent] --agent=none: not starting the agent");
+            return Ok(());
+        }
+        AgentMode::Systemd => AgentStart::Systemd,
+        AgentMode::Spawn => AgentStart::Spawn,
+        AgentMode::Auto if root.is_real_root() && init::systemd_unit_installed() => {
+            AgentStart::Systemd
+        }
+        AgentMode::Auto => AgentStart::Spawn,
+    };
+    let exe = std::env::current_exe().context("locating the plinth binary")?;
+    match init::start_agent(spec, root, how, &exe)? {
+        AgentStarted::AlreadyRunning => println!(
+            "[agent] the agent is already running on {}",
+            init::agent_addr(spec)
+        ),
+        AgentStarted::Systemd => println!("[agent] started plinth-agent.service"),
+        AgentStarted::Spawned { pid, log } => println!(
+            "[agent] started plinth agent (pid {pid}), log: {}",
+            log.display()
+        ),
+    }
+    Ok(())
+}
+
+fn wait(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    rt: &tokio::runtime::Runtime,
+    require_agent: bool,
+) -> anyhow::Result<bool> {
+    let timeout = spec.timeouts.control_plane_component_health_check;
+    println!(
+        "[wait-control-plane] Waiting for the agent to run the static pods from {} (timeout {}s)",
+        spec.plinth.manifests_dir,
+        timeout.as_secs()
+    );
+    let ctx = init::render_context(spec, root, true)?;
+    let mut targets = Vec::new();
+    for c in Component::all() {
+        if c == Component::Etcd && !spec.has_local_etcd() {
+            continue;
+        }
+        let path = root.path(&spec.plinth.manifests_dir).join(c.file_name());
+        let pod = match std::fs::read_to_string(&path) {
+            Ok(t) => plinth::manifests::parse_manifest(&t)?,
+            Err(_) => plinth::manifests::render(spec, c, &ctx)?.pod,
+        };
+        targets.push(plinth::health::target_for(&pod, spec.advertise_address)?);
+    }
+    let opts = plinth::health::WaitOptions {
+        agent_addr: init::agent_addr(spec),
+        node_name: spec.node_name.clone(),
+        timeout,
+        interval: Duration::from_millis(200),
+        require_agent,
+    };
+    let mut progress = WaitProgress::new("[wait-control-plane]");
+    let report = rt.block_on(plinth::health::wait(&targets, &opts, |c, e| {
+        progress.update(c, e)
+    }))?;
+    progress.finish();
+    if report.healthy {
+        println!(
+            "[wait-control-plane] all {} components are healthy after {:.1}s",
+            report.components.len(),
+            report.elapsed.as_secs_f64()
+        );
+        return Ok(true);
+    }
+    eprintln!(
+        "[wait-control-plane] the control plane did not become healthy within {}s:",
+        timeout.as_secs()
+    );
+    for c in report
+        .components
+        .iter()
+        .filter(|c| c.stage != plinth::health::Stage::Healthy)
+    {
+        eprintln!("\n  {} — {}", c.target.component, c.stage);
+        eprintln!("    health endpoint: {}", c.target.url);
+        match &c.agent {
+            Some(v) => {
+                eprintln!(
+                    "    agent: pod {} container {}: {}",
+                    v.pod, v.container, v.state
+                );
+                eprintln!(
+                    "    restarts: {}, last exit code: {}",
+                    v.restarts,
+                    v.last_exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "none".into())
+                );
+                let lines = plinth::health::last_log_lines(root, &spec.plinth.log_dir, v, 20);
+                if lines.is_empty() {
+                    eprintln!("    log: (empty)");
+                } else {
+                    eprintln!("    last {} log lines:", lines.len());
+                    for l in lines {
+                        eprintln!("      | {l}");
+                    }
+                }
+            }
+            None => {
+                eprintln!("    agent: no pod for this manifest (is the agent running? `plinth ps`)")
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn print_success(spec: &ClusterSpec, root: &HostRoot) {
+    let kdir = root.path(&spec.plinth.kubeconfig_dir);
+    println!();
+    println!("Your Kubernetes control-plane has initialized successfully!");
+    println!();
+    println!("To start using your cluster, run:");
+    println!();
+    println!("  export KUBECONFIG={}/admin.conf", kdir.display());
+    println!("  kubectl get --raw /readyz");
+    println!();
+    println!("Check the control plane at any time with:");
+    println!();
+    println!(
+        "  plinth verify{}",
+        if root.is_real_root() {
+            String::new()
+        } else {
+            format!(" --root {}", root.dir().display())
+        }
+    );
+    println!("  plinth ps");
+    println!();
+    println!(
+        "Pod logs are under {} (`plinth logs <pod>`); the agent logs to {}.",
+        root.path(&spec.plinth.log_dir).display(),
+        root.path(init::agent_files(spec).log).display()
+    );
 }

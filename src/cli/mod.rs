@@ -11,6 +11,7 @@ mod config_cmd;
 mod init;
 mod manifest;
 mod misc;
+mod progress;
 mod reset;
 mod verify;
 

@@ -1,14 +1,18 @@
 //! `plinth reset`.
 
+use std::io::{BufRead, Write};
+
 use clap::Args;
 
-use super::RootArgs;
+use super::{ConfigArgs, RootArgs};
 
 /// `plinth reset`.
 #[derive(Debug, Args)]
 pub struct ResetCmd {
     #[command(flatten)]
     pub root: RootArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Do not ask for confirmation.
     #[arg(long, short)]
     pub force: bool,
@@ -16,6 +20,42 @@ pub struct ResetCmd {
 
 /// Runs `plinth reset`.
 pub fn run(cmd: ResetCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("plinth reset is not wired up yet")
+    let spec = super::init::load_spec(&cmd.config)?;
+    let root = cmd.root.host_root();
+    if !cmd.force {
+        eprint!(
+            "[reset] This stops the plinth agent and its pods and removes everything plinth created under {}.\n[reset] Are you sure you want to proceed? [y/N]: ",
+            root.dir().display()
+        );
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("[reset] aborted: nothing changed");
+            return Ok(1);
+        }
+    }
+    // The etcd data dir comes from the etcd manifest actually on disk, not the config.
+    let etcd_manifest = root.path(&spec.plinth.manifests_dir).join("etcd.yaml");
+    let data_dir = std::fs::read_to_string(&etcd_manifest)
+        .ok()
+        .and_then(|t| plinth::manifests::parse_manifest(&t).ok())
+        .and_then(|pod| plinth::manifests::etcd_data_dir(&pod));
+    let stopped = plinth::agentctl::stop_all(&root, &spec.plinth.state_dir)?;
+    for s in &stopped {
+        println!("[reset] stopped {s}");
+    }
+    let report = plinth::reset::remove(&spec, &root, data_dir.as_deref())?;
+    for r in &report.removed {
+        println!("[reset] removed {r}");
+    }
+    for (p, why) in &report.left {
+        println!("[reset] left {p}: {why}");
+    }
+    println!(
+        "[reset] done: removed {} paths, left {}",
+        report.removed.len(),
+        report.left.len()
+    );
+    Ok(0)
 }

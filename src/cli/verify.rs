@@ -1,6 +1,8 @@
 //! `plinth verify`.
 
 use clap::Args;
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use plinth::verify::{self, Status};
 
 use super::{ConfigArgs, OutputFormat, RootArgs};
 
@@ -16,8 +18,37 @@ pub struct VerifyCmd {
     pub output: OutputFormat,
 }
 
-/// Runs `plinth verify`.
+/// Runs `plinth verify`: exit 1 when any check fails.
 pub fn run(cmd: VerifyCmd) -> anyhow::Result<i32> {
-    let _ = cmd;
-    anyhow::bail!("plinth verify is not wired up yet")
+    let spec = super::init::load_spec(&cmd.config)?;
+    let root = cmd.root.host_root();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let checks = rt.block_on(verify::run(&spec, &root));
+    match cmd.output {
+        OutputFormat::Table => {
+            let mut t = Table::new();
+            t.load_preset(UTF8_BORDERS_ONLY)
+                .set_header(["CATEGORY", "CHECK", "STATUS", "REASON"]);
+            for c in &checks {
+                let s = match c.status {
+                    Status::Pass => "pass",
+                    Status::Warn => "warn",
+                    Status::Fail => "FAIL",
+                };
+                t.add_row([c.category.as_str(), c.name.as_str(), s, c.reason.as_str()]);
+            }
+            println!("{t}");
+            let fails = checks.iter().filter(|c| c.status == Status::Fail).count();
+            let warns = checks.iter().filter(|c| c.status == Status::Warn).count();
+            println!(
+                "{} checks: {} passed, {warns} warnings, {fails} failed",
+                checks.len(),
+                checks.len() - fails - warns
+            );
+        }
+        f => super::print_structured(f, &checks)?,
+    }
+    Ok(if verify::passed(&checks) { 0 } else { 1 })
 }

@@ -771,3 +771,15 @@ pub fn write(
 
 #[cfg(test)]
 mod tests;
+
+/// The etcd data dir a rendered etcd manifest uses (`--data-dir`), if any.
+pub fn etcd_data_dir(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()?
+        .containers
+        .first()?
+        .command
+        .as_ref()?
+        .iter()
+        .find_map(|a| a.strip_prefix("--data-dir=").map(str::to_string))
+}

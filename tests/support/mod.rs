@@ -11,6 +11,8 @@ pub mod netns;
 pub mod pki;
 pub mod procs;
 pub mod root;
+pub mod tools;
+pub mod tree;
 
 pub use doubles::{make_bin_dir, using_doubles};
 pub use etcd::{etcd_binary, etcd_version, kubectl_binary, openssl, Etcd, EtcdPki};

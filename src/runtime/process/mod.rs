@@ -571,7 +571,15 @@ async fn wait_own(pidfd: Arc<OwnedFd>, status: Arc<Mutex<Option<ExitStatus>>>) -
 async fn wait_adopted(pid: i32, start_ticks: u64) -> ExitStatus {
     let fd = match pidfd::pidfd_open(pid) {
         Ok(fd) => fd,
-        Err(_) => return ExitStatus::Unknown,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return ExitStatus::Unknown,
+        Err(e) => {
+            // Never report a live container as ended: fall back to watching /proc.
+            tracing::warn!(pid, error = %e, "pidfd_open failed; polling /proc");
+            while procfs::is_alive_with(pid, start_ticks) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            return ExitStatus::Unknown;
+        }
     };
     // The pidfd now pins *some* process with this pid: make sure it is the right one.
     if !procfs::is_alive_with(pid, start_ticks) {

@@ -1,0 +1,578 @@
+//! `plinth init`: the phases that take a host from nothing to a healthy control plane.
+//!
+//! preflight → certs → kubeconfig → etcd → control-plane → agent → wait-control-plane →
+//! (admin binding). Each render phase reconciles: it compares what should exist with what
+//! is on disk and writes only the difference, so a second `init` changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::config::ClusterSpec;
+use crate::fs::{self, HostRoot, WriteOutcome};
+use crate::manifests::{self, Component, RenderContext, RenderedManifest};
+
+/// Errors from the init phases, naming the phase.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Certificate phase failed.
+    #[error("[certs] {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    /// Kubeconfig phase failed.
+    #[error("[kubeconfig] {0}")]
+    Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
+    /// Manifest phase failed.
+    #[error("[manifests] {0}")]
+    Manifests(#[from] crate::manifests::ManifestError),
+    /// The etcd user could not be set up.
+    #[error("[etcd] {0}")]
+    Security(#[from] crate::security::SecurityError),
+    /// A file operation failed.
+    #[error(transparent)]
+    Fs(#[from] crate::fs::FsError),
+    /// The agent could not be started.
+    #[error("[agent] {0}")]
+    Agent(String),
+    /// An unknown phase or phase argument.
+    #[error("unknown phase {value:?}: allowed are {allowed}")]
+    UnknownPhase {
+        /// What was given.
+        value: String,
+        /// The allowed values.
+        allowed: String,
+    },
+    /// The admin ClusterRoleBinding could not be created.
+    #[error("[bootstrap] {0}")]
+    Binding(String),
+}
+
+/// The phases of init, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Phase {
+    /// Host checks.
+    Preflight,
+    /// PKI.
+    Certs,
+    /// Kubeconfig files.
+    Kubeconfig,
+    /// The local etcd manifest.
+    Etcd,
+    /// apiserver, controller-manager, scheduler manifests.
+    ControlPlane,
+    /// Start the agent.
+    Agent,
+    /// Wait for health.
+    WaitControlPlane,
+}
+
+impl Phase {
+    /// All phases in order.
+    pub const ALL: [Phase; 7] = [
+        Phase::Preflight,
+        Phase::Certs,
+        Phase::Kubeconfig,
+        Phase::Etcd,
+        Phase::ControlPlane,
+        Phase::Agent,
+        Phase::WaitControlPlane,
+    ];
+
+    /// The kubeadm-style phase name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Preflight => "preflight",
+            Phase::Certs => "certs",
+            Phase::Kubeconfig => "kubeconfig",
+            Phase::Etcd => "etcd",
+            Phase::ControlPlane => "control-plane",
+            Phase::Agent => "agent",
+            Phase::WaitControlPlane => "wait-control-plane",
+        }
+    }
+
+    /// Parses a phase name (as in `--skip-phases`).
+    pub fn parse(s: &str) -> Result<Phase, InitError> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| InitError::UnknownPhase {
+                value: s.to_string(),
+                allowed: Phase::ALL
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// What a render phase did: kubeadm-style lines, and the files it changed.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseReport {
+    /// `[certs] Generating "ca" certificate and key`, ...
+    pub lines: Vec<String>,
+    /// Host paths of files created or changed.
+    pub changed: Vec<PathBuf>,
+}
+
+impl PhaseReport {
+    fn extend(&mut self, other: PhaseReport) {
+        self.lines.extend(other.lines);
+        self.changed.extend(other.changed);
+    }
+}
+
+/// Runs the certs phase (`only` = one certificate name, or all).
+pub fn phase_certs(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    only: Option<&str>,
+    dry_run: bool,
+) -> Result<PhaseReport, InitError> {
+    let opts = crate::pki::PkiOptions {
+        dry_run,
+        only: only.map(str::to_string),
+        renew: crate::pki::Renew::None,
+    };
+    let report = crate::pki::reconcile(spec, root, &opts)?;
+    Ok(PhaseReport {
+        lines: report.lines(),
+        changed: report.changed_files(),
+    })
+}
+
+/// Runs the kubeconfig phase (`only` = one kubeconfig name, or all).
+pub fn phase_kubeconfig(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    only: Option<&str>,
+    dry_run: bool,
+) -> Result<PhaseReport, InitError> {
+    let opts = crate::kubeconfig::KubeconfigOptions {
+        dry_run,
+        only: only.map(str::to_string),
+        ..Default::default()
+    };
+    let report = crate::kubeconfig::reconcile(spec, root, &opts)?;
+    Ok(PhaseReport {
+        lines: report.lines(),
+        changed: report.changed_files(),
+    })
+}
+
+/// The render context for this host: the etcd user (cis profile) and host CA dirs.
+pub fn render_context(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    dry_run: bool,
+) -> Result<RenderContext, InitError> {
+    let mut ctx = RenderContext::for_host(root, spec);
+    if spec.plinth.security_profile == crate::config::SecurityProfile::Cis && spec.has_local_etcd()
+    {
+        ctx.etcd_user = Some(if dry_run {
+            crate::security::lookup_etcd_user().unwrap_or((0, 0))
+        } else {
+            crate::security::ensure_etcd_user()?
+        });
+    }
+    Ok(ctx)
+}
+
+/// Renders and writes the manifests of `components`.
+pub fn phase_manifests(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    components: &[Component],
+    dry_run: bool,
+) -> Result<PhaseReport, InitError> {
+    let ctx = render_context(spec, root, dry_run)?;
+    let rendered: Vec<RenderedManifest> = components
+        .iter()
+        .map(|c| manifests::render(spec, *c, &ctx))
+        .collect::<Result<_, _>>()?;
+    let mut report = PhaseReport::default();
+    let written = manifests::write(root, spec, &rendered, dry_run)?;
+    // After the write: it creates the etcd data dir, which must belong to the etcd user.
+    if let (Some((uid, gid)), false) = (ctx.etcd_user, dry_run) {
+        if components.contains(&Component::Etcd) {
+            for p in crate::security::chown_etcd_paths(root, spec, uid, gid)? {
+                report.lines.push(format!(
+                    "[etcd] {} is owned by the etcd user ({uid}:{gid})",
+                    p.display()
+                ));
+            }
+        }
+    }
+    for (path, outcome) in written {
+        let host = root.host_path(&path);
+        let verb = match outcome {
+            WriteOutcome::Created => "Creating",
+            WriteOutcome::Updated => "Updating",
+            WriteOutcome::Unchanged => "Unchanged",
+            WriteOutcome::ModeFixed { .. } => "Fixing the mode of",
+        };
+        let verb = if dry_run && outcome.changed() {
+            "Would write"
+        } else {
+            verb
+        };
+        report
+            .lines
+            .push(format!("[control-plane] {verb} {}", host.display()));
+        if outcome.changed() {
+            report.changed.push(host);
+        }
+    }
+    Ok(report)
+}
+
+/// The components of the etcd phase (none with external etcd).
+pub fn etcd_components(spec: &ClusterSpec) -> Vec<Component> {
+    if spec.has_local_etcd() {
+        vec![Component::Etcd]
+    } else {
+        vec![]
+    }
+}
+
+/// The control-plane components (apiserver, controller-manager, scheduler).
+pub fn control_plane_components() -> Vec<Component> {
+    vec![
+        Component::KubeApiserver,
+        Component::KubeControllerManager,
+        Component::KubeScheduler,
+    ]
+}
+
+/// Runs every render phase (certs, kubeconfig, etcd, control-plane) not in `skip`.
+pub fn render_all(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    skip: &[Phase],
+    dry_run: bool,
+) -> Result<PhaseReport, InitError> {
+    let mut report = PhaseReport::default();
+    if !skip.contains(&Phase::Certs) {
+        report.extend(phase_certs(spec, root, None, dry_run)?);
+    }
+    if !skip.contains(&Phase::Kubeconfig) {
+        report.extend(phase_kubeconfig(spec, root, None, dry_run)?);
+    }
+    let mut comps = Vec::new();
+    if !skip.contains(&Phase::Etcd) {
+        comps.extend(etcd_components(spec));
+    }
+    if !skip.contains(&Phase::ControlPlane) {
+        comps.extend(control_plane_components());
+    }
+    if !comps.is_empty() {
+        report.extend(phase_manifests(spec, root, &comps, dry_run)?);
+    }
+    Ok(report)
+}
+
+/// With the process runtime the etcd that runs is the binary on the bin path, not an image:
+/// when the config pins no etcd image tag, take the tag from that binary's version, so probes
+/// (`/health` before 3.5.11, `/livez`+`/readyz` after) and flags match what actually runs.
+/// Returns the version found.
+pub fn pin_etcd_version_to_binary(spec: &mut ClusterSpec) -> Option<String> {
+    let crate::config::Etcd::Local(local) = &mut spec.etcd else {
+        return None;
+    };
+    if !local.image_tag.is_empty() {
+        return None;
+    }
+    let bin = crate::preflight::find_binary("etcd", &spec.plinth.bin_path)?;
+    let version = crate::preflight::binary_version(&bin)?;
+    local.image_tag = format!("{version}-0");
+    Some(version)
+}
+
+/// The agent's `host:port` status address from the spec.
+pub fn agent_addr(spec: &ClusterSpec) -> String {
+    let a = spec.plinth.agent_healthz_bind_address;
+    if a.is_ipv6() {
+        format!("[{a}]:{}", spec.plinth.agent_healthz_port)
+    } else {
+        format!("{a}:{}", spec.plinth.agent_healthz_port)
+    }
+}
+
+/// The KubeletConfiguration the agent runs with (written to the state dir).
+pub fn agent_config_yaml(spec: &ClusterSpec) -> String {
+    format!(
+        "# Written by plinth init: the bundled agent's configuration.\n\
+         apiVersion: kubelet.config.k8s.io/v1beta1\n\
+         kind: KubeletConfiguration\n\
+         staticPodPath: {}\n\
+         fileCheckFrequency: 20s\n\
+         healthzBindAddress: {}\n\
+         healthzPort: {}\n",
+        spec.plinth.manifests_dir,
+        spec.plinth.agent_healthz_bind_address,
+        spec.plinth.agent_healthz_port
+    )
+}
+
+/// How the agent gets started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentStart {
+    /// Through systemd (`plinth-agent.service`).
+    Systemd,
+    /// A detached `plinth agent` process.
+    Spawn,
+}
+
+/// What starting the agent did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentStarted {
+    /// An agent was already answering on its status port.
+    AlreadyRunning,
+    /// Started via systemd.
+    Systemd,
+    /// Spawned with this pid; log at this host path.
+    Spawned {
+        /// pid of the agent.
+        pid: i32,
+        /// Its log file (host path).
+        log: PathBuf,
+    },
+}
+
+/// True when the systemd unit `plinth-agent.service` is installed and systemd runs.
+pub fn systemd_unit_installed() -> bool {
+    Path::new("/run/systemd/system").exists()
+        && Command::new("systemctl")
+            .args(["cat", "plinth-agent.service"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Files the agent start writes in the state dir: its config, pid file, log.
+pub struct AgentFiles {
+    /// KubeletConfiguration (host path).
+    pub config: String,
+    /// pid file (host path).
+    pub pid: String,
+    /// log file (host path).
+    pub log: String,
+}
+
+/// The agent's files for this spec.
+pub fn agent_files(spec: &ClusterSpec) -> AgentFiles {
+    let s = spec.plinth.state_dir.trim_end_matches('/');
+    AgentFiles {
+        config: format!("{s}/agent-config.yaml"),
+        pid: format!("{s}/agent.pid"),
+        log: format!("/var/log/plinth/agent.log"),
+    }
+}
+
+/// Starts the agent unless one already answers on its status port.
+pub fn start_agent(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    how: AgentStart,
+    plinth_exe: &Path,
+) -> Result<AgentStarted, InitError> {
+    if agent_healthy(spec) {
+        return Ok(AgentStarted::AlreadyRunning);
+    }
+    let files = agent_files(spec);
+    fs::ensure_dir(&root.path(&spec.plinth.state_dir), 0o700)?;
+    fs::write_atomic(
+        &root.path(&files.config),
+        agent_config_yaml(spec).as_bytes(),
+        fs::MODE_PRIVATE,
+    )?;
+    match how {
+        AgentStart::Systemd => {
+            let st = Command::new("systemctl")
+                .args(["start", "plinth-agent.service"])
+                .status()
+                .map_err(|e| {
+                    InitError::Agent(format!("systemctl start plinth-agent.service: {e}"))
+                })?;
+            if !st.success() {
+                return Err(InitError::Agent(format!(
+                    "systemctl start plinth-agent.service exited with {st}"
+                )));
+            }
+            Ok(AgentStarted::Systemd)
+        }
+        AgentStart::Spawn => spawn_agent(spec, root, &files, plinth_exe),
+    }
+}
+
+fn spawn_agent(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    files: &AgentFiles,
+    plinth_exe: &Path,
+) -> Result<AgentStarted, InitError> {
+    use std::os::unix::process::CommandExt;
+    let log_local = root.path(&files.log);
+    if let Some(dir) = log_local.parent() {
+        fs::ensure_dir(dir, 0o700)?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_local)
+        .map_err(|e| InitError::Agent(format!("open {}: {e}", log_local.display())))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| InitError::Agent(e.to_string()))?;
+    let mut cmd = Command::new(plinth_exe);
+    cmd.arg("agent")
+        .arg("--config")
+        .arg(&files.config)
+        .arg("--node-name")
+        .arg(&spec.node_name);
+    cmd.arg("--state-dir")
+        .arg(&spec.plinth.state_dir)
+        .arg("--log-dir")
+        .arg(&spec.plinth.log_dir);
+    if !root.is_real_root() {
+        cmd.arg("--root").arg(root.dir());
+    }
+    if !spec.plinth.bin_path.is_empty() {
+        let joined = std::env::join_paths(&spec.plinth.bin_path)
+            .map_err(|e| InitError::Agent(e.to_string()))?;
+        cmd.arg("--bin-path").arg(joined);
+    }
+    cmd.env(
+        "PLINTH_LOG",
+        std::env::var("PLINTH_LOG").unwrap_or_else(|_| "info".into()),
+    );
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+    // SAFETY: setsid is async-signal-safe; it detaches the agent into its own session so it
+    // outlives this `plinth init`.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| InitError::Agent(format!("spawn {}: {e}", plinth_exe.display())))?;
+    let pid = child.id() as i32;
+    // The child is detached; it is reaped by init when this process exits.
+    std::mem::forget(child);
+    fs::write_atomic(
+        &root.path(&files.pid),
+        format!("{pid}\n").as_bytes(),
+        fs::MODE_PRIVATE,
+    )?;
+    Ok(AgentStarted::Spawned {
+        pid,
+        log: PathBuf::from(&files.log),
+    })
+}
+
+/// True if an agent answers `/healthz` on the spec's status address.
+pub fn agent_healthy(spec: &ClusterSpec) -> bool {
+    use std::io::{Read, Write};
+    let addr = agent_addr(spec);
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &match addr.parse() {
+            Ok(a) => a,
+            Err(_) => return false,
+        },
+        Duration::from_millis(500),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
+}
+
+/// The kubeadm v1.29+ ClusterRoleBinding that makes admin.conf's group a cluster admin.
+pub fn admin_binding_json() -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "kubeadm:cluster-admins"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "kubeadm:cluster-admins"}]
+    })
+}
+
+/// Creates (idempotently) the `kubeadm:cluster-admins` binding using super-admin.conf.
+/// Returns true when it was created now, false when it already existed.
+pub async fn ensure_admin_binding(spec: &ClusterSpec, root: &HostRoot) -> Result<bool, InitError> {
+    let path = root.path(format!(
+        "{}/super-admin.conf",
+        spec.plinth.kubeconfig_dir.trim_end_matches('/')
+    ));
+    let kc =
+        crate::client::ClientConfig::load(&path).map_err(|e| InitError::Binding(e.to_string()))?;
+    // Talk to this node's apiserver: the load balancer may not exist yet.
+    let base = spec.local_endpoint().url();
+    let client = kc
+        .http_client()
+        .map_err(|e| InitError::Binding(e.to_string()))?;
+    let url = format!("{base}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings");
+    let mut last = String::new();
+    for _ in 0..30 {
+        match client.post(&url).json(&admin_binding_json()).send().await {
+            Ok(r) if r.status().as_u16() == 201 => return Ok(true),
+            Ok(r) if r.status().as_u16() == 409 => return Ok(false),
+            Ok(r) => {
+                let status = r.status();
+                last = format!(
+                    "POST {url}: HTTP {status}: {}",
+                    r.text().await.unwrap_or_default()
+                );
+                if status.as_u16() == 403 || status.as_u16() == 401 {
+                    break;
+                }
+            }
+            Err(e) => last = format!("POST {url}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(InitError::Binding(last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_parse_by_kubeadm_name() {
+        assert_eq!(
+            Phase::parse("wait-control-plane").unwrap(),
+            Phase::WaitControlPlane
+        );
+        let e = Phase::parse("certz").unwrap_err().to_string();
+        assert!(e.contains("certz") && e.contains("control-plane"), "{e}");
+    }
+
+    #[test]
+    fn agent_config_names_the_manifest_dir() {
+        let spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
+        let y = agent_config_yaml(&spec);
+        assert!(y.contains("staticPodPath: /etc/kubernetes/manifests"));
+        assert!(y.contains("healthzPort: 10248"));
+        assert_eq!(agent_addr(&spec), "127.0.0.1:10248");
+    }
+
+    #[test]
+    fn admin_binding_matches_kubeadm() {
+        let b = admin_binding_json();
+        assert_eq!(b["metadata"]["name"], "kubeadm:cluster-admins");
+        assert_eq!(b["roleRef"]["name"], "cluster-admin");
+        assert_eq!(b["subjects"][0]["name"], "kubeadm:cluster-admins");
+    }
+}

@@ -1,1 +1,0 @@
-//! TODO(kubeconfig): filled in by its owner.

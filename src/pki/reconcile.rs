@@ -1,0 +1,1108 @@
+//! Plan, issue, write: compare each profile with the files on disk, generate the keys that are
+//! needed in parallel, sign in dependency order (CAs first), then write atomically. Nothing is
+//! written until every certificate has been issued, so a failure leaves the disk untouched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use super::inspect::{self, fmt_time, identity_problems, CertInfo, CertStatus};
+use super::issue::{self, IssueSpec, BACKDATE};
+use super::keys::{self, PrivateKey};
+use super::profile::{self, CertProfile, ProfileKind};
+use super::{ModeFix, PkiAction, PkiError, PkiItem, PkiOptions, PkiReport};
+use crate::config::ClusterSpec;
+use crate::fs::{self as pfs, HostRoot, WriteOutcome, MODE_CERT, MODE_KEY, MODE_PRIVATE};
+
+/// The state of one CA after assessment.
+enum CaPlan {
+    /// No files: create it.
+    Generate,
+    /// Valid certificate and matching key.
+    Reuse { cert: CertInfo, key: PrivateKey },
+    /// Certificate without key: external CA mode.
+    External { cert: CertInfo },
+}
+
+/// What to do with one profile.
+struct Plan<'p> {
+    profile: &'p CertProfile,
+    action: PkiAction,
+    /// An existing key to sign with / keep (None with `new_key`).
+    key: Option<PrivateKey>,
+    /// A fresh key is needed.
+    new_key: bool,
+    /// A new certificate (or sa.pub) must be written.
+    issue: bool,
+    /// Files kept as they are, with the mode they must have: (local path, mode).
+    keep: Vec<(PathBuf, u32)>,
+}
+
+fn read(path: &Path) -> Result<Option<String>, PkiError> {
+    match pfs::read_optional(path)? {
+        None => Ok(None),
+        Some(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| PkiError::Parse {
+                path: path.to_path_buf(),
+                reason: "not a PEM text file".into(),
+            }),
+    }
+}
+
+fn check_names(
+    spec: &ClusterSpec,
+    profiles: &[CertProfile],
+    opts: &PkiOptions,
+) -> Result<(), PkiError> {
+    if let Some(only) = &opts.only {
+        if !profiles.iter().any(|p| &p.name == only || &p.base == only) {
+            return Err(PkiError::UnknownName {
+                field: "certificate",
+                value: only.clone(),
+                allowed: profiles
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    if let super::Renew::Names(names) = &opts.renew {
+        let allowed = super::cert_names(spec);
+        for n in names {
+            if !allowed.contains(n) {
+                return Err(PkiError::UnknownName {
+                    field: "renew",
+                    value: n.clone(),
+                    allowed: allowed.join(", "),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn assess_ca(p: &CertProfile, root: &HostRoot, now: OffsetDateTime) -> Result<CaPlan, PkiError> {
+    let cert_local = root.path(&p.cert_path);
+    let key_local = root.path(&p.key_path);
+    let cert_text = read(&cert_local)?;
+    let key_text = read(&key_local)?;
+    let cert = match (&cert_text, &key_text) {
+        (None, None) => return Ok(CaPlan::Generate),
+        (None, Some(_)) => {
+            return Err(PkiError::CaKeyWithoutCert {
+                key_path: key_local,
+                cert_path: cert_local,
+            })
+        }
+        (Some(c), _) => CertInfo::from_pem(c).map_err(|reason| PkiError::Parse {
+            path: cert_local.clone(),
+            reason,
+        })?,
+    };
+    let invalid = |reason: String| PkiError::CaInvalid {
+        path: cert_local.clone(),
+        reason,
+    };
+    if !cert.is_ca {
+        return Err(invalid(
+            "it is not a CA certificate (basicConstraints CA:FALSE)".into(),
+        ));
+    }
+    if cert.not_after <= now {
+        return Err(invalid(format!(
+            "it expired on {}; rotate the CA deliberately, plinth never replaces a CA",
+            fmt_time(cert.not_after)
+        )));
+    }
+    match key_text {
+        None => Ok(CaPlan::External { cert }),
+        Some(k) => {
+            let key = PrivateKey::from_pem(&k).map_err(|reason| PkiError::Parse {
+                path: key_local.clone(),
+                reason,
+            })?;
+            if !cert.matches_key(&key) {
+                return Err(PkiError::CaInvalid {
+                    path: key_local,
+                    reason: format!("it is not the key of {}", cert_local.display()),
+                });
+            }
+            Ok(CaPlan::Reuse { cert, key })
+        }
+    }
+}
+
+/// Why an existing leaf cannot be kept (empty = valid), and its parsed key if usable.
+fn assess_leaf(
+    p: &CertProfile,
+    ca_name: &str,
+    ca: &CaPlan,
+    root: &HostRoot,
+    now: OffsetDateTime,
+) -> Result<(bool, Vec<String>, Option<PrivateKey>), PkiError> {
+    let cert_local = root.path(&p.cert_path);
+    let key_local = root.path(&p.key_path);
+    let cert_text = read(&cert_local)?;
+    let key_text = read(&key_local)?;
+    if cert_text.is_none() && key_text.is_none() {
+        return Ok((true, Vec::new(), None));
+    }
+    let mut problems = Vec::new();
+    let key = match &key_text {
+        None => {
+            problems.push(format!("{} is missing", p.key_path.display()));
+            None
+        }
+        Some(t) => match PrivateKey::from_pem(t) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                problems.push(format!("{} cannot be parsed: {e}", p.key_path.display()));
+                None
+            }
+        },
+    };
+    let cert = match &cert_text {
+        None => {
+            problems.push(format!("{} is missing", p.cert_path.display()));
+            None
+        }
+        Some(t) => match CertInfo::from_pem(t) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                problems.push(format!("{} cannot be parsed: {e}", p.cert_path.display()));
+                None
+            }
+        },
+    };
+    if let Some(cert) = &cert {
+        if let Some(k) = &key {
+            if !cert.matches_key(k) {
+                problems.push("its key does not match its certificate".into());
+            }
+        }
+        match ca {
+            CaPlan::Generate => problems.push(format!("its CA {ca_name:?} is being generated")),
+            CaPlan::Reuse { cert: ca_cert, .. } | CaPlan::External { cert: ca_cert } => {
+                if !cert.is_signed_by(ca_cert) {
+                    problems.push(format!("it is not signed by the current {ca_name:?} CA"));
+                }
+            }
+        }
+        if cert.not_after <= now {
+            problems.push(format!("it expired on {}", fmt_time(cert.not_after)));
+        } else if cert.not_before > now + BACKDATE {
+            problems.push(format!(
+                "it is not valid before {}",
+                fmt_time(cert.not_before)
+            ));
+        }
+        problems.extend(identity_problems(p, cert));
+        let missing = cert.missing_sans(&p.sans);
+        if !missing.is_empty() {
+            let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
+            problems.push(format!("its SANs no longer cover {}", list.join(", ")));
+        }
+    }
+    Ok((false, problems, key))
+}
+
+fn plan_sa<'p>(p: &'p CertProfile, root: &HostRoot) -> Result<Plan<'p>, PkiError> {
+    let key_local = root.path(&p.key_path);
+    let pub_local = root.path(&p.cert_path);
+    let Some(key_text) = read(&key_local)? else {
+        return Ok(Plan {
+            profile: p,
+            action: PkiAction::Generated,
+            key: None,
+            new_key: true,
+            issue: true,
+            keep: Vec::new(),
+        });
+    };
+    let key = PrivateKey::from_pem(&key_text).map_err(|reason| PkiError::Parse {
+        path: key_local.clone(),
+        reason,
+    })?;
+    let reason = match read(&pub_local)? {
+        None => Some(format!("{} is missing", p.cert_path.display())),
+        Some(text) => {
+            let matches = super::pem::decode_first(&text, &["PUBLIC KEY"])
+                .ok()
+                .and_then(|b| {
+                    use x509_parser::prelude::FromDer;
+                    x509_parser::x509::SubjectPublicKeyInfo::from_der(&b.der)
+                        .ok()
+                        .map(|(_, spki)| {
+                            spki.subject_public_key.data.as_ref() == key.public_key_raw()
+                        })
+                })
+                .unwrap_or(false);
+            (!matches).then(|| {
+                format!(
+                    "{} does not match {}",
+                    p.cert_path.display(),
+                    p.key_path.display()
+                )
+            })
+        }
+    };
+    let mut keep = vec![(key_local, MODE_KEY)];
+    let action = match reason {
+        Some(reason) => PkiAction::Reissued { reason },
+        None => {
+            keep.push((pub_local, MODE_PRIVATE));
+            PkiAction::Reused
+        }
+    };
+    let issue = action != PkiAction::Reused;
+    Ok(Plan {
+        profile: p,
+        action,
+        key: Some(key),
+        new_key: false,
+        issue,
+        keep,
+    })
+}
+
+/// Brings the PKI under `spec.certificates_dir` (inside `root`) in line with `spec`.
+///
+/// See the module docs for the rules. Errors name the file; on error nothing has been written.
+pub fn reconcile(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    opts: &PkiOptions,
+) -> Result<PkiReport, PkiError> {
+    let profiles = profile::resolve(spec).map_err(PkiError::Profiles)?;
+    check_names(spec, &profiles, opts)?;
+    let now = OffsetDateTime::now_utc();
+    let selected = |p: &CertProfile| {
+        opts.only
+            .as_deref()
+            .is_none_or(|o| o == p.name || o == p.base)
+    };
+
+    // 1. Assess the CAs that selected items need.
+    let mut cas: BTreeMap<&str, CaPlan> = BTreeMap::new();
+    for p in profiles.iter().filter(|p| p.kind == ProfileKind::Ca) {
+        let needed = selected(p)
+            || profiles
+                .iter()
+                .any(|q| selected(q) && q.ca.as_deref() == Some(p.name.as_str()));
+        if !needed {
+            continue;
+        }
+        let plan = assess_ca(p, root, now)?;
+        if matches!(plan, CaPlan::Generate) && !selected(p) {
+            return Err(PkiError::CaMissing {
+                ca: p.name.clone(),
+                path: root.path(&p.cert_path),
+            });
+        }
+        cas.insert(p.name.as_str(), plan);
+    }
+
+    // 2. Plan every selected item.
+    let mut plans: Vec<Plan<'_>> = Vec::new();
+    for p in profiles.iter().filter(|p| selected(p)) {
+        let plan = match p.kind {
+            ProfileKind::Ca => {
+                let local_cert = root.path(&p.cert_path);
+                let local_key = root.path(&p.key_path);
+                match cas.get(p.name.as_str()) {
+                    Some(CaPlan::Generate) | None => Plan {
+                        profile: p,
+                        action: PkiAction::Generated,
+                        key: None,
+                        new_key: true,
+                        issue: true,
+                        keep: Vec::new(),
+                    },
+                    Some(CaPlan::Reuse { .. }) => Plan {
+                        profile: p,
+                        action: PkiAction::Reused,
+                        key: None,
+                        new_key: false,
+                        issue: false,
+                        keep: vec![(local_key, MODE_KEY), (local_cert, MODE_CERT)],
+                    },
+                    Some(CaPlan::External { .. }) => Plan {
+                        profile: p,
+                        action: PkiAction::ExternalCa,
+                        key: None,
+                        new_key: false,
+                        issue: false,
+                        keep: vec![(local_cert, MODE_CERT)],
+                    },
+                }
+            }
+            ProfileKind::Keypair => plan_sa(p, root)?,
+            ProfileKind::Leaf => {
+                let ca_name = p.ca.as_deref().unwrap_or_default();
+                let ca_profile = profiles.iter().find(|c| c.name == ca_name);
+                let Some(ca) = cas.get(ca_name) else {
+                    return Err(PkiError::Profiles(format!(
+                        "{}: unknown CA {ca_name:?}",
+                        p.name
+                    )));
+                };
+                let (missing, problems, key) = assess_leaf(p, ca_name, ca, root, now)?;
+                let renew = opts.renew.includes(&p.name);
+                let local_cert = root.path(&p.cert_path);
+                let local_key = root.path(&p.key_path);
+                if let CaPlan::External { .. } = ca {
+                    let ca_key_path = ca_profile
+                        .map(|c| root.path(&c.key_path))
+                        .unwrap_or_default();
+                    if renew {
+                        return Err(PkiError::ExternalCaRenew {
+                            name: p.name.clone(),
+                            ca_key_path,
+                        });
+                    }
+                    if missing {
+                        return Err(PkiError::ExternalCaLeafMissing {
+                            path: local_cert,
+                            ca_path: ca_profile
+                                .map(|c| root.path(&c.cert_path))
+                                .unwrap_or_default(),
+                        });
+                    }
+                    if !problems.is_empty() {
+                        return Err(PkiError::ExternalCaLeafInvalid {
+                            path: local_cert,
+                            reason: problems.join("; "),
+                        });
+                    }
+                }
+                if missing {
+                    Plan {
+                        profile: p,
+                        action: PkiAction::Generated,
+                        key: None,
+                        new_key: true,
+                        issue: true,
+                        keep: Vec::new(),
+                    }
+                } else if renew {
+                    Plan {
+                        profile: p,
+                        action: PkiAction::Renewed,
+                        key: None,
+                        new_key: true,
+                        issue: true,
+                        keep: Vec::new(),
+                    }
+                } else if problems.is_empty() {
+                    Plan {
+                        profile: p,
+                        action: PkiAction::Reused,
+                        key: None,
+                        new_key: false,
+                        issue: false,
+                        keep: vec![(local_key, MODE_KEY), (local_cert, MODE_CERT)],
+                    }
+                } else {
+                    let new_key = key.is_none();
+                    Plan {
+                        profile: p,
+                        action: PkiAction::Reissued {
+                            reason: problems.join("; "),
+                        },
+                        keep: if new_key {
+                            Vec::new()
+                        } else {
+                            vec![(local_key, MODE_KEY)]
+                        },
+                        key,
+                        new_key,
+                        issue: true,
+                    }
+                }
+            }
+        };
+        plans.push(plan);
+    }
+
+    if opts.dry_run {
+        return Ok(dry_report(plans, root));
+    }
+
+    // 3. Keys, in parallel.
+    let needed = plans.iter().filter(|p| p.new_key).count();
+    let mut fresh = keys::generate_many(spec.key_algorithm, needed)
+        .map_err(|reason| PkiError::Crypto {
+            name: "keys".into(),
+            reason,
+        })?
+        .into_iter();
+    for plan in plans.iter_mut().filter(|p| p.new_key) {
+        plan.key = fresh.next();
+    }
+
+    // 4. Sign, CAs first (profiles are ordered so that every CA precedes its leaves).
+    let mut ca_material: BTreeMap<String, (Vec<u8>, Option<&PrivateKey>)> = BTreeMap::new();
+    for (name, plan) in &cas {
+        match plan {
+            CaPlan::Reuse { cert, key } => {
+                ca_material.insert((*name).to_string(), (cert.der.clone(), Some(key)));
+            }
+            CaPlan::External { cert } => {
+                ca_material.insert((*name).to_string(), (cert.der.clone(), None));
+            }
+            CaPlan::Generate => {}
+        }
+    }
+    let mut outputs: Vec<Vec<(PathBuf, PathBuf, String, u32)>> = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let p = plan.profile;
+        let mut files = Vec::new();
+        if plan.issue {
+            let key = plan.key.as_ref().ok_or_else(|| PkiError::Crypto {
+                name: p.name.clone(),
+                reason: "no key available".into(),
+            })?;
+            let crypto = |reason: String| PkiError::Crypto {
+                name: p.name.clone(),
+                reason,
+            };
+            if plan.new_key {
+                files.push((
+                    p.key_path.clone(),
+                    root.path(&p.key_path),
+                    key.to_pem(),
+                    MODE_KEY,
+                ));
+            }
+            match p.kind {
+                ProfileKind::Keypair => {
+                    files.push((
+                        p.cert_path.clone(),
+                        root.path(&p.cert_path),
+                        key.public_key_pem(),
+                        MODE_PRIVATE,
+                    ));
+                }
+                ProfileKind::Ca => {
+                    let der =
+                        issue::self_signed(&IssueSpec::from(p), key, spec.ca_cert_validity, now)
+                            .map_err(crypto)?;
+                    files.push((
+                        p.cert_path.clone(),
+                        root.path(&p.cert_path),
+                        super::pem::encode("CERTIFICATE", &der),
+                        MODE_CERT,
+                    ));
+                    ca_material.insert(p.name.clone(), (der, Some(key)));
+                }
+                ProfileKind::Leaf => {
+                    let ca_name = p.ca.clone().unwrap_or_default();
+                    let (ca_der, ca_key) = ca_material
+                        .get(&ca_name)
+                        .and_then(|(d, k)| k.map(|k| (d, k)))
+                        .ok_or_else(|| crypto(format!("CA {ca_name:?} has no key")))?;
+                    let der = issue::signed(
+                        &IssueSpec::from(p),
+                        key,
+                        ca_der,
+                        ca_key,
+                        spec.cert_validity,
+                        now,
+                    )
+                    .map_err(crypto)?;
+                    files.push((
+                        p.cert_path.clone(),
+                        root.path(&p.cert_path),
+                        super::pem::encode("CERTIFICATE", &der),
+                        MODE_CERT,
+                    ));
+                }
+            }
+        }
+        outputs.push(files);
+    }
+
+    // 5. Write every new file in one parallel batch (see `write`), then fix modes of kept files.
+    let mut pending = Vec::new();
+    let mut owner = Vec::new();
+    for (i, files) in outputs.into_iter().enumerate() {
+        for (host, local, content, mode) in files {
+            pending.push(super::write::PendingWrite {
+                local,
+                content: content.into_bytes(),
+                mode,
+            });
+            owner.push((i, host));
+        }
+    }
+    let outcomes = super::write::write_all(&pending)?;
+    let mut written: Vec<Vec<PathBuf>> = vec![Vec::new(); plans.len()];
+    for ((i, host), outcome) in owner.into_iter().zip(outcomes) {
+        if outcome.changed() {
+            written[i].push(host);
+        }
+    }
+    let mut items = Vec::with_capacity(plans.len());
+    for (plan, written) in plans.iter().zip(written) {
+        let mut mode_fixed = Vec::new();
+        for (local, mode) in &plan.keep {
+            if let Some(bytes) = pfs::read_optional(local)? {
+                if let WriteOutcome::ModeFixed { old } = pfs::write_atomic(local, &bytes, *mode)? {
+                    mode_fixed.push(ModeFix {
+                        path: root.host_path(local),
+                        old,
+                        new: *mode,
+                    });
+                }
+            }
+        }
+        items.push(item(plan, written, mode_fixed));
+    }
+    Ok(PkiReport {
+        items,
+        dry_run: false,
+    })
+}
+
+fn item(plan: &Plan<'_>, written: Vec<PathBuf>, mode_fixed: Vec<ModeFix>) -> PkiItem {
+    let p = plan.profile;
+    let issued = plan.issue && p.kind != ProfileKind::Keypair;
+    PkiItem {
+        name: p.name.clone(),
+        base: p.base.clone(),
+        kind: p.kind,
+        cert_path: p.cert_path.clone(),
+        key_path: p.key_path.clone(),
+        action: plan.action.clone(),
+        mode_fixed,
+        written,
+        serving_sans: (issued && p.is_serving()).then(|| p.sans.clone()),
+    }
+}
+
+fn dry_report(plans: Vec<Plan<'_>>, root: &HostRoot) -> PkiReport {
+    let items = plans
+        .iter()
+        .map(|plan| {
+            let mut it = item(plan, Vec::new(), Vec::new());
+            it.action = match &plan.action {
+                PkiAction::Generated => PkiAction::WouldGenerate,
+                PkiAction::Reissued { reason } => PkiAction::WouldReissue {
+                    reason: reason.clone(),
+                },
+                PkiAction::Renewed => PkiAction::WouldReissue {
+                    reason: "renewal requested: new key and certificate".into(),
+                },
+                other => other.clone(),
+            };
+            it.mode_fixed = plan
+                .keep
+                .iter()
+                .filter_map(|(local, mode)| {
+                    let old = pfs::mode_of(local)?;
+                    (old != *mode).then(|| ModeFix {
+                        path: root.host_path(local),
+                        old,
+                        new: *mode,
+                    })
+                })
+                .collect();
+            it
+        })
+        .collect();
+    PkiReport {
+        items,
+        dry_run: true,
+    }
+}
+
+/// Inspects every certificate of `spec` on disk (not the `sa` key pair) for `plinth verify`
+/// and `plinth certs check-expiration`. Missing files are reported, not errors.
+pub fn inspect(spec: &ClusterSpec, root: &HostRoot) -> Result<Vec<CertStatus>, PkiError> {
+    let profiles = profile::resolve(spec).map_err(PkiError::Profiles)?;
+    let now = OffsetDateTime::now_utc();
+    let mut ca_certs: BTreeMap<String, (Option<CertInfo>, bool)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for p in &profiles {
+        let local_cert = root.path(&p.cert_path);
+        let local_key = root.path(&p.key_path);
+        match p.kind {
+            ProfileKind::Keypair => continue,
+            ProfileKind::Ca => {
+                let (st, cert) = inspect::inspect_profile(p, None, &local_cert, &local_key, now);
+                ca_certs.insert(p.name.clone(), (cert, st.externally_managed));
+                out.push(st);
+            }
+            ProfileKind::Leaf => {
+                let ca_name = p.ca.clone().unwrap_or_default();
+                let ca_profile = profiles.iter().find(|c| c.name == ca_name);
+                let (ca_cert, ca_external) = ca_certs
+                    .get(&ca_name)
+                    .map(|(c, e)| (c.as_ref(), *e))
+                    .unwrap_or((None, false));
+                let (st, _) = match ca_profile {
+                    Some(cp) => inspect::inspect_profile(
+                        p,
+                        Some((cp, ca_cert, ca_external)),
+                        &local_cert,
+                        &local_key,
+                        now,
+                    ),
+                    None => {
+                        return Err(PkiError::Profiles(format!(
+                            "{}: unknown CA {ca_name:?}",
+                            p.name
+                        )))
+                    }
+                };
+                out.push(st);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{cert_names, PkiAction, PkiOptions, Renew};
+    use super::*;
+    use crate::config::{defaults_for, KeyAlgorithm};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn spec() -> ClusterSpec {
+        let mut s = defaults_for("cp1", "192.168.10.5".parse().unwrap());
+        s.key_algorithm = KeyAlgorithm::EcdsaP256;
+        s
+    }
+
+    fn run(s: &ClusterSpec, root: &HostRoot, opts: &PkiOptions) -> PkiReport {
+        reconcile(s, root, opts).unwrap()
+    }
+
+    fn action<'a>(r: &'a PkiReport, name: &str) -> &'a PkiAction {
+        &r.items.iter().find(|i| i.name == name).unwrap().action
+    }
+
+    fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+                    out.insert(p.clone(), (std::fs::read(&p).unwrap(), mode));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fresh_run_generates_everything_with_modes_then_reuses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        let r = run(&s, &root, &PkiOptions::default());
+        assert_eq!(r.items.len(), 11);
+        assert!(
+            r.items.iter().all(|i| i.action == PkiAction::Generated),
+            "{r:?}"
+        );
+        let lines = r.lines();
+        assert_eq!(lines[0], "[certs] Generating \"ca\" certificate and key");
+        assert!(lines.contains(&"[certs] Generating \"sa\" key and public key".to_string()));
+        assert!(lines.iter().any(|l| l.starts_with(
+            "[certs] apiserver serving cert is signed for DNS names [cp1 kubernetes kubernetes.default"
+        )));
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        assert_eq!(pfs::mode_of(&pki.join("ca.key")), Some(0o600));
+        assert_eq!(pfs::mode_of(&pki.join("ca.crt")), Some(0o644));
+        assert_eq!(pfs::mode_of(&pki.join("sa.pub")), Some(0o600));
+        assert_eq!(pfs::mode_of(&pki.join("etcd/peer.key")), Some(0o600));
+        assert_eq!(r.changed_files().len(), 22);
+        let st = inspect(&s, &root).unwrap();
+        assert_eq!(st.len(), 10);
+        for c in &st {
+            assert!(c.problems.is_empty(), "{}: {:?}", c.name, c.problems);
+            assert!(c.chains_to_ca && c.key_matches && c.present);
+        }
+
+        let before = snapshot(tmp.path());
+        let again = run(&s, &root, &PkiOptions::default());
+        assert!(
+            again.items.iter().all(|i| i.action == PkiAction::Reused),
+            "{again:?}"
+        );
+        assert!(again.changed_files().is_empty());
+        assert_eq!(snapshot(tmp.path()), before);
+        assert_eq!(
+            again.lines()[0],
+            "[certs] Using existing ca certificate authority"
+        );
+        assert!(again
+            .lines()
+            .contains(&"[certs] Using existing apiserver certificate and key on disk".to_string()));
+    }
+
+    #[test]
+    fn san_change_reissues_only_the_apiserver_and_keeps_its_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let mut s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        let ca = std::fs::read(pki.join("ca.crt")).unwrap();
+        let key = std::fs::read(pki.join("apiserver.key")).unwrap();
+        s.api_server.cert_sans.push("10.0.0.100".into());
+        let dry = run(
+            &s,
+            &root,
+            &PkiOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        );
+        assert!(matches!(
+            action(&dry, "apiserver"),
+            PkiAction::WouldReissue { .. }
+        ));
+        let r = run(&s, &root, &PkiOptions::default());
+        assert_eq!(
+            action(&r, "apiserver"),
+            &PkiAction::Reissued {
+                reason: "its SANs no longer cover IP 10.0.0.100".into()
+            }
+        );
+        assert!(r.lines().contains(
+            &"[certs] Re-issuing \"apiserver\": its SANs no longer cover IP 10.0.0.100".to_string()
+        ));
+        assert_eq!(action(&r, "etcd-server"), &PkiAction::Reused);
+        assert_eq!(std::fs::read(pki.join("ca.crt")).unwrap(), ca);
+        assert_eq!(std::fs::read(pki.join("apiserver.key")).unwrap(), key);
+        assert_eq!(
+            r.changed_files(),
+            [PathBuf::from("/etc/kubernetes/pki/apiserver.crt")]
+        );
+        let c = crate::pki::load_pem_cert(&pki.join("apiserver.crt")).unwrap();
+        assert!(c.ips.contains(&"10.0.0.100".parse().unwrap()));
+    }
+
+    #[test]
+    fn wrong_identity_foreign_ca_and_bad_key_are_reissued() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        // front-proxy-client signed by the wrong CA: swap in the kubelet client cert + key.
+        std::fs::copy(
+            pki.join("apiserver-kubelet-client.crt"),
+            pki.join("front-proxy-client.crt"),
+        )
+        .unwrap();
+        std::fs::copy(
+            pki.join("apiserver-kubelet-client.key"),
+            pki.join("front-proxy-client.key"),
+        )
+        .unwrap();
+        // etcd healthcheck: key that does not match.
+        std::fs::copy(
+            pki.join("etcd/peer.key"),
+            pki.join("etcd/healthcheck-client.key"),
+        )
+        .unwrap();
+        let r = run(&s, &root, &PkiOptions::default());
+        let PkiAction::Reissued { reason } = action(&r, "front-proxy-client") else {
+            panic!("{r:?}")
+        };
+        assert!(
+            reason.contains("not signed by the current \"front-proxy-ca\" CA"),
+            "{reason}"
+        );
+        assert!(reason.contains("its CN is"), "{reason}");
+        let PkiAction::Reissued { reason } = action(&r, "etcd-healthcheck-client") else {
+            panic!("{r:?}")
+        };
+        assert!(reason.contains("key does not match"), "{reason}");
+        assert!(inspect(&s, &root)
+            .unwrap()
+            .iter()
+            .all(|c| c.problems.is_empty()));
+    }
+
+    #[test]
+    fn loose_modes_are_tightened_and_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let key = tmp.path().join("etc/kubernetes/pki/ca.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let dry = run(
+            &s,
+            &root,
+            &PkiOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        );
+        assert!(
+            dry.lines().iter().any(|l| l.contains(
+                "Would tighten permissions of /etc/kubernetes/pki/ca.key from 0644 to 0600"
+            )),
+            "{:?}",
+            dry.lines()
+        );
+        assert_eq!(pfs::mode_of(&key), Some(0o644));
+        let r = run(&s, &root, &PkiOptions::default());
+        let ca = r.items.iter().find(|i| i.name == "ca").unwrap();
+        assert_eq!(ca.mode_fixed.len(), 1);
+        assert_eq!(ca.mode_fixed[0].old, 0o644);
+        assert_eq!(pfs::mode_of(&key), Some(0o600));
+        assert_eq!(
+            r.changed_files(),
+            [PathBuf::from("/etc/kubernetes/pki/ca.key")]
+        );
+    }
+
+    #[test]
+    fn external_ca_mode_reuses_and_names_missing_leaves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        std::fs::remove_file(pki.join("ca.key")).unwrap();
+        let r = run(&s, &root, &PkiOptions::default());
+        assert_eq!(action(&r, "ca"), &PkiAction::ExternalCa);
+        assert_eq!(action(&r, "apiserver"), &PkiAction::Reused);
+        let st = inspect(&s, &root).unwrap();
+        assert!(
+            st.iter()
+                .find(|c| c.name == "ca")
+                .unwrap()
+                .externally_managed
+        );
+        let e = reconcile(
+            &s,
+            &root,
+            &PkiOptions {
+                renew: Renew::All,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, PkiError::ExternalCaRenew { .. }), "{e}");
+        std::fs::remove_file(pki.join("apiserver.crt")).unwrap();
+        std::fs::remove_file(pki.join("apiserver.key")).unwrap();
+        let before = snapshot(tmp.path());
+        let e = reconcile(&s, &root, &PkiOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("apiserver.crt"), "{e}");
+        assert_eq!(snapshot(tmp.path()), before, "nothing written on error");
+    }
+
+    #[test]
+    fn ca_problems_are_errors_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        std::fs::copy(pki.join("etcd/ca.key"), pki.join("front-proxy-ca.key")).unwrap();
+        let e = reconcile(&s, &root, &PkiOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("front-proxy-ca.key") && e.contains("not the key"),
+            "{e}"
+        );
+        std::fs::remove_file(pki.join("front-proxy-ca.crt")).unwrap();
+        let e = reconcile(&s, &root, &PkiOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("front-proxy-ca.crt") && e.contains("does not"),
+            "{e}"
+        );
+        std::fs::write(pki.join("sa.key"), "junk").unwrap();
+        std::fs::remove_file(pki.join("front-proxy-ca.key")).unwrap();
+        let e = reconcile(&s, &root, &PkiOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sa.key"), "{e}");
+    }
+
+    #[test]
+    fn renew_only_and_dry_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        // Dry run on an empty root: plans everything, writes nothing.
+        let dry = run(
+            &s,
+            &root,
+            &PkiOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        );
+        assert!(dry
+            .items
+            .iter()
+            .all(|i| i.action == PkiAction::WouldGenerate));
+        assert!(dry.lines()[0].starts_with("[certs] Would generate \"ca\""));
+        assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+        // A leaf alone needs its CA.
+        let e = reconcile(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("apiserver".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, PkiError::CaMissing { .. }), "{e}");
+        let r = run(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("ca".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.items.len(), 1);
+        run(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("etcd-ca".into()),
+                ..Default::default()
+            },
+        );
+        let r = run(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("etcd/server".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            r.items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            ["etcd-server"]
+        );
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        let old = std::fs::read(pki.join("etcd/server.key")).unwrap();
+        let r = run(
+            &s,
+            &root,
+            &PkiOptions {
+                renew: Renew::Names(vec!["etcd-server".into()]),
+                ..Default::default()
+            },
+        );
+        assert_eq!(action(&r, "etcd-server"), &PkiAction::Renewed);
+        assert_eq!(action(&r, "etcd-peer"), &PkiAction::Reused);
+        assert_ne!(std::fs::read(pki.join("etcd/server.key")).unwrap(), old);
+        let e = reconcile(
+            &s,
+            &root,
+            &PkiOptions {
+                renew: Renew::Names(vec!["nope".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("nope") && e.contains("apiserver-etcd-client"),
+            "{e}"
+        );
+        let e = reconcile(
+            &s,
+            &root,
+            &PkiOptions {
+                only: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("\"x\"") && e.contains("etcd-server"), "{e}");
+        assert!(cert_names(&s).contains(&"admin.conf".to_string()));
+        assert!(!cert_names(&s).contains(&"kubelet.conf".to_string()));
+    }
+
+    #[test]
+    fn sa_pub_is_regenerated_from_the_existing_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        let key = std::fs::read(pki.join("sa.key")).unwrap();
+        let pubk = std::fs::read(pki.join("sa.pub")).unwrap();
+        std::fs::remove_file(pki.join("sa.pub")).unwrap();
+        let r = run(&s, &root, &PkiOptions::default());
+        assert!(matches!(action(&r, "sa"), PkiAction::Reissued { .. }));
+        assert_eq!(std::fs::read(pki.join("sa.key")).unwrap(), key);
+        assert_eq!(std::fs::read(pki.join("sa.pub")).unwrap(), pubk);
+        assert_eq!(pfs::mode_of(&pki.join("sa.pub")), Some(0o600));
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_leaves_are_reissued() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let s = spec();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        let ca = crate::pki::load_pem_cert(&pki.join("ca.crt")).unwrap();
+        let ca_key = crate::pki::load_pem_key(&pki.join("ca.key")).unwrap();
+        let profiles = profile::resolve(&s).unwrap();
+        let sign_at = |name: &str, at: OffsetDateTime| {
+            let p = profiles.iter().find(|p| p.name == name).unwrap();
+            let key = crate::pki::load_pem_key(&root.path(&p.key_path)).unwrap();
+            let der = issue::signed(
+                &IssueSpec::from(p),
+                &key,
+                &ca.der,
+                &ca_key,
+                s.cert_validity,
+                at,
+            )
+            .unwrap();
+            std::fs::write(
+                root.path(&p.cert_path),
+                super::super::pem::encode("CERTIFICATE", &der),
+            )
+            .unwrap();
+        };
+        let now = OffsetDateTime::now_utc();
+        sign_at("apiserver", now - time::Duration::days(400));
+        sign_at("apiserver-kubelet-client", now + time::Duration::days(2));
+        let r = run(&s, &root, &PkiOptions::default());
+        let PkiAction::Reissued { reason } = action(&r, "apiserver") else {
+            panic!("{r:?}")
+        };
+        assert!(reason.starts_with("it expired on "), "{reason}");
+        let PkiAction::Reissued { reason } = action(&r, "apiserver-kubelet-client") else {
+            panic!("{r:?}")
+        };
+        assert!(reason.starts_with("it is not valid before "), "{reason}");
+        let st = inspect(&s, &root).unwrap();
+        assert!(st
+            .iter()
+            .all(|c| c.problems.is_empty() && c.residual > time::Duration::days(360)));
+    }
+}

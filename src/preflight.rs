@@ -1,0 +1,555 @@
+//! Preflight checks run by `plinth init` before anything changes, with kubeadm-style names
+//! (`Port-6443`, `FileExisting-etcd`, `DirAvailable--etc-kubernetes-manifests`, ...) so
+//! `--ignore-preflight-errors` reads the same as kubeadm's.
+//!
+//! Unlike kubeadm, a re-run on a node plinth already set up passes: a port held by a process
+//! the agent runs for this very manifest, or a manifest dir holding only plinth's manifests,
+//! is "ours", not an error — that is what makes `init` idempotent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::config::ClusterSpec;
+use crate::fs::HostRoot;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Severity {
+    /// Fine.
+    Pass,
+    /// Worth saying, never blocks.
+    Warning,
+    /// Blocks init unless ignored.
+    Error,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// kubeadm-style check name.
+    pub name: String,
+    /// Outcome.
+    pub severity: Severity,
+    /// What was found.
+    pub message: String,
+    /// Set when an error was downgraded by `--ignore-preflight-errors`.
+    pub ignored: bool,
+}
+
+/// Inputs that are not in the spec.
+#[derive(Debug, Clone, Default)]
+pub struct PreflightContext {
+    /// Directories the agent resolves binaries in (empty = `$PATH`).
+    pub bin_path: Vec<PathBuf>,
+    /// pids the running agent reports for this node's pods, by manifest pod name.
+    pub agent_pids: BTreeMap<String, Vec<i32>>,
+    /// pid of a running plinth agent, if any.
+    pub agent_pid: Option<i32>,
+    /// Ports to check, with the component that will bind each.
+    pub ports: Vec<(u16, String)>,
+    /// Binaries the manifests run (`command[0]`), by component.
+    pub binaries: Vec<(String, String)>,
+    /// The manifest file names plinth writes (anything else in the dir is foreign).
+    pub own_manifests: Vec<String>,
+    /// Whether the local etcd data dir is known to be plinth's (recorded at a previous init).
+    pub etcd_data_is_ours: bool,
+}
+
+/// Runs every check. `ignore` holds lowercase check names or `all`.
+pub fn run(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    ctx: &PreflightContext,
+    ignore: &[String],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    out.push(check_privileges(root));
+    out.extend(check_resources());
+    let sockets = listening_sockets();
+    for (port, component) in &ctx.ports {
+        out.push(check_port(*port, component, &sockets, ctx));
+    }
+    for (component, binary) in &ctx.binaries {
+        out.push(check_binary(component, binary, &ctx.bin_path, spec));
+    }
+    out.push(check_manifest_dir(spec, root, &ctx.own_manifests));
+    if let crate::config::Etcd::Local(local) = &spec.etcd {
+        out.push(check_etcd_data_dir(
+            root,
+            &local.data_dir,
+            ctx.etcd_data_is_ours,
+        ));
+    }
+    let ignore: BTreeSet<String> = ignore.iter().map(|s| s.to_ascii_lowercase()).collect();
+    for f in &mut out {
+        if f.severity == Severity::Error
+            && (ignore.contains("all") || ignore.contains(&f.name.to_ascii_lowercase()))
+        {
+            f.severity = Severity::Warning;
+            f.ignored = true;
+        }
+    }
+    out
+}
+
+/// True when any finding is a (non-ignored) error.
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+fn finding(name: impl Into<String>, severity: Severity, message: impl Into<String>) -> Finding {
+    Finding {
+        name: name.into(),
+        severity,
+        message: message.into(),
+        ignored: false,
+    }
+}
+
+fn check_privileges(root: &HostRoot) -> Finding {
+    let euid = nix::unistd::geteuid();
+    if euid.is_root() {
+        finding("IsPrivilegedUser", Severity::Pass, "running as root")
+    } else if !root.is_real_root() {
+        finding(
+            "IsPrivilegedUser",
+            Severity::Warning,
+            format!("not root (uid {euid}); --root is set, continuing"),
+        )
+    } else {
+        finding(
+            "IsPrivilegedUser",
+            Severity::Error,
+            format!("user is not running as root (uid {euid}); run as root or use --root DIR"),
+        )
+    }
+}
+
+fn check_resources() -> Vec<Finding> {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cpu = if cpus < 2 {
+        finding(
+            "NumCPU",
+            Severity::Warning,
+            format!("{cpus} CPU available; a control plane wants at least 2"),
+        )
+    } else {
+        finding("NumCPU", Severity::Pass, format!("{cpus} CPUs"))
+    };
+    let mem_mib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|kib| kib / 1024);
+    let mem = match mem_mib {
+        Some(m) if m < 1700 => finding(
+            "Mem",
+            Severity::Warning,
+            format!("{m} MiB of memory; a control plane wants at least 1700 MiB"),
+        ),
+        Some(m) => finding("Mem", Severity::Pass, format!("{m} MiB of memory")),
+        None => finding("Mem", Severity::Warning, "could not read /proc/meminfo"),
+    };
+    vec![cpu, mem]
+}
+
+/// A listening TCP socket and the process that owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Local address.
+    pub addr: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Owning pid, when it could be found.
+    pub pid: Option<i32>,
+    /// Owning process name.
+    pub comm: Option<String>,
+}
+
+/// Lists listening TCP sockets (v4 and v6) in this network namespace, with owners.
+pub fn listening_sockets() -> Vec<Listener> {
+    let mut by_inode: BTreeMap<u64, (IpAddr, u16)> = BTreeMap::new();
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 10 || cols[3] != "0A" {
+                continue; // 0A = LISTEN
+            }
+            if let (Some((addr, port)), Ok(inode)) =
+                (parse_proc_addr(cols[1], v6), cols[9].parse::<u64>())
+            {
+                by_inode.insert(inode, (addr, port));
+            }
+        }
+    }
+    let owners = socket_owners(&by_inode.keys().copied().collect());
+    by_inode
+        .into_iter()
+        .map(|(inode, (addr, port))| {
+            let owner = owners.get(&inode);
+            Listener {
+                addr,
+                port,
+                pid: owner.map(|o| o.0),
+                comm: owner.map(|o| o.1.clone()),
+            }
+        })
+        .collect()
+}
+
+fn parse_proc_addr(s: &str, v6: bool) -> Option<(IpAddr, u16)> {
+    let (a, p) = s.split_once(':')?;
+    let port = u16::from_str_radix(p, 16).ok()?;
+    let addr = if v6 {
+        let mut bytes = [0u8; 16];
+        for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+            let word = u32::from_str_radix(a.get(i * 8..i * 8 + 8)?, 16).ok()?;
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        IpAddr::from(bytes)
+    } else {
+        let word = u32::from_str_radix(a, 16).ok()?;
+        IpAddr::from(word.to_le_bytes())
+    };
+    Some((addr, port))
+}
+
+fn socket_owners(inodes: &BTreeSet<u64>) -> BTreeMap<u64, (i32, String)> {
+    let mut out = BTreeMap::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            if let Some(inode) = t
+                .strip_prefix("socket:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                if inodes.contains(&inode) {
+                    let comm = std::fs::read_to_string(p.path().join("comm"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    out.entry(inode).or_insert((pid, comm));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check_port(port: u16, component: &str, sockets: &[Listener], ctx: &PreflightContext) -> Finding {
+    let name = format!("Port-{port}");
+    let Some(l) = sockets.iter().find(|l| l.port == port) else {
+        return finding(
+            name,
+            Severity::Pass,
+            format!("port {port} is free (for {component})"),
+        );
+    };
+    let who = match (l.pid, &l.comm) {
+        (Some(pid), Some(comm)) => format!("{comm} (pid {pid})"),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => "an unknown process".to_string(),
+    };
+    let ours = l.pid.is_some_and(|pid| {
+        ctx.agent_pid == Some(pid)
+            || ctx
+                .agent_pids
+                .values()
+                .flatten()
+                .any(|p| *p == pid || is_descendant(pid, *p))
+    });
+    if ours {
+        finding(
+            name,
+            Severity::Pass,
+            format!("port {port} is in use by plinth's own {who}"),
+        )
+    } else {
+        finding(
+            name,
+            Severity::Error,
+            format!(
+                "port {port} (needed by {component}) is in use by {who} on {}",
+                l.addr
+            ),
+        )
+    }
+}
+
+fn is_descendant(pid: i32, ancestor: i32) -> bool {
+    let mut cur = pid;
+    for _ in 0..64 {
+        let Some(ppid) = parent_of(cur) else {
+            return false;
+        };
+        if ppid == ancestor {
+            return true;
+        }
+        if ppid <= 1 {
+            return false;
+        }
+        cur = ppid;
+    }
+    false
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resolves `name` on the bin path (or `$PATH` when empty), like the agent does.
+pub fn find_binary(name: &str, bin_path: &[PathBuf]) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_executable(&p).then_some(p);
+    }
+    let dirs: Vec<PathBuf> = if bin_path.is_empty() {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default()
+    } else {
+        bin_path.to_vec()
+    };
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The version a binary reports (`Kubernetes v1.33.0`, `etcd Version: 3.4.23`).
+pub fn binary_version(path: &Path) -> Option<String> {
+    let out = Command::new(path).arg("--version").output().ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    text.split_whitespace()
+        .map(|w| w.trim_start_matches('v').trim_end_matches(','))
+        .find(|w| {
+            w.split('.').count() >= 2
+                && w.split('.')
+                    .all(|p| p.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        })
+        .map(|w| w.to_string())
+}
+
+fn check_binary(
+    component: &str,
+    binary: &str,
+    bin_path: &[PathBuf],
+    spec: &ClusterSpec,
+) -> Finding {
+    let name = format!("FileExisting-{binary}");
+    let searched = if bin_path.is_empty() {
+        "$PATH".to_string()
+    } else {
+        bin_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let Some(path) = find_binary(binary, bin_path) else {
+        return finding(
+            name,
+            Severity::Error,
+            format!("{binary} (for {component}) not found in {searched}; install it or set binPath in the PlinthConfiguration"),
+        );
+    };
+    let Some(version) = binary_version(&path) else {
+        return finding(
+            name,
+            Severity::Warning,
+            format!("{} found but `--version` gave no version", path.display()),
+        );
+    };
+    if component == "etcd" {
+        return finding(
+            name,
+            Severity::Pass,
+            format!("{} (etcd {version})", path.display()),
+        );
+    }
+    let want = &spec.kubernetes_version;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if major != want.major || minor != want.minor {
+        return finding(
+            format!("KubernetesVersion-{binary}"),
+            Severity::Error,
+            format!(
+                "{} is v{version} but kubernetesVersion is {want}: the control plane must run the configured minor version",
+                path.display()
+            ),
+        );
+    }
+    finding(
+        name,
+        Severity::Pass,
+        format!("{} (v{version})", path.display()),
+    )
+}
+
+fn check_manifest_dir(spec: &ClusterSpec, root: &HostRoot, own: &[String]) -> Finding {
+    let dir = &spec.plinth.manifests_dir;
+    let name = format!("DirAvailable-{}", dir.replace('/', "-"));
+    let Ok(entries) = std::fs::read_dir(root.path(dir)) else {
+        return finding(name, Severity::Pass, format!("{dir} does not exist yet"));
+    };
+    let foreign: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && !own.contains(n))
+        .collect();
+    if foreign.is_empty() {
+        finding(
+            name,
+            Severity::Pass,
+            format!("{dir} holds only plinth's manifests"),
+        )
+    } else {
+        finding(
+            name,
+            Severity::Error,
+            format!(
+                "{dir} holds manifests plinth did not write: {}",
+                foreign.join(", ")
+            ),
+        )
+    }
+}
+
+fn check_etcd_data_dir(root: &HostRoot, data_dir: &str, ours: bool) -> Finding {
+    let name = format!("DirAvailable-{}", data_dir.replace('/', "-"));
+    let empty = std::fs::read_dir(root.path(data_dir))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
+    if empty {
+        finding(
+            name,
+            Severity::Pass,
+            format!("{data_dir} is empty or absent"),
+        )
+    } else if ours {
+        finding(
+            name,
+            Severity::Pass,
+            format!("{data_dir} holds this node's etcd data"),
+        )
+    } else {
+        finding(
+            name,
+            Severity::Error,
+            format!("{data_dir} is not empty and was not created by plinth"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_net_addresses() {
+        assert_eq!(
+            parse_proc_addr("0100007F:1A0B", false),
+            Some(("127.0.0.1".parse().unwrap(), 0x1A0B))
+        );
+        assert_eq!(
+            parse_proc_addr("00000000000000000000000001000000:0050", true),
+            Some(("::1".parse().unwrap(), 80))
+        );
+    }
+
+    #[test]
+    fn a_bound_port_names_its_owner_pid() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let f = check_port(
+            port,
+            "kube-apiserver",
+            &listening_sockets(),
+            &PreflightContext::default(),
+        );
+        assert_eq!(f.severity, Severity::Error);
+        assert!(
+            f.message.contains(&format!("pid {}", std::process::id())),
+            "{}",
+            f.message
+        );
+        let ctx = PreflightContext {
+            agent_pid: Some(std::process::id() as i32),
+            ..Default::default()
+        };
+        let f = check_port(port, "kube-apiserver", &listening_sockets(), &ctx);
+        assert_eq!(f.severity, Severity::Pass, "{}", f.message);
+    }
+
+    #[test]
+    fn missing_binary_is_named() {
+        let spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
+        let f = check_binary(
+            "kube-apiserver",
+            "kube-apiserver-nope",
+            &[PathBuf::from("/nonexistent")],
+            &spec,
+        );
+        assert_eq!(f.severity, Severity::Error);
+        assert!(
+            f.message.contains("kube-apiserver-nope") && f.message.contains("/nonexistent"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn ignore_downgrades_errors() {
+        let spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
+        let root = HostRoot::new(Some(tempfile::tempdir().unwrap().path()));
+        let ctx = PreflightContext {
+            binaries: vec![("kube-apiserver".into(), "definitely-missing-bin".into())],
+            bin_path: vec![PathBuf::from("/nonexistent")],
+            ..Default::default()
+        };
+        let f = run(&spec, &root, &ctx, &[]);
+        assert!(has_errors(&f));
+        let f = run(
+            &spec,
+            &root,
+            &ctx,
+            &["FileExisting-definitely-missing-bin".into()],
+        );
+        assert!(!has_errors(&f));
+        assert!(f.iter().any(|x| x.ignored));
+    }
+}

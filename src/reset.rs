@@ -1,0 +1,290 @@
+//! `plinth reset`: undo `plinth init` exactly.
+//!
+//! plinth removes only what it created: the files it writes (manifests, certificates,
+//! kubeconfigs, audit policy, agent config), its state and pod-log directories, the local
+//! etcd data dir named in the etcd manifest, and directories that did not exist before the
+//! first `init` (recorded in a ledger at that time). A directory that existed before, or that
+//! holds anything plinth did not write, is left — and listed as left.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::config::ClusterSpec;
+use crate::fs::{self, FsError, HostRoot};
+use crate::manifests::Component;
+
+/// Errors from reset.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    /// A file operation failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// The ledger is unreadable.
+    #[error("ledger {path}: {reason}")]
+    Ledger {
+        /// Ledger file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Host paths of the directories plinth created (didn't exist before the first init).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ledger {
+    /// Directories created by plinth (host paths).
+    pub created_dirs: BTreeSet<String>,
+}
+
+/// The ledger's host path.
+pub fn ledger_path(spec: &ClusterSpec) -> String {
+    format!(
+        "{}/ledger.json",
+        spec.plinth.state_dir.trim_end_matches('/')
+    )
+}
+
+/// Every directory (host path) that plinth's writes for `spec` may create.
+pub fn candidate_dirs(spec: &ClusterSpec) -> BTreeSet<String> {
+    let mut leaves: Vec<String> = vec![
+        spec.plinth.manifests_dir.clone(),
+        spec.plinth.kubeconfig_dir.clone(),
+        spec.plinth.state_dir.clone(),
+        spec.plinth.log_dir.clone(),
+        format!("{}/etcd", spec.certificates_dir),
+        "/var/log/plinth".into(),
+        "/var/log/kubernetes/audit".into(),
+    ];
+    if let crate::config::Etcd::Local(l) = &spec.etcd {
+        leaves.push(l.data_dir.clone());
+    }
+    let mut out = BTreeSet::new();
+    for leaf in leaves {
+        let mut p = Path::new(&leaf);
+        while p != Path::new("/") && !p.as_os_str().is_empty() {
+            out.insert(p.display().to_string());
+            p = match p.parent() {
+                Some(x) => x,
+                None => break,
+            };
+        }
+    }
+    out
+}
+
+/// Before init writes anything: remember which candidate dirs do not exist yet. Entries from
+/// an earlier init are kept, so a re-run never "forgets" what the first run created.
+pub fn record_ledger(spec: &ClusterSpec, root: &HostRoot) -> Result<Ledger, ResetError> {
+    let mut ledger = load_ledger(spec, root)?;
+    for d in candidate_dirs(spec) {
+        if !root.path(&d).exists() {
+            ledger.created_dirs.insert(d);
+        }
+    }
+    let path = root.path(ledger_path(spec));
+    let json = serde_json::to_vec_pretty(&ledger).map_err(|e| ResetError::Ledger {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    fs::write_atomic(&path, &json, fs::MODE_PRIVATE)?;
+    Ok(ledger)
+}
+
+/// Merges directories the agent reports it created into the ledger.
+pub fn add_to_ledger(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    dirs: impl IntoIterator<Item = String>,
+) -> Result<(), ResetError> {
+    let mut ledger = load_ledger(spec, root)?;
+    ledger.created_dirs.extend(dirs);
+    let path = root.path(ledger_path(spec));
+    let json = serde_json::to_vec_pretty(&ledger).map_err(|e| ResetError::Ledger {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    fs::write_atomic(&path, &json, fs::MODE_PRIVATE)?;
+    Ok(())
+}
+
+/// Loads the ledger (empty when absent).
+pub fn load_ledger(spec: &ClusterSpec, root: &HostRoot) -> Result<Ledger, ResetError> {
+    let path = root.path(ledger_path(spec));
+    match fs::read_optional(&path)? {
+        None => Ok(Ledger::default()),
+        Some(b) => serde_json::from_slice(&b).map_err(|e| ResetError::Ledger {
+            path,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// What reset did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ResetReport {
+    /// Host paths removed.
+    pub removed: Vec<String>,
+    /// Host paths left in place, with the reason.
+    pub left: Vec<(String, String)>,
+}
+
+/// The files plinth writes for `spec` (host paths).
+pub fn owned_files(spec: &ClusterSpec, extra: &[String]) -> Vec<String> {
+    let mut v = Vec::new();
+    let m = spec.plinth.manifests_dir.trim_end_matches('/');
+    for c in Component::all() {
+        v.push(format!("{m}/{}", c.file_name()));
+    }
+    let k = spec.plinth.kubeconfig_dir.trim_end_matches('/');
+    for f in crate::verify::KUBECONFIGS {
+        v.push(format!("{k}/{f}"));
+    }
+    let pki = spec.certificates_dir.trim_end_matches('/');
+    for base in [
+        "ca",
+        "apiserver",
+        "apiserver-kubelet-client",
+        "front-proxy-ca",
+        "front-proxy-client",
+        "etcd/ca",
+        "etcd/server",
+        "etcd/peer",
+        "etcd/healthcheck-client",
+        "apiserver-etcd-client",
+    ] {
+        v.push(format!("{pki}/{base}.crt"));
+        v.push(format!("{pki}/{base}.key"));
+    }
+    v.push(format!("{pki}/sa.key"));
+    v.push(format!("{pki}/sa.pub"));
+    v.push(format!("{k}/audit-policy.yaml"));
+    v.extend(extra.iter().cloned());
+    v
+}
+
+/// Removes what plinth created. `etcd_data_dir` is the local data dir named in the etcd
+/// manifest (None for external etcd). Stopping the agent and pods is the caller's job.
+pub fn remove(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    etcd_data_dir: Option<&str>,
+) -> Result<ResetReport, ResetError> {
+    let mut ledger = load_ledger(spec, root)?;
+    // hostPath dirs/files the agent created (DirectoryOrCreate / FileOrCreate) are plinth's too.
+    let agent_created =
+        crate::agent::hostpath::HostPaths::new(root.clone(), Path::new(&spec.plinth.state_dir))
+            .created();
+    ledger
+        .created_dirs
+        .extend(agent_created.created_dirs.iter().cloned());
+    let mut report = ResetReport::default();
+    for f in owned_files(
+        spec,
+        &agent_created
+            .created_files
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+    ) {
+        let p = root.path(&f);
+        if p.symlink_metadata().is_ok() {
+            std::fs::remove_file(&p).map_err(|e| FsError::io("remove", &p, e))?;
+            report.removed.push(f);
+        }
+    }
+    // Whole trees plinth owns outright.
+    let mut trees = vec![spec.plinth.state_dir.clone(), "/var/log/plinth".to_string()];
+    if let Some(d) = etcd_data_dir {
+        if ledger.created_dirs.contains(d) {
+            trees.push(d.to_string());
+        } else {
+            report.left.push((
+                d.to_string(),
+                "etcd data dir existed before plinth init".into(),
+            ));
+        }
+    }
+    // Pod logs: the whole dir if plinth created it, else only plinth's pod dirs.
+    if ledger.created_dirs.contains(&spec.plinth.log_dir) {
+        trees.push(spec.plinth.log_dir.clone());
+    } else if let Ok(entries) = std::fs::read_dir(root.path(&spec.plinth.log_dir)) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains(&format!("-{}_", spec.node_name)) {
+                trees.push(format!(
+                    "{}/{name}",
+                    spec.plinth.log_dir.trim_end_matches('/')
+                ));
+            }
+        }
+    }
+    if ledger.created_dirs.contains("/var/log/kubernetes/audit") {
+        trees.push("/var/log/kubernetes/audit".into());
+    }
+    let ledger_file = ledger_path(spec);
+    for t in trees {
+        let p = root.path(&t);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| FsError::io("remove dir", &p, e))?;
+            report.removed.push(t);
+        }
+    }
+    let lp = root.path(&ledger_file);
+    if lp.exists() {
+        std::fs::remove_file(&lp).map_err(|e| FsError::io("remove", &lp, e))?;
+        report.removed.push(ledger_file);
+    }
+    // Directories plinth created: deepest first, only when empty.
+    let mut dirs: Vec<&String> = ledger.created_dirs.iter().collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for d in dirs {
+        let p = root.path(d);
+        if !p.exists() {
+            continue;
+        }
+        match std::fs::remove_dir(&p) {
+            Ok(()) => report.removed.push(d.clone()),
+            Err(_) => report
+                .left
+                .push((d.clone(), "holds files plinth did not create".into())),
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_removes_only_what_plinth_created() {
+        let d = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(d.path()));
+        let spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
+        // Pre-existing: /etc with a user file.
+        std::fs::create_dir_all(root.path("/etc")).unwrap();
+        std::fs::write(root.path("/etc/hosts"), "keep").unwrap();
+        record_ledger(&spec, &root).unwrap();
+        for f in [
+            "/etc/kubernetes/admin.conf",
+            "/etc/kubernetes/pki/ca.crt",
+            "/etc/kubernetes/manifests/etcd.yaml",
+        ] {
+            fs::write_atomic(&root.path(f), b"x", 0o600).unwrap();
+        }
+        std::fs::create_dir_all(root.path("/var/lib/etcd/member")).unwrap();
+        // A file plinth did not create, inside a dir it did.
+        std::fs::write(root.path("/etc/kubernetes/mine.txt"), "user").unwrap();
+        let r = remove(&spec, &root, Some("/var/lib/etcd")).unwrap();
+        assert!(root.path("/etc/hosts").exists());
+        assert!(root.path("/etc/kubernetes/mine.txt").exists());
+        assert!(!root.path("/etc/kubernetes/pki").exists());
+        assert!(!root.path("/var/lib/etcd").exists());
+        assert!(
+            !root.path("/var").exists(),
+            "created parents are removed too"
+        );
+        assert!(r.left.iter().any(|(p, _)| p == "/etc/kubernetes"));
+        assert!(r.removed.iter().any(|p| p == "/etc/kubernetes/admin.conf"));
+    }
+}
