@@ -296,9 +296,9 @@ fn etcd_ready_kill9_edit_and_removal() {
         n.ready_pid("etcd").is_some_and(|p| p != p1)
     });
     let cs = node.cs("etcd");
-    assert_eq!(cs["restartCount"], 1);
-    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 137);
-    let p2 = node.ready_pid("etcd").unwrap();
+    assert_eq!(cs["restartCount"], 1, "{cs}");
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 137, "{cs}");
+    let p2 = node.pid("etcd").unwrap();
 
     // Edit (add a flag): never two etcd processes at once; the new one has the flag.
     node.write(
@@ -412,7 +412,13 @@ fn bad_files_never_stop_etcd_and_are_reported() {
     assert!(msg.contains("/etc/kubernetes/manifests/etcd.yaml"), "{msg}");
     // A relist later: etcd is the very same process, still Ready.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(node.ready_pid("etcd"), Some(pid));
+    assert_eq!(
+        node.ready_pid("etcd"),
+        Some(pid),
+        "{}\n{}",
+        node.cs("etcd"),
+        node.agent_log()
+    );
     assert_eq!(node.cs("etcd")["restartCount"], 0);
     let errors = http_get_in(&node.ns, "127.0.0.1:10248", "/errors")
         .unwrap()
@@ -487,7 +493,34 @@ fn shell_pods_never_liveness_grace_and_mounts() {
             "    volumeMounts:\n    - {name: data, mountPath: /mnt/plinth-e2e, readOnly: true}\n  volumes:\n  - name: data\n    hostPath: {path: /srv/plinth-data, type: Directory}\n",
         ),
     );
+    node.write("/etc/plinth-e2e/app.conf", "v1\n");
+    node.write(
+        &format!("{MANIFESTS}/conf.yaml"),
+        pod(
+            "conf",
+            "Always",
+            1,
+            "cat /etc/plinth-e2e/app.conf; exec sleep 1000",
+            "    volumeMounts:\n    - {name: conf, mountPath: /etc/plinth-e2e}\n  volumes:\n  - name: conf\n    hostPath: {path: /etc/plinth-e2e, type: DirectoryOrCreate}\n",
+        ),
+    );
     node.start_agent();
+
+    // A mounted configuration file changes (certificate renewal): that pod restarts.
+    node.wait("conf running", 30, |n| n.pid("conf").is_some());
+    let conf_pid = node.pid("conf").unwrap();
+    let live_restarts_before = node.cs("once")["restartCount"].clone();
+    node.write("/etc/plinth-e2e/app.conf", "v2\n");
+    node.wait("conf restarted for its mounted file", 20, |n| {
+        n.cs("conf")["lastState"]["terminated"]["reason"] == "MountedFileChanged"
+    });
+    assert_eq!(node.cs("conf")["restartCount"], 1);
+    assert!(!pid_alive(conf_pid));
+    assert_eq!(
+        node.cs("once")["restartCount"],
+        live_restarts_before,
+        "other pods untouched"
+    );
 
     // Never + `sleep 1` → Completed, never restarted.
     node.wait("once Completed", 30, |n| {

@@ -130,6 +130,7 @@ pub async fn run(
         prober,
         resolver,
         state,
+        offload_blocking: true,
     });
     let mut agent = Agent {
         pod_config: PodConfig::new(&cfg.node_name, known),
@@ -212,6 +213,40 @@ fn view_fn(registry: Arc<Mutex<Registry>>, node_ip: std::net::IpAddr) -> ViewFn 
             node_ip: Some(node_ip),
         }
     })
+}
+
+/// Log retention when a pod version terminates: the pod's log dirs
+/// (`<ns>_<name>_<uid>`) are removed except the one that just terminated (`keep`, for
+/// `plinth logs --previous`-style forensics) and the current version's (`current`), so at
+/// most two versions of a pod keep logs.
+pub fn prune_pod_logs(
+    log_dir: &std::path::Path,
+    namespace: &str,
+    name: &str,
+    keep: &str,
+    current: Option<&str>,
+) {
+    let prefix = format!("{namespace}_{name}_");
+    let Ok(rd) = std::fs::read_dir(log_dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let Some(uid) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if uid == keep || Some(uid) == current || uid.contains('_') {
+            continue;
+        }
+        match std::fs::remove_dir_all(e.path()) {
+            Ok(()) => {
+                tracing::debug!(dir = %e.path().display(), "removed logs of an old pod version")
+            }
+            Err(err) => {
+                tracing::warn!(dir = %e.path().display(), "cannot remove old pod logs: {err}")
+            }
+        }
+    }
 }
 
 impl Agent {
@@ -302,10 +337,29 @@ impl Agent {
         let desired_uids: BTreeSet<&str> =
             self.desired.pods.values().map(|p| p.uid.as_str()).collect();
         let before = self.workers.len();
+        let mut gone: Vec<(String, String, String)> = Vec::new();
         self.workers.retain(|uid, w| {
-            desired_uids.contains(uid.as_str())
-                || !(w.is_finished() && w.snapshot().lifecycle == Lifecycle::Terminated)
+            let keep = desired_uids.contains(uid.as_str())
+                || !(w.is_finished() && w.snapshot().lifecycle == Lifecycle::Terminated);
+            if !keep {
+                gone.push((
+                    w.snapshot().pod.namespace.clone(),
+                    w.name.clone(),
+                    uid.clone(),
+                ));
+            }
+            keep
         });
+        for (ns, name, uid) in gone {
+            let current = self.desired.pods.get(&name).map(|p| p.uid.as_str());
+            prune_pod_logs(
+                &self.cfg.root.path(&self.cfg.log_dir),
+                &ns,
+                &name,
+                &uid,
+                current,
+            );
+        }
         if self.workers.len() != before {
             self.digests
                 .retain(|uid, _| desired_uids.contains(uid.as_str()));
@@ -472,6 +526,35 @@ mod tests {
             std::fs::read_dir(state).unwrap().count(),
             0,
             "state forgotten"
+        );
+    }
+
+    #[test]
+    fn old_pod_versions_lose_their_logs() {
+        let d = tempfile::tempdir().unwrap();
+        for dir in [
+            "kube-system_etcd-n1_u1/etcd",
+            "kube-system_etcd-n1_u2/etcd",
+            "kube-system_etcd-n1_u3/etcd",
+            "kube-system_etcd-n1-x_u9/etcd",
+            "default_etcd-n1_u4/etcd",
+        ] {
+            std::fs::create_dir_all(d.path().join(dir)).unwrap();
+        }
+        prune_pod_logs(d.path(), "kube-system", "etcd-n1", "u2", Some("u3"));
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "default_etcd-n1_u4",
+                "kube-system_etcd-n1-x_u9",
+                "kube-system_etcd-n1_u2",
+                "kube-system_etcd-n1_u3"
+            ]
         );
     }
 

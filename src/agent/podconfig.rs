@@ -126,7 +126,18 @@ impl PodConfig {
                     let prev = self.files.remove(&f.host_path).unwrap_or_default();
                     let parsed = f
                         .result
-                        .and_then(|pod| identify(pod, &self.node, &f.host_path));
+                        .and_then(|pod| identify(pod, &self.node, &f.host_path))
+                        .and_then(|p| match &prev.good {
+                            // A valid but possibly truncated file must not replace a pod.
+                            Some(old) if !f.ends_with_newline && old.uid != p.uid => {
+                                Err(SourceError {
+                                    file: f.host_path.clone(),
+                                    line: None,
+                                    reason: "the file does not end with a newline: it looks truncated or still being written, so it does not replace the running pod (end the file with a newline to apply it)".into(),
+                                })
+                            }
+                            _ => Ok(p),
+                        });
                     let entry = match parsed {
                         Ok(p) => FileEntry {
                             good: Some(p),
@@ -271,6 +282,7 @@ mod tests {
         ManifestFile {
             host_path: PathBuf::from(path),
             result: parse_manifest(Path::new(path), text.as_bytes()),
+            ends_with_newline: text.ends_with('\n'),
         }
     }
 
@@ -320,6 +332,7 @@ mod tests {
         }
         // Unreadable (permission denied, vanished mid-read) is the same.
         let unreadable = ManifestFile {
+            ends_with_newline: true,
             host_path: "/m/a.yaml".into(),
             result: Err(SourceError {
                 file: "/m/a.yaml".into(),
@@ -336,6 +349,31 @@ mod tests {
         // Removed: the pod goes away.
         let d = pc.update(Ok(vec![]), "T");
         assert!(d.pods.is_empty());
+    }
+
+    #[test]
+    fn truncated_but_valid_file_does_not_replace_the_running_pod() {
+        let mut pc = PodConfig::new("n", BTreeSet::new());
+        let full = pod_yaml("a", "1") + "    args:\n    - --flag=value\n";
+        let good = pc.update(Ok(vec![file("/m/a.yaml", &full)]), "T");
+        // Cut mid-line: still a valid Pod (without the args), but no final newline.
+        let cut = &full[..full.len() - 3];
+        let d = pc.update(Ok(vec![file("/m/a.yaml", cut)]), "T");
+        assert_eq!(uids(&d), uids(&good));
+        assert!(
+            d.problems[0].reason.contains("does not end with a newline"),
+            "{:?}",
+            d.problems
+        );
+        // A new file without a final newline is fine: nothing to protect.
+        let d = pc.update(
+            Ok(vec![
+                file("/m/a.yaml", &full),
+                file("/m/b.yaml", pod_yaml("b", "1").trim_end()),
+            ]),
+            "T",
+        );
+        assert!(d.pods.contains_key("b-n") && d.problems.is_empty());
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct ManifestFile {
     pub host_path: PathBuf,
     /// The parsed Pod, or why the file is not a valid one.
     pub result: Result<Pod, SourceError>,
+    /// False when the file does not end with a newline: it may be truncated or still being
+    /// written (the pod config then refuses to let it replace a running pod).
+    pub ends_with_newline: bool,
 }
 
 /// Lists and parses the manifests at `manifest_path` (a host path; opened under `root`).
@@ -84,6 +87,7 @@ pub fn list(root: &HostRoot, manifest_path: &Path) -> Result<Vec<ManifestFile>, 
             Ok(m) if !m.is_file() => continue,
             Ok(_) => out.push(read_manifest(&local_file, &host_file)),
             Err(e) => out.push(ManifestFile {
+                ends_with_newline: true,
                 result: Err(SourceError::new(
                     &host_file,
                     None,
@@ -98,9 +102,11 @@ pub fn list(root: &HostRoot, manifest_path: &Path) -> Result<Vec<ManifestFile>, 
 
 /// Reads and parses one manifest file (`local` is opened, `host` is reported).
 pub fn read_manifest(local: &Path, host: &Path) -> ManifestFile {
+    let bytes = read_bytes(local, host);
     ManifestFile {
         host_path: host.to_path_buf(),
-        result: read_bytes(local, host).and_then(|b| parse_manifest(host, &b)),
+        ends_with_newline: bytes.as_ref().map_or(true, |b| b.ends_with(b"\n")),
+        result: bytes.and_then(|b| parse_manifest(host, &b)),
     }
 }
 

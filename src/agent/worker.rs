@@ -69,6 +69,24 @@ pub struct WorkerCtx {
     pub resolver: Arc<Resolver>,
     /// Persistent state.
     pub state: Arc<StateStore>,
+    /// Run blocking calls (runtime start, fsynced state writes) on tokio's blocking pool.
+    /// True in the agent; tests under a paused clock set false (the clock would otherwise
+    /// jump ahead while a blocking call is in flight).
+    pub offload_blocking: bool,
+}
+
+/// Runs `f` on the blocking pool when `offload`, else inline.
+async fn blocking<R: Send + 'static>(
+    offload: bool,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, String> {
+    if offload {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        Ok(f())
+    }
 }
 
 /// The pod-level lifecycle (one way).
@@ -404,10 +422,18 @@ async fn run_pod(
     }
     // 2. Pod-level preparation (hostNetwork, volumes), retried until it works.
     let mut delay = Duration::from_secs(1);
+    let adopted_live = adopted
+        .as_ref()
+        .is_some_and(|a| a.handles().any(|(_, h)| ctx.runtime.is_running(h)));
     loop {
         match ctx.resolver.prepare_pod(&pod) {
             Ok(()) => {
                 lock(&shared).message = None;
+                break;
+            }
+            Err(e) if adopted_live => {
+                // Its processes already run: adopt them anyway, report the problem.
+                tracing::warn!(pod = %pod.name, "adopting running containers despite: {e}");
                 break;
             }
             Err(e) => {
@@ -427,10 +453,15 @@ async fn run_pod(
                     _ = tokio::time::sleep(delay) => {}
                     cmd = rx.recv() => match cmd {
                         Some(PodCommand::RestartContainers(_)) => {}
-                        _ => {
+                        Some(PodCommand::Terminate(_)) => {
+                            // Nothing of this pod runs (adopted processes are gone).
                             lock(&shared).lifecycle = Lifecycle::Terminated;
                             ctx.state.remove(&pod.uid);
                             drop(guard);
+                            return;
+                        }
+                        Some(PodCommand::Detach) | None => {
+                            lock(&shared).lifecycle = Lifecycle::Terminated;
                             return;
                         }
                     },
@@ -477,7 +508,13 @@ async fn run_pod(
                 _ => {
                     // Failed for good (restartPolicy Never) or stopped: the pod does not run.
                     if !matches!(end, ContainerEnd::Stopped) {
-                        lock(&shared).message = Some(format!("init container failed"));
+                        let name = &spec
+                            .init_containers
+                            .as_ref()
+                            .map_or("", |v| v[i].name.as_str());
+                        lock(&shared).message = Some(format!(
+                            "init container {name} failed and restartPolicy is Never"
+                        ));
                         wait_for_terminate(&mut rx).await;
                     }
                     finish(&ctx, &pod, &shared);
@@ -598,13 +635,27 @@ impl ContainerRun {
         }
     }
 
-    fn persist(&self, f: impl FnOnce(&mut PersistedContainer)) {
+    /// Records the container in the state dir (off the async thread: it fsyncs).
+    async fn persist(&self, f: impl FnOnce(&mut PersistedContainer) + Send + 'static) {
         if self.init {
             return;
         }
         let name = self.container().name.clone();
-        if let Err(e) = self.ctx.state.update_container(&self.pod, &name, f) {
-            tracing::warn!(pod = %self.pod.name, container = %name, "cannot persist state: {e}");
+        let state = self.ctx.state.clone();
+        let pod = self.pod.clone();
+        let n = name.clone();
+        let r = blocking(self.ctx.offload_blocking, move || {
+            state.update_container(&pod, &n, f)
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(pod = %self.pod.name, container = %name, "cannot persist state: {e}")
+            }
+            Err(e) => {
+                tracing::warn!(pod = %self.pod.name, container = %name, "cannot persist state: {e}")
+            }
         }
     }
 
@@ -678,6 +729,7 @@ async fn run_container(
         }
     }
     let mut started_at = now();
+    let mut last_term: Option<Terminated> = adopted.as_ref().and_then(|a| a.last_exit.clone());
     loop {
         let mut restart_reason: Option<Terminated> = None;
         if let Some((term, success)) = pending_exit.take() {
@@ -702,22 +754,38 @@ async fn run_container(
                     c.ready = false;
                     c.started = false;
                 });
-                let started = ctx
-                    .resolver
-                    .container_spec(&run.pod, run.container(), restart_count)
-                    .map_err(|e| (e.reason().to_string(), e.to_string()))
-                    .and_then(|spec| {
-                        ctx.runtime
-                            .start(&spec)
-                            .map_err(|e| ("RunContainerError".to_string(), e.to_string()))
-                    });
+                let started =
+                    match ctx
+                        .resolver
+                        .container_spec(&run.pod, run.container(), restart_count)
+                    {
+                        Err(e) => Err((e.reason().to_string(), e.to_string())),
+                        Ok(spec) => {
+                            // Starting blocks (fork, exec handshake): keep it off the async thread
+                            // so other pods and the status API carry on meanwhile.
+                            let rt = ctx.runtime.clone();
+                            blocking(ctx.offload_blocking, move || rt.start(&spec))
+                                .await
+                                .unwrap_or_else(|e| {
+                                    Err(crate::runtime::RuntimeError::Unsupported(format!(
+                                        "start task failed: {e}"
+                                    )))
+                                })
+                                .map_err(|e| ("RunContainerError".to_string(), e.to_string()))
+                        }
+                    };
                 match started {
                     Ok(h) => {
                         tracing::info!(pod = %run.pod.name, container = %name, pid = h.pid, restart_count, "container started");
-                        run.persist(|p| {
-                            p.handle = Some(h.clone());
+                        let (h2, last) = (h.clone(), last_term.clone());
+                        run.persist(move |p| {
+                            p.handle = Some(h2);
                             p.restart_count = restart_count;
-                        });
+                            if last.is_some() {
+                                p.last_exit = last;
+                            }
+                        })
+                        .await;
                         started_at = now();
                         h
                     }
@@ -752,7 +820,7 @@ async fn run_container(
         });
         // SUPERVISE
         let mut exit = ctx.runtime.wait(&h);
-        let outcome = supervise(&run, &h, started_at, &mut exit, &mut ctl).await;
+        let outcome = supervise(&run, started_at, &mut exit, &mut ctl).await;
         let (status, reason_override, message) = match outcome {
             Outcome::Detach => return ContainerEnd::Detached,
             Outcome::Exited(st) => (st, None, None),
@@ -789,10 +857,7 @@ async fn run_container(
             c.ready = false;
             c.started = false;
         });
-        run.persist(|p| {
-            p.handle = None;
-            p.last_exit = Some(term.clone());
-        });
+        last_term = Some(term.clone());
         if restart_reason.is_some() {
             // A requested restart: immediately, no back-off.
             run.update(|c| c.last = Some(term.clone()));
@@ -800,6 +865,12 @@ async fn run_container(
             continue;
         }
         if !run.should_restart(status.success()) {
+            let t = term.clone();
+            run.persist(move |p| {
+                p.handle = None;
+                p.last_exit = Some(t);
+            })
+            .await;
             run.update(|c| c.state = CState::Terminated(term.clone()));
             return park(&run, &mut ctl, status.success()).await;
         }
@@ -829,8 +900,9 @@ async fn run_container(
                 },
             }
         }
+        // (The next start records the new instance and this exit in one write: until then
+        // the state still names the dead instance, which adoption treats as exited.)
         restart_count += 1;
-        run.persist(|p| p.restart_count = restart_count);
     }
 }
 
@@ -886,7 +958,6 @@ pub fn container_id(h: &ContainerHandle) -> String {
 
 async fn supervise(
     run: &ContainerRun,
-    h: &ContainerHandle,
     started_at: Instant,
     exit: &mut BoxFuture<ExitStatus>,
     ctl: &mut mpsc::UnboundedReceiver<Ctl>,
@@ -927,7 +998,6 @@ async fn supervise(
         s.started = started;
         s.ready = started && !has_readiness;
     });
-    let _ = h;
     loop {
         // Which probe is due next.
         let mut due: Option<(Instant, ProbeKind)> = None;

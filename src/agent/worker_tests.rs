@@ -241,6 +241,7 @@ pub(crate) fn harness(f: impl Fn(&ContainerSpec) -> Behaviour + Send + Sync + 's
         prober: prober.clone(),
         resolver: Arc::new(resolver),
         state: Arc::new(StateStore::new(&root, Path::new("/var/lib/plinth"))),
+        offload_blocking: false,
     });
     Harness {
         rt,
@@ -542,4 +543,34 @@ async fn bad_pod_reports_config_error_and_stays_pending() {
         }
         s => panic!("{s:?}"),
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn init_containers_run_to_completion_first() {
+    let mut h = harness(|spec| {
+        if spec.container_name == "init" {
+            Behaviour::ExitAfter(Duration::from_secs(2), 0)
+        } else {
+            Behaviour::Forever { ignore_term: false }
+        }
+    });
+    let extra = "  initContainers:\n  - name: init\n    image: x\n    command: ['true']\n";
+    let w = h.spawn(pod("i", "Always", "sleep, '1000'", extra));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!w.snapshot().initialized);
+    assert!(
+        h.rt.times("start c").is_empty(),
+        "main container waits for init"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let init = h.rt.times("start init");
+    let main = h.rt.times("start c");
+    assert_eq!(init.len(), 1);
+    assert_eq!(main.len(), 1);
+    assert!(main[0] >= init[0] + Duration::from_secs(2));
+    let s = w.snapshot();
+    assert!(s.initialized);
+    assert!(
+        matches!(&s.init_containers[0].state, CState::Terminated(t) if t.reason == "Completed")
+    );
 }

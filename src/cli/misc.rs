@@ -15,15 +15,21 @@ pub struct ManCmd {}
 
 /// Prints a completion script.
 pub fn completion(cmd: CompletionCmd) -> anyhow::Result<i32> {
+    // Generate into memory: clap_complete panics on a write error, and a closed pipe
+    // (`plinth completion bash | head`) is not an error.
     let mut c = super::Cli::command();
-    clap_complete::generate(cmd.shell, &mut c, "plinth", &mut std::io::stdout());
+    let mut buf = Vec::new();
+    clap_complete::generate(cmd.shell, &mut c, "plinth", &mut buf);
+    std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
     Ok(0)
 }
 
 /// Prints the man page.
 pub fn man(_cmd: ManCmd) -> anyhow::Result<i32> {
     let c = super::Cli::command();
-    clap_mangen::Man::new(c).render(&mut std::io::stdout())?;
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(c).render(&mut buf)?;
+    std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
     Ok(0)
 }
 
