@@ -9,6 +9,8 @@
 #     -n RUNS   pairs per algorithm (default 7)
 #     -a ALGS   comma-separated encryptionAlgorithm values (default ECDSA-P256,RSA-2048)
 #     -b BIN    the plinth binary (default target/release/plinth)
+#     -B BIN    also time this second plinth binary (e.g. a build of main) in the same rounds,
+#               A B floor A B floor ..., to compare a product change under the same load
 #
 # Every run gets a fresh temp root and a fresh network namespace (lo + a veth whose host side
 # stays DOWN, 192.0.2.10/24 inside); plinth and floor runs alternate (A B A B ...) so drift
@@ -25,16 +27,19 @@ ALGS=ECDSA-P256,RSA-2048
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 PLINTH=$REPO/target/release/plinth
-while getopts "n:a:b:" o; do
+BASE=""
+while getopts "n:a:b:B:" o; do
     case $o in
     n) RUNS=$OPTARG ;;
     a) ALGS=$OPTARG ;;
     b) PLINTH=$OPTARG ;;
-    *) sed -n '2,20p' "$0"; exit 2 ;;
+    B) BASE=$OPTARG ;;
+    *) sed -n '2,23p' "$0"; exit 2 ;;
     esac
 done
 [ "$(id -u)" = 0 ] || { echo "init.sh: run as root (network namespaces)" >&2; exit 2; }
 [ -x "$PLINTH" ] || { echo "init.sh: $PLINTH not found: cargo build --release" >&2; exit 2; }
+[ -z "$BASE" ] || [ -x "$BASE" ] || { echo "init.sh: -B $BASE is not executable" >&2; exit 2; }
 ETCD=${PLINTH_ETCD_BIN:-$(command -v etcd || true)}
 [ -x "$ETCD" ] || { echo "init.sh: no etcd (PLINTH_ETCD_BIN or etcd on PATH)" >&2; exit 2; }
 
@@ -95,21 +100,25 @@ EOF
 
 now() { echo "$EPOCHREALTIME"; }
 
-# One plinth run: sets P_WALL (seconds) and P_WAIT (the wait phase as plinth reports it).
-run_plinth() { # $1 = config file
-    local root out t0 t1 rc
+# One plinth run: sets P_WALL (seconds), P_WAIT (the wait phase as plinth reports it) and
+# P_PROFILE (where the time went, benches/init_profile.py). PLINTH_LOG=info only adds a few
+# timestamped log lines (the preflight findings) to what plinth prints.
+run_plinth() { # $1 = config file, $2 = plinth binary (default $PLINTH)
+    local root out t0 t1 rc bin=${2:-$PLINTH}
     new_ns
     root=$WORK/root-$SEQ
     mkdir "$root"
     t0=$(now)
     set +e
-    nsenter --net=/run/netns/"$NS" "$PLINTH" init --config "$1" --root "$root" \
+    PLINTH_LOG=info nsenter --net=/run/netns/"$NS" "$bin" init --config "$1" --root "$root" \
         --advertise-address $ADDR >"$WORK/last-init.log" 2>&1
     rc=$?
     set -e
     t1=$(now)
     P_WAIT=$(sed -n 's/.*components are healthy after \([0-9.]*\)s.*/\1/p' "$WORK/last-init.log")
-    nsenter --net=/run/netns/"$NS" "$PLINTH" reset --force --config "$1" --root "$root" \
+    P_PROFILE=$(/usr/bin/python3 "$HERE/init_profile.py" "$t0" "$t1" "$WORK/last-init.log" \
+        "$root/var/log/plinth/agent.log")
+    nsenter --net=/run/netns/"$NS" "$bin" reset --force --config "$1" --root "$root" \
         --advertise-address $ADDR >"$WORK/last-reset.log" 2>&1 || true
     cleanup_ns
     rm -rf "$root"
@@ -118,7 +127,7 @@ run_plinth() { # $1 = config file
         grep -v "^      |" "$WORK/last-init.log" | tail -60 >&2
         exit 1
     fi
-    P_WALL=$(python3 -c "print('%.3f' % ($t1 - $t0))")
+    P_WALL=$(/usr/bin/python3 -c "print('%.3f' % ($t1 - $t0))")
 }
 
 # One floor run: render (untimed), then init_floor.py; sets F_LINE to its output line.
@@ -140,33 +149,47 @@ run_floor() { # $1 = config file
     F_LINE=$out
 }
 
-median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print("%.3f" % statistics.median(v))' "$@"; }
+median() { /usr/bin/python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print("%.3f" % statistics.median(v))' "$@"; }
 
-echo "plinth: $PLINTH ($("$PLINTH" --version 2>/dev/null || echo '?'))"
+echo "plinth: $PLINTH ($("$PLINTH" --version 2>/dev/null || echo '?'))${BASE:+; baseline (-B): $BASE}"
 echo "etcd: $ETCD; components: ${PLINTH_E2E_BIN_DIR:-test doubles}; $(nproc) cores; runs per algorithm: $RUNS"
 SUMMARY=""
 IFS=, read -ra ALG_LIST <<<"$ALGS"
 for alg in "${ALG_LIST[@]}"; do
     cfg=$WORK/config-$alg.yaml
     config "$alg" >"$cfg"
-    P=() F=() D=() W=()
+    P=() F=() D=() W=() BP=() BD=()
     # Warm-up pair (page cache, python bytecode caches), not counted.
     run_plinth "$cfg"
+    [ -z "$BASE" ] || run_plinth "$cfg" "$BASE"
     run_floor "$cfg"
     for i in $(seq 1 "$RUNS"); do
         run_plinth "$cfg"
-        p=$P_WALL w=${P_WAIT:-?}
+        p=$P_WALL w=${P_WAIT:-?} prof=$P_PROFILE
+        if [ -n "$BASE" ]; then
+            run_plinth "$cfg" "$BASE"
+            bp=$P_WALL bprof=$P_PROFILE
+        fi
         run_floor "$cfg"
         fl=$F_LINE
         f=$(awk '{print $2}' <<<"$fl")
-        d=$(python3 -c "print('%.3f' % ($p - $f))")
+        d=$(/usr/bin/python3 -c "print('%.3f' % ($p - $f))")
         P+=("$p") F+=("$f") D+=("$d")
         [ "$w" != "?" ] && W+=("$w")
-        printf '%-10s run %d: plinth init %ss (its wait phase %ss) | %s | plinth - floor %ss\n' \
-            "$alg" "$i" "$p" "$w" "$fl" "$d"
+        printf '%-10s run %d: plinth init %ss | %s | plinth - floor %ss\n' "$alg" "$i" "$p" "$fl" "$d"
+        printf '%-10s        plinth profile: %s\n' "" "$prof"
+        if [ -n "$BASE" ]; then
+            bd=$(/usr/bin/python3 -c "print('%.3f' % ($bp - $f))")
+            BP+=("$bp") BD+=("$bd")
+            printf '%-10s        baseline init %ss, baseline - floor %ss; profile: %s\n' "" "$bp" "$bd" "$bprof"
+        fi
     done
-    line=$(printf '%-10s median over %d: plinth init %ss, floor %ss, plinth - floor %ss (target <= 0.500 s), wait phase %ss' \
+    line=$(printf '%-10s median over %d: plinth init %ss, floor %ss, plinth - floor %ss (target <= 0.500 s), its wait phase %ss' \
         "$alg" "$RUNS" "$(median "${P[@]}")" "$(median "${F[@]}")" "$(median "${D[@]}")" "$(median "${W[@]:-0}")")
+    if [ -n "$BASE" ]; then
+        line+=$'\n'$(printf '%-10s baseline (-B):  plinth init %ss, baseline - floor %ss' \
+            "$alg" "$(median "${BP[@]}")" "$(median "${BD[@]}")")
+    fi
     echo "$line"
     SUMMARY+="$line"$'\n'
 done

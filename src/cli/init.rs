@@ -360,7 +360,7 @@ fn wait(
         agent_addr: init::agent_addr(spec),
         node_name: spec.node_name.clone(),
         timeout,
-        interval: Duration::from_millis(200),
+        interval: Duration::from_millis(100),
         require_agent,
     };
     let mut progress = WaitProgress::new("[wait-control-plane]");
