@@ -158,7 +158,7 @@ IFS=, read -ra ALG_LIST <<<"$ALGS"
 for alg in "${ALG_LIST[@]}"; do
     cfg=$WORK/config-$alg.yaml
     config "$alg" >"$cfg"
-    P=() F=() D=() W=() BP=() BD=()
+    P=() F=() D=() W=() BP=() BD=() PROF=()
     # Warm-up pair (page cache, python bytecode caches), not counted.
     run_plinth "$cfg"
     [ -z "$BASE" ] || run_plinth "$cfg" "$BASE"
@@ -174,7 +174,7 @@ for alg in "${ALG_LIST[@]}"; do
         fl=$F_LINE
         f=$(awk '{print $2}' <<<"$fl")
         d=$(/usr/bin/python3 -c "print('%.3f' % ($p - $f))")
-        P+=("$p") F+=("$f") D+=("$d")
+        P+=("$p") F+=("$f") D+=("$d") PROF+=("$prof")
         [ "$w" != "?" ] && W+=("$w")
         printf '%-10s run %d: plinth init %ss | %s | plinth - floor %ss\n' "$alg" "$i" "$p" "$fl" "$d"
         printf '%-10s        plinth profile: %s\n' "" "$prof"
@@ -186,6 +186,7 @@ for alg in "${ALG_LIST[@]}"; do
     done
     line=$(printf '%-10s median over %d: plinth init %ss, floor %ss, plinth - floor %ss (target <= 0.500 s), its wait phase %ss' \
         "$alg" "$RUNS" "$(median "${P[@]}")" "$(median "${F[@]}")" "$(median "${D[@]}")" "$(median "${W[@]:-0}")")
+    line+=$'\n'$(printf '%-10s median profile: %s' "$alg" "$(/usr/bin/python3 "$HERE/init_profile.py" --median "${PROF[@]}")")
     if [ -n "$BASE" ]; then
         line+=$'\n'$(printf '%-10s baseline (-B):  plinth init %ss, baseline - floor %ss' \
             "$alg" "$(median "${BP[@]}")" "$(median "${BD[@]}")")

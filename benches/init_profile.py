@@ -6,6 +6,8 @@ Usage: init_profile.py T0 T1 INIT_LOG AGENT_LOG
   INIT_LOG   plinth init's stdout+stderr, run with PLINTH_LOG=info (timestamped tracing lines)
   AGENT_LOG  the spawned agent's log (<root>/var/log/plinth/agent.log)
 
+   or: init_profile.py --median LINE...   (medians of each phase over lines printed before)
+
 Prints one line of phases, in seconds:
   preflight  start -> the last `[preflight]` finding is logged (config, etcd --version, checks)
   render     -> the agent's first log line (certs, kubeconfigs, manifests, agent spawn)
@@ -32,7 +34,18 @@ def stamp(line):
     return dt.timestamp() + float("0." + frac)
 
 
+def medians(lines):
+    import statistics
+    values = {}
+    for line in lines:
+        for k, v in re.findall(r"(\w+)[=~]([0-9.]+)(?=\s|$)", line.split("healthy[")[0].strip()):
+            values.setdefault(k, []).append(float(v))
+    print(" ".join("%s=%.3f" % (k, statistics.median(v)) for k, v in values.items()))
+
+
 def main():
+    if sys.argv[1] == "--median":
+        return medians(sys.argv[2:])
     t0, t1 = float(sys.argv[1]), float(sys.argv[2])
     init = open(sys.argv[3], errors="replace").read().splitlines()
     try:
