@@ -610,8 +610,49 @@ mod tests {
         s
     }
 
+    /// An empty temp root and the test spec.
+    fn setup() -> (tempfile::TempDir, HostRoot, ClusterSpec) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        (tmp, root, spec())
+    }
+
+    /// [`setup`] after a default run, with the local pki dir.
+    fn rendered() -> (tempfile::TempDir, HostRoot, ClusterSpec, PathBuf) {
+        let (tmp, root, s) = setup();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        (tmp, root, s, pki)
+    }
+
     fn run(s: &ClusterSpec, root: &HostRoot, opts: &PkiOptions) -> PkiReport {
         reconcile(s, root, opts).unwrap()
+    }
+
+    /// The message of the error `reconcile` must fail with.
+    fn failure(s: &ClusterSpec, root: &HostRoot, opts: &PkiOptions) -> String {
+        reconcile(s, root, opts).unwrap_err().to_string()
+    }
+
+    fn dry() -> PkiOptions {
+        PkiOptions {
+            dry_run: true,
+            ..Default::default()
+        }
+    }
+
+    fn only(name: &str) -> PkiOptions {
+        PkiOptions {
+            only: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    fn renew(renew: Renew) -> PkiOptions {
+        PkiOptions {
+            renew,
+            ..Default::default()
+        }
     }
 
     fn action<'a>(r: &'a PkiReport, name: &str) -> &'a PkiAction {
@@ -637,9 +678,7 @@ mod tests {
 
     #[test]
     fn fresh_run_generates_everything_with_modes_then_reuses() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
+        let (tmp, root, s) = setup();
         let r = run(&s, &root, &PkiOptions::default());
         assert_eq!(r.items.len(), 11);
         assert!(
@@ -684,22 +723,11 @@ mod tests {
 
     #[test]
     fn san_change_reissues_only_the_apiserver_and_keeps_its_key() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let mut s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, mut s, pki) = rendered();
         let ca = std::fs::read(pki.join("ca.crt")).unwrap();
         let key = std::fs::read(pki.join("apiserver.key")).unwrap();
         s.api_server.cert_sans.push("10.0.0.100".into());
-        let dry = run(
-            &s,
-            &root,
-            &PkiOptions {
-                dry_run: true,
-                ..Default::default()
-            },
-        );
+        let dry = run(&s, &root, &dry());
         assert!(matches!(
             action(&dry, "apiserver"),
             PkiAction::WouldReissue { .. }
@@ -727,11 +755,7 @@ mod tests {
 
     #[test]
     fn wrong_identity_foreign_ca_and_bad_key_are_reissued() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, s, pki) = rendered();
         // front-proxy-client signed by the wrong CA: swap in the kubelet client cert + key.
         std::fs::copy(
             pki.join("apiserver-kubelet-client.crt"),
@@ -770,20 +794,10 @@ mod tests {
 
     #[test]
     fn loose_modes_are_tightened_and_reported() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let key = tmp.path().join("etc/kubernetes/pki/ca.key");
+        let (_tmp, root, s, pki) = rendered();
+        let key = pki.join("ca.key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let dry = run(
-            &s,
-            &root,
-            &PkiOptions {
-                dry_run: true,
-                ..Default::default()
-            },
-        );
+        let dry = run(&s, &root, &dry());
         assert!(
             dry.lines().iter().any(|l| l.contains(
                 "Would tighten permissions of /etc/kubernetes/pki/ca.key from 0644 to 0600"
@@ -805,11 +819,7 @@ mod tests {
 
     #[test]
     fn external_ca_mode_reuses_and_names_missing_leaves() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (tmp, root, s, pki) = rendered();
         std::fs::remove_file(pki.join("ca.key")).unwrap();
         let r = run(&s, &root, &PkiOptions::default());
         assert_eq!(action(&r, "ca"), &PkiAction::ExternalCa);
@@ -821,71 +831,42 @@ mod tests {
                 .unwrap()
                 .externally_managed
         );
-        let e = reconcile(
-            &s,
-            &root,
-            &PkiOptions {
-                renew: Renew::All,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let e = reconcile(&s, &root, &renew(Renew::All)).unwrap_err();
         assert!(matches!(e, PkiError::ExternalCaRenew { .. }), "{e}");
         std::fs::remove_file(pki.join("apiserver.crt")).unwrap();
         std::fs::remove_file(pki.join("apiserver.key")).unwrap();
         let before = snapshot(tmp.path());
-        let e = reconcile(&s, &root, &PkiOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = failure(&s, &root, &PkiOptions::default());
         assert!(e.contains("apiserver.crt"), "{e}");
         assert_eq!(snapshot(tmp.path()), before, "nothing written on error");
     }
 
     #[test]
     fn ca_problems_are_errors_naming_the_file() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, s, pki) = rendered();
         std::fs::copy(pki.join("etcd/ca.key"), pki.join("front-proxy-ca.key")).unwrap();
-        let e = reconcile(&s, &root, &PkiOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = failure(&s, &root, &PkiOptions::default());
         assert!(
             e.contains("front-proxy-ca.key") && e.contains("not the key"),
             "{e}"
         );
         std::fs::remove_file(pki.join("front-proxy-ca.crt")).unwrap();
-        let e = reconcile(&s, &root, &PkiOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = failure(&s, &root, &PkiOptions::default());
         assert!(
             e.contains("front-proxy-ca.crt") && e.contains("does not"),
             "{e}"
         );
         std::fs::write(pki.join("sa.key"), "junk").unwrap();
         std::fs::remove_file(pki.join("front-proxy-ca.key")).unwrap();
-        let e = reconcile(&s, &root, &PkiOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = failure(&s, &root, &PkiOptions::default());
         assert!(e.contains("sa.key"), "{e}");
     }
 
     #[test]
     fn renew_only_and_dry_run() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
+        let (tmp, root, s) = setup();
         // Dry run on an empty root: plans everything, writes nothing.
-        let dry = run(
-            &s,
-            &root,
-            &PkiOptions {
-                dry_run: true,
-                ..Default::default()
-            },
-        );
+        let dry = run(&s, &root, &dry());
         assert!(dry
             .items
             .iter()
@@ -893,41 +874,12 @@ mod tests {
         assert!(dry.lines()[0].starts_with("[certs] Would generate \"ca\""));
         assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
         // A leaf alone needs its CA.
-        let e = reconcile(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("apiserver".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let e = reconcile(&s, &root, &only("apiserver")).unwrap_err();
         assert!(matches!(e, PkiError::CaMissing { .. }), "{e}");
-        let r = run(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("ca".into()),
-                ..Default::default()
-            },
-        );
+        let r = run(&s, &root, &only("ca"));
         assert_eq!(r.items.len(), 1);
-        run(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("etcd-ca".into()),
-                ..Default::default()
-            },
-        );
-        let r = run(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("etcd/server".into()),
-                ..Default::default()
-            },
-        );
+        run(&s, &root, &only("etcd-ca"));
+        let r = run(&s, &root, &only("etcd/server"));
         assert_eq!(
             r.items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
             ["etcd-server"]
@@ -935,41 +887,16 @@ mod tests {
         run(&s, &root, &PkiOptions::default());
         let pki = tmp.path().join("etc/kubernetes/pki");
         let old = std::fs::read(pki.join("etcd/server.key")).unwrap();
-        let r = run(
-            &s,
-            &root,
-            &PkiOptions {
-                renew: Renew::Names(vec!["etcd-server".into()]),
-                ..Default::default()
-            },
-        );
+        let r = run(&s, &root, &renew(Renew::Names(vec!["etcd-server".into()])));
         assert_eq!(action(&r, "etcd-server"), &PkiAction::Renewed);
         assert_eq!(action(&r, "etcd-peer"), &PkiAction::Reused);
         assert_ne!(std::fs::read(pki.join("etcd/server.key")).unwrap(), old);
-        let e = reconcile(
-            &s,
-            &root,
-            &PkiOptions {
-                renew: Renew::Names(vec!["nope".into()]),
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let e = failure(&s, &root, &renew(Renew::Names(vec!["nope".into()])));
         assert!(
             e.contains("nope") && e.contains("apiserver-etcd-client"),
             "{e}"
         );
-        let e = reconcile(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("x".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let e = failure(&s, &root, &only("x"));
         assert!(e.contains("\"x\"") && e.contains("etcd-server"), "{e}");
         assert!(cert_names(&s).contains(&"admin.conf".to_string()));
         assert!(!cert_names(&s).contains(&"kubelet.conf".to_string()));
@@ -977,11 +904,7 @@ mod tests {
 
     #[test]
     fn sa_pub_is_regenerated_from_the_existing_key() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, s, pki) = rendered();
         let key = std::fs::read(pki.join("sa.key")).unwrap();
         let pubk = std::fs::read(pki.join("sa.pub")).unwrap();
         std::fs::remove_file(pki.join("sa.pub")).unwrap();
@@ -994,11 +917,7 @@ mod tests {
 
     #[test]
     fn expired_and_not_yet_valid_leaves_are_reissued() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, s, pki) = rendered();
         let ca = crate::pki::load_pem_cert(&pki.join("ca.crt")).unwrap();
         let ca_key = crate::pki::load_pem_key(&pki.join("ca.key")).unwrap();
         let profiles = profile::resolve(&s).unwrap();
