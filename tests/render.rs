@@ -37,6 +37,21 @@ fn kubectl_bin() -> PathBuf {
     kubectl_binary().expect("kubectl (scripts/install-deps.sh installs it)")
 }
 
+/// A fresh temp dir and the host root on it.
+fn temp_root() -> (tempfile::TempDir, HostRoot) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = HostRoot::new(Some(tmp.path()));
+    (tmp, root)
+}
+
+/// [`temp_root`] with the ECDSA reference spec's PKI and kubeconfigs rendered once.
+fn rendered() -> (tempfile::TempDir, HostRoot, ClusterSpec) {
+    let (tmp, root) = temp_root();
+    let spec = reference_spec(KeyAlgorithm::EcdsaP256);
+    render_all(&spec, &root);
+    (tmp, root, spec)
+}
+
 fn render_all(
     spec: &ClusterSpec,
     root: &HostRoot,
@@ -388,8 +403,7 @@ fn check_kubeconfigs_with_kubectl(tmp: &Path) {
 }
 
 fn full_set(alg: KeyAlgorithm) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let spec = reference_spec(alg);
     let (p, k) = render_all(&spec, &root);
     assert!(p.items.iter().all(|i| i.action == PkiAction::Generated));
@@ -420,10 +434,7 @@ fn ecdsa_p256_full_set_passes_openssl_and_kubectl() {
 
 #[test]
 fn second_run_changes_no_byte_and_no_mtime() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
-    let spec = reference_spec(KeyAlgorithm::EcdsaP256);
-    render_all(&spec, &root);
+    let (tmp, root, spec) = rendered();
     let before = snapshot(tmp.path());
     let files: Vec<&str> = before
         .iter()
@@ -452,10 +463,7 @@ fn second_run_changes_no_byte_and_no_mtime() {
 
 #[test]
 fn added_cert_san_reissues_apiserver_and_keeps_the_ca() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
-    let mut spec = reference_spec(KeyAlgorithm::EcdsaP256);
-    render_all(&spec, &root);
+    let (tmp, root, mut spec) = rendered();
     let before = snapshot(tmp.path());
     spec.api_server.cert_sans.push("10.0.0.200".into());
     spec.api_server.cert_sans.push("new.example.com".into());
@@ -498,10 +506,7 @@ fn added_cert_san_reissues_apiserver_and_keeps_the_ca() {
 
 #[test]
 fn external_ca_mode_reuses_files_and_names_a_missing_leaf() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
-    let spec = reference_spec(KeyAlgorithm::EcdsaP256);
-    render_all(&spec, &root);
+    let (tmp, root, spec) = rendered();
     let pki = tmp.path().join("etc/kubernetes/pki");
     std::fs::remove_file(pki.join("ca.key")).expect("rm ca.key");
     let before = snapshot(tmp.path());
@@ -525,10 +530,7 @@ fn external_ca_mode_reuses_files_and_names_a_missing_leaf() {
 
 #[test]
 fn renew_replaces_key_and_certificate() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
-    let spec = reference_spec(KeyAlgorithm::EcdsaP256);
-    render_all(&spec, &root);
+    let (tmp, root, spec) = rendered();
     let pki = tmp.path().join("etc/kubernetes/pki");
     let crt = pki.join("apiserver.crt");
     let key = pki.join("apiserver.key");
@@ -587,8 +589,7 @@ fn renew_replaces_key_and_certificate() {
 
 #[test]
 fn dry_run_writes_nothing_with_or_without_files() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let mut spec = reference_spec(KeyAlgorithm::EcdsaP256);
     let dry = PkiOptions {
         dry_run: true,
@@ -655,8 +656,7 @@ fn dry_run_writes_nothing_with_or_without_files() {
 /// verified against ca.crt) and talks to it with `kubectl --kubeconfig admin.conf get --raw /`:
 /// Go's TLS stack must accept the serving chain and SAN and load the client key/cert pair.
 fn tls_round_trip(alg: KeyAlgorithm) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -723,8 +723,7 @@ fn kubectl_speaks_tls_with_the_generated_ecdsa_certificates() {
 /// and UTF8String names) are reused as they are, and the leaves plinth signs with them verify.
 #[test]
 fn existing_openssl_cas_with_pkcs8_and_sec1_keys_are_reused() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let spec = reference_spec(KeyAlgorithm::EcdsaP256);
     let pki = tmp.path().join("etc/kubernetes/pki");
     std::fs::create_dir_all(pki.join("etcd")).expect("mkdir");
@@ -804,8 +803,7 @@ fn existing_openssl_cas_with_pkcs8_and_sec1_keys_are_reused() {
 #[test]
 fn cis_profile_full_render_passes_every_scored_check() {
     use plinth::manifests::cis::{self, CheckStatus};
-    let tmp = tempfile::tempdir().unwrap();
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let mut spec = defaults_for("cp1", "192.0.2.10".parse().unwrap());
     spec.key_algorithm = KeyAlgorithm::EcdsaP256;
     assert_eq!(
