@@ -79,7 +79,10 @@ fn read(path: &Path) -> Result<Option<String>, PkiError> {
         None => Ok(None),
         Some(bytes) => String::from_utf8(bytes)
             .map(Some)
-            .map_err(|_| PkiError::parse_failed(path)("not a PEM text file".into())),
+            .map_err(|_| PkiError::Parse {
+                path: path.to_path_buf(),
+                reason: "not a PEM text file".into(),
+            }),
     }
 }
 
