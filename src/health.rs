@@ -127,22 +127,8 @@ pub async fn check(client: &reqwest::Client, url: &str) -> Result<(), String> {
             let body: String = body.chars().take(200).collect();
             Err(format!("HTTP {status}: {}", body.trim()))
         }
-        Err(e) => Err(error_chain(&e)),
+        Err(e) => Err(crate::error::chain(&e)),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let msg = c.to_string();
-        if !s.contains(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// Reads the agent's `/pods` status.
@@ -159,7 +145,7 @@ pub async fn agent_pods(
         .get(&url)
         .send()
         .await
-        .map_err(|e| err(error_chain(&e)))?;
+        .map_err(|e| err(crate::error::chain(&e)))?;
     if !resp.status().is_success() {
         return Err(err(format!("HTTP {}", resp.status())));
     }
