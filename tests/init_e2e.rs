@@ -1296,6 +1296,9 @@ mod init_flow {
         );
         node.verify_eventually("certs renew apiserver");
         let after = node.running_pids();
+        for c in ["kube-apiserver", "kube-controller-manager"] {
+            assert_ne!(after[c], before[c], "{c}: {before:?} -> {after:?}");
+        }
         for c in ["etcd", "kube-scheduler"] {
             assert_eq!(
                 after[c], before[c],
@@ -1319,6 +1322,12 @@ mod init_flow {
             "not every component restarted after renew all: {before:?} -> {now:?}"
         );
         node.verify_eventually("certs renew all");
+        // Still running on the new pids (a component that came back only to crash-loop on
+        // the renewed files would have no running pid here).
+        let after = node.running_pids();
+        for c in COMPONENTS {
+            assert_ne!(after[c], before[c], "{c}: {before:?} -> {after:?}");
+        }
 
         // 7. reset: the root is exactly as before init, plus what the test planted in a
         //    plinth-created dir; nothing is left running in the netns.
@@ -1471,6 +1480,38 @@ mod init_flow {
             out.show()
         );
         assert_eq!(node.root.snapshot().unwrap(), vec![]);
+        node.reset_done = true; // nothing to reset
+    }
+
+    /// A regular file where the etcd data dir goes is foreign content: preflight fails naming
+    /// the check, and the file is neither chowned nor changed.
+    #[test]
+    fn preflight_rejects_a_file_at_the_etcd_data_dir() {
+        let mut node = Node::new("datafile");
+        node.root
+            .write("/var/lib/etcd", b"not a directory\n", 0o600)
+            .unwrap();
+        let before = node.root.snapshot().unwrap();
+        let meta = std::fs::metadata(node.root.path("/var/lib/etcd")).unwrap();
+        let out = node.init();
+        assert!(!out.ok() && out.code.is_some(), "{}", out.show());
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.contains("[ERROR DirAvailable--var-lib-etcd]")
+                    && l.contains("not a directory")),
+            "{}",
+            out.show()
+        );
+        let d = diff_snapshots(&before, &node.root.snapshot().unwrap());
+        assert!(d.is_empty(), "a failed preflight changed the root:\n{d}");
+        let now = std::fs::metadata(node.root.path("/var/lib/etcd")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (now.uid(), now.gid()),
+            (meta.uid(), meta.gid()),
+            "owner changed"
+        );
         node.reset_done = true; // nothing to reset
     }
 
