@@ -892,6 +892,8 @@ mod init_flow {
         health_timeout: Option<&'a str>,
         /// `ClusterConfiguration.apiServer.extraArgs` (v1beta4 name/value list).
         apiserver_extra_args: &'a [(&'a str, &'a str)],
+        /// `ClusterConfiguration.scheduler.extraArgs`.
+        scheduler_extra_args: &'a [(&'a str, &'a str)],
     }
 
     /// One control-plane host: a netns, an empty `--root`, a bin dir and a config file.
@@ -949,10 +951,15 @@ mod init_flow {
                  kubernetesVersion: {}\nencryptionAlgorithm: ECDSA-P256\n",
                 binaries_version()
             );
-            if !k.apiserver_extra_args.is_empty() {
-                cluster.push_str("apiServer:\n  extraArgs:\n");
-                for (n, v) in k.apiserver_extra_args {
-                    cluster.push_str(&format!("  - name: {n}\n    value: \"{v}\"\n"));
+            for (section, args) in [
+                ("apiServer", k.apiserver_extra_args),
+                ("scheduler", k.scheduler_extra_args),
+            ] {
+                if !args.is_empty() {
+                    cluster.push_str(&format!("{section}:\n  extraArgs:\n"));
+                    for (n, v) in args {
+                        cluster.push_str(&format!("  - name: {n}\n    value: \"{v}\"\n"));
+                    }
                 }
             }
             let plinth = format!(
@@ -1218,6 +1225,46 @@ mod init_flow {
         assert_eq!(node.pids(), pids, "second init replaced a pod");
         assert!(pid_alive(agent_pid), "second init replaced the agent");
 
+        // 2b. a config change converges: only the changed component's pod is replaced, and
+        //     init returns once the agent runs the new manifest's pod (the old one answers
+        //     its health endpoint until replaced; init must not count it).
+        let cfg = node.cfg.clone();
+        node.write_config(
+            &cfg,
+            &Knobs {
+                scheduler_extra_args: &[("v", "2")],
+                ..Knobs::default()
+            },
+        );
+        let third = node.init_ok();
+        assert!(
+            third
+                .stdout
+                .contains("[control-plane] Updating /etc/kubernetes/manifests/kube-scheduler.yaml"),
+            "{}",
+            third.show()
+        );
+        assert!(
+            !third.stdout.contains("nothing changed on disk"),
+            "{}",
+            third.show()
+        );
+        let manifest =
+            String::from_utf8_lossy(&node.read("/etc/kubernetes/manifests/kube-scheduler.yaml"))
+                .into_owned();
+        assert!(manifest.contains("--v=2"), "{manifest}");
+        let converged = node.running_pids();
+        assert_ne!(
+            converged["kube-scheduler"], pids["kube-scheduler"],
+            "scheduler not replaced"
+        );
+        for c in ["etcd", "kube-apiserver", "kube-controller-manager"] {
+            assert_eq!(
+                converged[c], pids[c],
+                "{c} replaced by a scheduler-only change"
+            );
+        }
+
         // 3. verify: exit 0; JSON rows {category,name,status,reason}, none failing, covering
         //    every component's pod and health endpoint, certs, kubeconfigs and etcd.
         let table = node.plinth(&["verify"], SHORT);
@@ -1239,6 +1286,16 @@ mod init_flow {
                 .unwrap();
             assert_eq!(health["status"], "pass", "{health}");
         }
+        let yaml = node.plinth(&["verify", "-o", "yaml"], SHORT);
+        assert!(yaml.ok(), "verify -o yaml failed:\n{}", yaml.show());
+        let from_yaml: Value = serde_saphyr::from_str(&yaml.stdout)
+            .unwrap_or_else(|e| panic!("verify -o yaml does not parse ({e}):\n{}", yaml.stdout));
+        assert_eq!(
+            from_yaml.as_array().map(Vec::len),
+            Some(rows.len()),
+            "yaml and json list different checks:\n{}",
+            yaml.stdout
+        );
         for cat in ["cert", "kubeconfig", "etcd"] {
             assert!(
                 rows.iter().any(|r| r["category"] == cat),
