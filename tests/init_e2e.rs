@@ -831,8 +831,11 @@ mod init_flow {
     /// directories but not what is inside them.
     const LIVE_DIRS: [&str; 3] = ["var/log", "var/lib/plinth", "var/lib/etcd"];
 
+    /// The control-plane health timeout in the tests' configs (kubeadm's default is 4m).
+    const HEALTH_TIMEOUT: &str = "90s";
+
     /// Generous bounds so a hang fails the test instead of blocking CI.
-    const INIT_TIMEOUT: Duration = Duration::from_secs(120);
+    const INIT_TIMEOUT: Duration = Duration::from_secs(150);
     const SHORT: Duration = Duration::from_secs(30);
 
     /// Parallel inits would race to create the host's `etcd` system user (groupadd/useradd
@@ -888,7 +891,9 @@ mod init_flow {
     /// Optional config knobs.
     #[derive(Default)]
     struct Knobs<'a> {
-        /// `InitConfiguration.timeouts.controlPlaneComponentHealthCheck`.
+        /// `InitConfiguration.timeouts.controlPlaneComponentHealthCheck` (default
+        /// [`HEALTH_TIMEOUT`]; it also sets the startup probes' failureThreshold, so every
+        /// config of one node must use the same value or all manifests change).
         health_timeout: Option<&'a str>,
         /// `ClusterConfiguration.apiServer.extraArgs` (v1beta4 name/value list).
         apiserver_extra_args: &'a [(&'a str, &'a str)],
@@ -941,11 +946,12 @@ mod init_flow {
                  nodeRegistration:\n  name: cp1\nlocalAPIEndpoint:\n  advertiseAddress: {}\n",
                 self.ns.addr()
             );
-            if let Some(t) = k.health_timeout {
-                init.push_str(&format!(
-                    "timeouts:\n  controlPlaneComponentHealthCheck: {t}\n"
-                ));
-            }
+            // Bounded below INIT_TIMEOUT so plinth's own per-component report, not the
+            // harness's kill, explains a control plane that never gets healthy.
+            init.push_str(&format!(
+                "timeouts:\n  controlPlaneComponentHealthCheck: {}\n",
+                k.health_timeout.unwrap_or(HEALTH_TIMEOUT)
+            ));
             let mut cluster = format!(
                 "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n\
                  kubernetesVersion: {}\nencryptionAlgorithm: ECDSA-P256\n",
