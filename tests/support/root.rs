@@ -83,6 +83,17 @@ impl TempRoot {
     pub fn snapshot(&self) -> io::Result<Vec<TreeEntry>> {
         snapshot_dir(self.dir.path())
     }
+
+    /// Like [`TempRoot::snapshot`], but the directories in `skip` (paths relative to the root,
+    /// e.g. `var/log`) are listed without descending into them: for trees whose content
+    /// legitimately changes while something runs (logs, state, a database) and whose files may
+    /// vanish mid-walk.
+    pub fn snapshot_excluding(&self, skip: &[&str]) -> io::Result<Vec<TreeEntry>> {
+        let mut out = Vec::new();
+        walk_skipping(self.dir.path(), self.dir.path(), skip, &mut out)?;
+        out.sort();
+        Ok(out)
+    }
 }
 
 /// Snapshot of an arbitrary directory tree (see [`TreeEntry`]); symlinks are not followed.
@@ -94,6 +105,15 @@ pub fn snapshot_dir(root: &Path) -> io::Result<Vec<TreeEntry>> {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<TreeEntry>) -> io::Result<()> {
+    walk_skipping(root, dir, &[], out)
+}
+
+fn walk_skipping(
+    root: &Path,
+    dir: &Path,
+    skip: &[&str],
+    out: &mut Vec<TreeEntry>,
+) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let p = entry.path();
@@ -114,13 +134,16 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<TreeEntry>) -> io::Result<()> {
                 mtime: None,
             });
         } else if ft.is_dir() {
+            let descend = !skip.contains(&rel.as_str());
             out.push(TreeEntry {
                 path: rel,
                 mode,
                 sha256: "dir".into(),
                 mtime: None,
             });
-            walk(root, &p, out)?;
+            if descend {
+                walk_skipping(root, &p, skip, out)?;
+            }
         } else {
             let data = fs::read(&p)?;
             out.push(TreeEntry {
@@ -243,5 +266,19 @@ mod tests {
             "{d}"
         );
         assert_eq!(d.lines().count(), 1, "{d}");
+    }
+
+    #[test]
+    fn snapshot_excluding_lists_skipped_dirs_without_their_content() {
+        let r = TempRoot::new().unwrap();
+        r.write("/etc/a.conf", b"one", 0o600).unwrap();
+        r.write("/var/log/x/y.log", b"log", 0o644).unwrap();
+        let s1 = r.snapshot_excluding(&["var/log"]).unwrap();
+        let paths: Vec<&str> = s1.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["etc", "etc/a.conf", "var", "var/log"]);
+        r.write("/var/log/x/y.log", b"more log", 0o644).unwrap();
+        assert_eq!(s1, r.snapshot_excluding(&["var/log"]).unwrap());
+        r.write("/etc/a.conf", b"two", 0o600).unwrap();
+        assert_ne!(s1, r.snapshot_excluding(&["var/log"]).unwrap());
     }
 }
