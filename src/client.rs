@@ -6,18 +6,14 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
+use crate::fs::FsError;
+
 /// Errors loading a kubeconfig or building its client.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The file could not be read.
-    #[error("read {path}: {source}")]
-    Read {
-        /// File.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Fs(#[from] FsError),
     /// The file is not a usable kubeconfig.
     #[error("{path}: {reason}")]
     Invalid {
@@ -72,10 +68,7 @@ fn named<'a>(
 impl ClientConfig {
     /// Loads the current context of a kubeconfig with embedded credentials.
     pub fn load(path: &Path) -> Result<ClientConfig, ClientError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ClientError::Read {
-            path: path.into(),
-            source: e,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| FsError::io("read", path, e))?;
         Self::parse(path, &text)
     }
 

@@ -127,22 +127,8 @@ pub async fn check(client: &reqwest::Client, url: &str) -> Result<(), String> {
             let body: String = body.chars().take(200).collect();
             Err(format!("HTTP {status}: {}", body.trim()))
         }
-        Err(e) => Err(error_chain(&e)),
+        Err(e) => Err(crate::error::chain(&e)),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let msg = c.to_string();
-        if !s.contains(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// Reads the agent's `/pods` status.
@@ -159,7 +145,7 @@ pub async fn agent_pods(
         .get(&url)
         .send()
         .await
-        .map_err(|e| err(error_chain(&e)))?;
+        .map_err(|e| err(crate::error::chain(&e)))?;
     if !resp.status().is_success() {
         return Err(err(format!("HTTP {}", resp.status())));
     }
@@ -306,6 +292,31 @@ pub fn stage_of(view: Option<&AgentView>, agent_up: bool, endpoint: &Result<(), 
     }
 }
 
+/// A healthy endpoint counts only when the agent runs the pod (with `require_agent`) and, when
+/// `expected_uid` is given, runs the pod of the current manifest rather than its predecessor.
+pub fn settle(
+    stage: Stage,
+    view: Option<&AgentView>,
+    require_agent: bool,
+    expected_uid: Option<&str>,
+) -> Stage {
+    if stage != Stage::Healthy {
+        return stage;
+    }
+    if require_agent && !view.is_some_and(|v| v.running) {
+        return Stage::Probing(
+            "healthy endpoint, but the agent does not report the pod running".into(),
+        );
+    }
+    match (view, expected_uid) {
+        (Some(v), Some(want)) if v.uid != want => Stage::Starting(format!(
+            "the agent still runs the previous pod (uid {}), not the current manifest's ({want})",
+            v.uid
+        )),
+        _ => stage,
+    }
+}
+
 fn short(s: &str) -> String {
     // Connection errors are long chains; the last part is the informative one.
     s.rsplit(": ").next().unwrap_or(s).to_string()
@@ -339,6 +350,11 @@ pub struct WaitOptions {
     /// Consider a component healthy only when the agent also reports it Ready (set false
     /// when no agent runs).
     pub require_agent: bool,
+    /// Manifest pod name → the UID the agent gives the pod of the manifest on disk
+    /// (`agent::pod::identify`). A healthy endpoint still served by the previous pod (the
+    /// agent has not replaced it yet after a manifest change) does not count. Empty: not
+    /// checked.
+    pub expected_uids: BTreeMap<String, String>,
 }
 
 /// A wait that did not end healthy: the per-component report.
@@ -382,15 +398,14 @@ pub async fn wait(
                 .as_ref()
                 .ok()
                 .and_then(|l| agent_view(l, &p.target.pod_name, &opts.node_name));
-            let mut stage = stage_of(view.as_ref(), agent_up, &result);
-            if stage == Stage::Healthy
-                && opts.require_agent
-                && !view.as_ref().is_some_and(|v| v.running)
-            {
-                stage = Stage::Probing(
-                    "healthy endpoint, but the agent does not report the pod running".into(),
-                );
-            }
+            let stage = settle(
+                stage_of(view.as_ref(), agent_up, &result),
+                view.as_ref(),
+                opts.require_agent,
+                opts.expected_uids
+                    .get(&p.target.pod_name)
+                    .map(String::as_str),
+            );
             if stage == Stage::Healthy && p.healthy_after.is_none() {
                 p.healthy_after = Some(start.elapsed());
             }
@@ -548,6 +563,46 @@ spec:
         let p = pod("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c, image: i}]}\n");
         let e = target_for(&p, "127.0.0.1".parse().unwrap()).unwrap_err();
         assert!(e.to_string().contains("manifest x"), "{e}");
+    }
+
+    #[test]
+    fn healthy_counts_only_for_the_current_manifests_running_pod() {
+        let view = AgentView {
+            uid: "new".into(),
+            running: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            settle(Stage::Healthy, Some(&view), true, Some("new")),
+            Stage::Healthy
+        );
+        assert_eq!(
+            settle(Stage::Healthy, Some(&view), true, None),
+            Stage::Healthy
+        );
+        let stale = settle(Stage::Healthy, Some(&view), true, Some("newer"));
+        assert!(
+            matches!(&stale, Stage::Starting(m) if m.contains("previous pod (uid new)")),
+            "{stale}"
+        );
+        let stopped = AgentView {
+            running: false,
+            ..view.clone()
+        };
+        assert!(matches!(
+            settle(Stage::Healthy, Some(&stopped), true, Some("new")),
+            Stage::Probing(_)
+        ));
+        assert_eq!(
+            settle(Stage::Healthy, None, false, Some("x")),
+            Stage::Healthy,
+            "no agent required, none seen"
+        );
+        let probing = Stage::Probing("HTTP 500".into());
+        assert_eq!(
+            settle(probing.clone(), Some(&view), true, Some("other")),
+            probing
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod certs;
 pub mod client;
 pub mod config;
+pub mod error;
 pub mod fs;
 pub mod health;
 pub mod init;

@@ -449,6 +449,9 @@ fn check_binary(
 fn check_manifest_dir(spec: &ClusterSpec, root: &HostRoot, own: &[String]) -> Finding {
     let dir = &spec.plinth.manifests_dir;
     let name = format!("DirAvailable-{}", dir.replace('/', "-"));
+    if let Some(f) = not_a_directory(root, dir, &name) {
+        return f;
+    }
     let Ok(entries) = std::fs::read_dir(root.path(dir)) else {
         return finding(name, Severity::Pass, format!("{dir} does not exist yet"));
     };
@@ -475,8 +478,24 @@ fn check_manifest_dir(spec: &ClusterSpec, root: &HostRoot, own: &[String]) -> Fi
     }
 }
 
+/// An error finding when `dir` exists but is not a directory (e.g. a regular file where the
+/// directory must go): reading it as an empty directory would wrongly pass the check.
+fn not_a_directory(root: &HostRoot, dir: &str, name: &str) -> Option<Finding> {
+    let meta = std::fs::metadata(root.path(dir)).ok()?;
+    (!meta.is_dir()).then(|| {
+        finding(
+            name.to_string(),
+            Severity::Error,
+            format!("{dir} exists and is not a directory"),
+        )
+    })
+}
+
 fn check_etcd_data_dir(root: &HostRoot, data_dir: &str, ours: bool) -> Finding {
     let name = format!("DirAvailable-{}", data_dir.replace('/', "-"));
+    if let Some(f) = not_a_directory(root, data_dir, &name) {
+        return f;
+    }
     let empty = std::fs::read_dir(root.path(data_dir))
         .map(|mut d| d.next().is_none())
         .unwrap_or(true);
@@ -539,6 +558,27 @@ mod tests {
         };
         let f = check_port(port, "kube-apiserver", &listening_sockets(), &ctx);
         assert_eq!(f.severity, Severity::Pass, "{}", f.message);
+    }
+
+    #[test]
+    fn a_file_where_the_etcd_data_dir_goes_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let f = check_etcd_data_dir(&root, "/var/lib/etcd", false);
+        assert_eq!(f.severity, Severity::Pass, "{}", f.message);
+        std::fs::create_dir_all(tmp.path().join("var/lib")).unwrap();
+        std::fs::write(tmp.path().join("var/lib/etcd"), b"x").unwrap();
+        for ours in [false, true] {
+            let f = check_etcd_data_dir(&root, "/var/lib/etcd", ours);
+            assert_eq!(f.severity, Severity::Error, "{}", f.message);
+            assert_eq!(f.name, "DirAvailable--var-lib-etcd");
+            assert!(
+                f.message
+                    .contains("/var/lib/etcd exists and is not a directory"),
+                "{}",
+                f.message
+            );
+        }
     }
 
     #[test]

@@ -81,12 +81,7 @@ pub fn record_ledger(spec: &ClusterSpec, root: &HostRoot) -> Result<Ledger, Rese
             ledger.created_dirs.insert(d);
         }
     }
-    let path = root.path(ledger_path(spec));
-    let json = serde_json::to_vec_pretty(&ledger).map_err(|e| ResetError::Ledger {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    fs::write_atomic(&path, &json, fs::MODE_PRIVATE)?;
+    save_ledger(spec, root, &ledger)?;
     Ok(ledger)
 }
 
@@ -98,8 +93,13 @@ pub fn add_to_ledger(
 ) -> Result<(), ResetError> {
     let mut ledger = load_ledger(spec, root)?;
     ledger.created_dirs.extend(dirs);
+    save_ledger(spec, root, &ledger)
+}
+
+/// Writes the ledger atomically (mode 0600).
+fn save_ledger(spec: &ClusterSpec, root: &HostRoot, ledger: &Ledger) -> Result<(), ResetError> {
     let path = root.path(ledger_path(spec));
-    let json = serde_json::to_vec_pretty(&ledger).map_err(|e| ResetError::Ledger {
+    let json = serde_json::to_vec_pretty(ledger).map_err(|e| ResetError::Ledger {
         path: path.clone(),
         reason: e.to_string(),
     })?;

@@ -6,29 +6,19 @@ use std::path::{Path, PathBuf};
 use assert_cmd::cargo::cargo_bin_cmd;
 use predicates::prelude::*;
 
+use crate::support::{diff_snapshots, snapshot_dir};
+
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(name)
 }
 
-/// Every file (path, bytes) under `dir`, sorted, to prove a command wrote nothing.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).expect("read file");
-                out.push((p, bytes));
-            }
-        }
-    }
-    out.sort();
-    out
+/// `plinth config validate --advertise-address <addr>`; the caller adds `--config FILE`.
+fn validate(addr: &str) -> assert_cmd::Command {
+    let mut cmd = cargo_bin_cmd!("plinth");
+    cmd.args(["config", "validate", "--advertise-address", addr]);
+    cmd
 }
 
 #[test]
@@ -39,14 +29,8 @@ fn every_example_validates() {
         ("extra-sans.yaml", "https://k8s.example.com:6443"),
     ] {
         let path = example(file);
-        cargo_bin_cmd!("plinth")
-            .args([
-                "config",
-                "validate",
-                "--advertise-address",
-                "127.0.0.1",
-                "--config",
-            ])
+        validate("127.0.0.1")
+            .arg("--config")
             .arg(&path)
             .assert()
             .success()
@@ -74,16 +58,10 @@ fn bad_file_fails_naming_every_field_and_writes_nothing() {
          encryptionAlgorithm: DSA\n",
     )
     .expect("write config");
-    let before = snapshot(dir.path());
-    cargo_bin_cmd!("plinth")
+    let before = snapshot_dir(dir.path()).expect("snapshot");
+    validate("127.0.0.1")
         .current_dir(dir.path())
-        .args([
-            "config",
-            "validate",
-            "--advertise-address",
-            "127.0.0.1",
-            "--config",
-        ])
+        .arg("--config")
         .arg(&path)
         .assert()
         .code(1)
@@ -99,17 +77,18 @@ fn bad_file_fails_naming_every_field_and_writes_nothing() {
         .stderr(predicate::str::contains(
             "ClusterConfiguration.encryptionAlgorithm: invalid value \"DSA\"",
         ));
+    let after = snapshot_dir(dir.path()).expect("snapshot");
     assert_eq!(
-        snapshot(dir.path()),
+        after,
         before,
-        "validate must not write anything"
+        "validate must not write anything: {}",
+        diff_snapshots(&before, &after)
     );
 }
 
 #[test]
 fn flag_errors_name_the_flag() {
-    cargo_bin_cmd!("plinth")
-        .args(["config", "validate", "--advertise-address", "127.0.0.1"])
+    validate("127.0.0.1")
         .args(["--pod-network-cidr", "10.96.0.0/16", "--config"])
         .arg(example("single-node.yaml"))
         .assert()
@@ -121,14 +100,8 @@ fn flag_errors_name_the_flag() {
 
 #[test]
 fn address_not_on_this_host_is_refused() {
-    cargo_bin_cmd!("plinth")
-        .args([
-            "config",
-            "validate",
-            "--advertise-address",
-            "192.0.2.123",
-            "--config",
-        ])
+    validate("192.0.2.123")
+        .arg("--config")
         .arg(example("single-node.yaml"))
         .assert()
         .code(1)
@@ -168,14 +141,8 @@ fn init_defaults_revalidate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("defaults.yaml");
     std::fs::write(&path, &text).expect("write");
-    cargo_bin_cmd!("plinth")
-        .args([
-            "config",
-            "validate",
-            "--advertise-address",
-            "127.0.0.1",
-            "--config",
-        ])
+    validate("127.0.0.1")
+        .arg("--config")
         .arg(&path)
         .assert()
         .success()

@@ -1,8 +1,12 @@
 //! Integration tests: init_e2e.
 //!
-//! For now only `doubles_selftest`: proves the strict test doubles (tests/support/doubles)
-//! accept a correct, kubeadm-shaped invocation and reject what the real binaries reject, against
-//! a real etcd inside a network namespace.
+//! - `doubles_selftest`: proves the strict test doubles (tests/support/doubles) accept a
+//!   correct, kubeadm-shaped invocation and reject what the real binaries reject, against a real
+//!   etcd inside a network namespace.
+//! - `init_flow`: issue 3's end-to-end suite — the real `plinth` binary from an empty root to a
+//!   healthy control plane and through the day-2 verbs (verify, manifest regenerate, certs
+//!   renew, reset), plus the failure paths (preflight, a control plane that cannot become
+//!   healthy). Doubles by default, real binaries with `PLINTH_E2E_BIN_DIR`: same assertions.
 
 mod doubles_selftest {
     use std::path::{Path, PathBuf};
@@ -788,5 +792,852 @@ mod doubles_selftest {
         sched.signal(Signal::SIGTERM).unwrap();
         assert_eq!(wait_exit(&mut cm, 5), Some(0));
         assert_eq!(wait_exit(&mut sched, 5), Some(0));
+    }
+}
+
+/// Issue 3's end-to-end suite: the real `plinth` binary driven through its whole journey, each
+/// test in its own network namespace and temp root, with a real etcd and the strict doubles
+/// (or, with `PLINTH_E2E_BIN_DIR`, the real kube-apiserver, kube-controller-manager and
+/// kube-scheduler — the same assertions either way).
+mod init_flow {
+    use std::collections::BTreeMap;
+    use std::fs::File;
+    use std::net::TcpListener;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Once;
+    use std::time::{Duration, Instant};
+
+    use serde_json::Value;
+
+    use crate::support::doubles::component_path;
+    use crate::support::{
+        diff_snapshots, kubectl_binary, make_bin_dir, pid_alive, ChildGuard, NetNs, TempRoot,
+        TreeEntry,
+    };
+
+    /// The four static pods init brings up.
+    const COMPONENTS: [&str; 4] = [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ];
+
+    /// Trees whose content legitimately changes while the control plane runs (logs, the
+    /// agent's state, etcd's database): the "second init changes nothing" snapshot lists these
+    /// directories but not what is inside them.
+    const LIVE_DIRS: [&str; 3] = ["var/log", "var/lib/plinth", "var/lib/etcd"];
+
+    /// The control-plane health timeout in the tests' configs (kubeadm's default is 4m).
+    const HEALTH_TIMEOUT: &str = "90s";
+
+    /// Generous bounds so a hang fails the test instead of blocking CI.
+    const INIT_TIMEOUT: Duration = Duration::from_secs(150);
+    const SHORT: Duration = Duration::from_secs(30);
+
+    /// Parallel inits would race to create the host's `etcd` system user (groupadd/useradd
+    /// lock the user database): create it once, before any test's init.
+    fn ensure_etcd_user() -> (u32, u32) {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            plinth::security::ensure_etcd_user().expect("create the etcd system user");
+        });
+        plinth::security::lookup_etcd_user().expect("etcd user exists")
+    }
+
+    /// The Kubernetes version the component binaries report (`Kubernetes v1.33.0` →
+    /// `v1.33.0`): the doubles' default, or the real binaries' under `PLINTH_E2E_BIN_DIR`.
+    fn binaries_version() -> String {
+        let out = Command::new(component_path("kube-apiserver"))
+            .arg("--version")
+            .output()
+            .expect("run kube-apiserver --version");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .find(|w| w.starts_with('v'))
+            .unwrap_or_else(|| panic!("no version in `kube-apiserver --version`: {text:?}"))
+            .to_string()
+    }
+
+    /// What a finished command printed.
+    #[derive(Debug)]
+    struct Out {
+        code: Option<i32>,
+        stdout: String,
+        stderr: String,
+        elapsed: Duration,
+    }
+
+    impl Out {
+        fn ok(&self) -> bool {
+            self.code == Some(0)
+        }
+
+        /// Both streams, for assertion messages.
+        fn show(&self) -> String {
+            format!(
+                "exit {:?} after {:.1}s\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.code,
+                self.elapsed.as_secs_f64(),
+                self.stdout,
+                self.stderr
+            )
+        }
+    }
+
+    /// Optional config knobs.
+    #[derive(Default)]
+    struct Knobs<'a> {
+        /// `InitConfiguration.timeouts.controlPlaneComponentHealthCheck` (default
+        /// [`HEALTH_TIMEOUT`]; it also sets the startup probes' failureThreshold, so every
+        /// config of one node must use the same value or all manifests change).
+        health_timeout: Option<&'a str>,
+        /// `ClusterConfiguration.apiServer.extraArgs` (v1beta4 name/value list).
+        apiserver_extra_args: &'a [(&'a str, &'a str)],
+        /// `ClusterConfiguration.scheduler.extraArgs`.
+        scheduler_extra_args: &'a [(&'a str, &'a str)],
+    }
+
+    /// One control-plane host: a netns, an empty `--root`, a bin dir and a config file.
+    ///
+    /// Field order is drop order: on drop `plinth reset --force` runs first (unless the test
+    /// did it), then the netns SIGKILLs anything left inside, then the directories go.
+    struct Node {
+        ns: NetNs,
+        root: TempRoot,
+        dir: tempfile::TempDir,
+        bin: PathBuf,
+        cfg: PathBuf,
+        reset_done: bool,
+        runs: AtomicU32,
+    }
+
+    impl Node {
+        fn new(tag: &str) -> Node {
+            ensure_etcd_user();
+            let ns = NetNs::create(tag).expect("netns");
+            let root = TempRoot::new().expect("temp root");
+            let dir = tempfile::Builder::new()
+                .prefix("plinth-e2e-")
+                .tempdir()
+                .expect("tempdir");
+            let bin = make_bin_dir(&dir.path().join("bin")).expect("bin dir");
+            let cfg = dir.path().join("cluster.yaml");
+            let node = Node {
+                ns,
+                root,
+                dir,
+                bin,
+                cfg,
+                reset_done: false,
+                runs: AtomicU32::new(0),
+            };
+            node.write_config(&node.cfg, &Knobs::default());
+            node
+        }
+
+        /// A kubeadm v1beta4 config (+ PlinthConfiguration) for this node at `path`.
+        fn write_config(&self, path: &Path, k: &Knobs) {
+            let mut init = format!(
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
+                 nodeRegistration:\n  name: cp1\nlocalAPIEndpoint:\n  advertiseAddress: {}\n",
+                self.ns.addr()
+            );
+            // Bounded below INIT_TIMEOUT so plinth's own per-component report, not the
+            // harness's kill, explains a control plane that never gets healthy.
+            init.push_str(&format!(
+                "timeouts:\n  controlPlaneComponentHealthCheck: {}\n",
+                k.health_timeout.unwrap_or(HEALTH_TIMEOUT)
+            ));
+            let mut cluster = format!(
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n\
+                 kubernetesVersion: {}\nencryptionAlgorithm: ECDSA-P256\n",
+                binaries_version()
+            );
+            for (section, args) in [
+                ("apiServer", k.apiserver_extra_args),
+                ("scheduler", k.scheduler_extra_args),
+            ] {
+                if !args.is_empty() {
+                    cluster.push_str(&format!("{section}:\n  extraArgs:\n"));
+                    for (n, v) in args {
+                        cluster.push_str(&format!("  - name: {n}\n    value: \"{v}\"\n"));
+                    }
+                }
+            }
+            let plinth = format!(
+                "apiVersion: plinth.io/v1alpha1\nkind: PlinthConfiguration\nbinPath: [{}]\n",
+                self.bin.display()
+            );
+            std::fs::write(path, format!("{init}---\n{cluster}---\n{plinth}")).expect("config");
+        }
+
+        /// Runs `program args` inside the netns, output to files (a child that inherits them —
+        /// the agent init spawns — can never block us), killed after `timeout`.
+        fn run(&self, program: &Path, args: &[&str], timeout: Duration) -> Out {
+            let n = self.runs.fetch_add(1, Ordering::SeqCst);
+            let out_path = self.dir.path().join(format!("run{n}.out"));
+            let err_path = self.dir.path().join(format!("run{n}.err"));
+            let mut cmd = self.ns.command(program);
+            cmd.args(args)
+                .stdin(Stdio::null())
+                .stdout(File::create(&out_path).expect("stdout file"))
+                .stderr(File::create(&err_path).expect("stderr file"));
+            let start = Instant::now();
+            let mut child = ChildGuard::spawn(&mut cmd).expect("spawn");
+            let status = child.wait_timeout(timeout).expect("wait");
+            let read = |p: &Path| {
+                String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+            };
+            let out = Out {
+                code: status.and_then(|s| s.code()),
+                stdout: read(&out_path),
+                stderr: read(&err_path),
+                elapsed: start.elapsed(),
+            };
+            assert!(
+                status.is_some(),
+                "{} {args:?} still running after {timeout:?} (killed):\n{}",
+                program.display(),
+                out.show()
+            );
+            out
+        }
+
+        /// `plinth ARGS` (no --root/--config added).
+        fn plinth_raw(&self, args: &[&str], timeout: Duration) -> Out {
+            self.run(Path::new(env!("CARGO_BIN_EXE_plinth")), args, timeout)
+        }
+
+        /// `plinth ARGS --root ROOT --config CFG`.
+        fn plinth_with(&self, cfg: &Path, args: &[&str], timeout: Duration) -> Out {
+            let root = self.root.dir().display().to_string();
+            let cfg = cfg.display().to_string();
+            let mut all: Vec<&str> = args.to_vec();
+            all.extend(["--root", &root, "--config", &cfg]);
+            self.plinth_raw(&all, timeout)
+        }
+
+        fn plinth(&self, args: &[&str], timeout: Duration) -> Out {
+            self.plinth_with(&self.cfg, args, timeout)
+        }
+
+        fn init(&self) -> Out {
+            self.plinth(&["init"], INIT_TIMEOUT)
+        }
+
+        /// `plinth init` that must succeed.
+        fn init_ok(&self) -> Out {
+            let out = self.init();
+            assert!(out.ok(), "plinth init failed:\n{}", out.show());
+            out
+        }
+
+        /// `plinth reset --force` that must succeed; afterwards no process is left in the netns.
+        fn reset(&mut self) -> Out {
+            let out = self.plinth(&["reset", "--force"], SHORT);
+            self.reset_done = true;
+            assert!(out.ok(), "plinth reset failed:\n{}", out.show());
+            let gone = crate::support::wait_until(
+                Duration::from_secs(5),
+                Duration::from_millis(50),
+                || self.ns.pids().is_empty(),
+            );
+            let left: Vec<String> = self
+                .ns
+                .pids()
+                .iter()
+                .map(|p| format!("{p}: {}", cmdline(*p)))
+                .collect();
+            assert!(gone, "processes left in the netns after reset: {left:#?}");
+            out
+        }
+
+        /// The agent's view (`plinth ps -o json`): container → pid of each running container.
+        fn pids(&self) -> BTreeMap<String, i32> {
+            let out = self.plinth_raw(&["ps", "-o", "json"], SHORT);
+            if !out.ok() {
+                return BTreeMap::new();
+            }
+            let v: Value = match serde_json::from_str(&out.stdout) {
+                Ok(v) => v,
+                Err(_) => return BTreeMap::new(),
+            };
+            let mut map = BTreeMap::new();
+            for item in v["items"].as_array().into_iter().flatten() {
+                let Some(pids) = item["metadata"]["annotations"]["plinth.io/pids"].as_str() else {
+                    continue;
+                };
+                let pids: BTreeMap<String, i32> = serde_json::from_str(pids).unwrap_or_default();
+                map.extend(pids);
+            }
+            map
+        }
+
+        /// Waits until all four components have a running pid; returns them.
+        fn running_pids(&self) -> BTreeMap<String, i32> {
+            let mut last = BTreeMap::new();
+            let ok = crate::support::wait_until(SHORT, Duration::from_millis(250), || {
+                last = self.pids();
+                COMPONENTS.iter().all(|c| last.contains_key(*c))
+            });
+            assert!(ok, "not all four components running: {last:?}");
+            last
+        }
+
+        /// `plinth verify` until it exits 0 (components restarted by the test need a moment).
+        fn verify_eventually(&self, what: &str) -> Out {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let out = self.plinth(&["verify"], SHORT);
+                if out.ok() {
+                    return out;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "plinth verify still failing 30s after {what}:\n{}",
+                    out.show()
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+
+        fn snapshot_live(&self) -> Vec<TreeEntry> {
+            self.root.snapshot_excluding(&LIVE_DIRS).expect("snapshot")
+        }
+
+        fn read(&self, host_path: &str) -> Vec<u8> {
+            std::fs::read(self.root.path(host_path))
+                .unwrap_or_else(|e| panic!("read {host_path} under the root: {e}"))
+        }
+    }
+
+    impl Drop for Node {
+        fn drop(&mut self) {
+            if !self.reset_done {
+                // Best effort (also on panic): stop the agent and its pods, remove the files.
+                let root = self.root.dir().display().to_string();
+                let cfg = self.cfg.display().to_string();
+                let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_plinth"));
+                cmd.args(["reset", "--force", "--root", &root, "--config", &cfg])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                if let Ok(mut g) = ChildGuard::spawn(&mut cmd) {
+                    let _ = g.wait_timeout(SHORT);
+                }
+            }
+        }
+    }
+
+    fn cmdline(pid: i32) -> String {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default()
+    }
+
+    fn assert_no_fail_json(out: &Out) -> Vec<Value> {
+        let rows: Vec<Value> = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+            panic!("verify -o json is not a JSON array ({e}):\n{}", out.show())
+        });
+        assert!(!rows.is_empty(), "verify -o json: no checks");
+        for r in &rows {
+            let obj = r
+                .as_object()
+                .unwrap_or_else(|| panic!("row not an object: {r}"));
+            let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+            keys.sort();
+            assert_eq!(keys, ["category", "name", "reason", "status"], "{r}");
+            assert!(obj.values().all(Value::is_string), "{r}");
+            let status = r["status"].as_str().unwrap_or_default();
+            assert!(["pass", "warn"].contains(&status), "check not passing: {r}");
+        }
+        rows
+    }
+
+    /// Init from an empty root to all four healthy; a second init changes nothing; verify
+    /// (table and JSON); kubectl with admin.conf; `certs renew apiserver` restarts exactly the
+    /// pods mounting apiserver.crt/key, `certs renew all` every pod; reset leaves the root as
+    /// it was before init, plus a file the test planted in a plinth-created dir.
+    #[test]
+    fn init_twice_verify_kubectl_renew_and_reset() {
+        let mut node = Node::new("flow");
+        // Content that exists before init and is not plinth's: reset must keep it.
+        node.root
+            .write("/etc/hostname-of-this-box", b"box\n", 0o644)
+            .unwrap();
+        node.root
+            .write("/var/lib/other-app/data.db", b"precious", 0o600)
+            .unwrap();
+        let before_init = node.root.snapshot().unwrap();
+
+        // 1. init from nothing: exit 0, progress per component, all four healthy.
+        let first = node.init_ok();
+        for c in COMPONENTS {
+            let line = format!("[wait-control-plane] {c}: healthy");
+            assert!(
+                first.stderr.contains(&line) || first.stdout.contains(&line),
+                "no progress line {line:?}:\n{}",
+                first.show()
+            );
+        }
+        assert!(
+            first.stdout.contains("all 4 components are healthy"),
+            "{}",
+            first.show()
+        );
+        assert!(
+            first
+                .stdout
+                .contains("[bootstrap] created ClusterRoleBinding kubeadm:cluster-admins"),
+            "{}",
+            first.show()
+        );
+        let pids = node.running_pids();
+        let agent_pid: i32 = String::from_utf8_lossy(&node.read("/var/lib/plinth/agent.pid"))
+            .trim()
+            .parse()
+            .expect("agent.pid holds a pid");
+        assert!(pid_alive(agent_pid), "agent {agent_pid} not running");
+
+        // 2. second init: exit 0, says nothing changed, the tree is byte-identical, and no
+        //    process was replaced.
+        let snap = node.snapshot_live();
+        let second = node.init_ok();
+        assert!(
+            second
+                .stdout
+                .contains("every file is already up to date: nothing changed on disk"),
+            "{}",
+            second.show()
+        );
+        assert!(
+            second.stdout.contains("the agent is already running"),
+            "{}",
+            second.show()
+        );
+        assert!(
+            second
+                .stdout
+                .contains("ClusterRoleBinding kubeadm:cluster-admins already exists"),
+            "{}",
+            second.show()
+        );
+        let d = diff_snapshots(&snap, &node.snapshot_live());
+        assert!(d.is_empty(), "second init changed the tree:\n{d}");
+        assert_eq!(node.pids(), pids, "second init replaced a pod");
+        assert!(pid_alive(agent_pid), "second init replaced the agent");
+
+        // 2b. a config change converges: only the changed component's pod is replaced, and
+        //     init returns once the agent runs the new manifest's pod (the old one answers
+        //     its health endpoint until replaced; init must not count it).
+        let cfg = node.cfg.clone();
+        node.write_config(
+            &cfg,
+            &Knobs {
+                scheduler_extra_args: &[("v", "2")],
+                ..Knobs::default()
+            },
+        );
+        let third = node.init_ok();
+        assert!(
+            third
+                .stdout
+                .contains("[control-plane] Updating /etc/kubernetes/manifests/kube-scheduler.yaml"),
+            "{}",
+            third.show()
+        );
+        assert!(
+            !third.stdout.contains("nothing changed on disk"),
+            "{}",
+            third.show()
+        );
+        let manifest =
+            String::from_utf8_lossy(&node.read("/etc/kubernetes/manifests/kube-scheduler.yaml"))
+                .into_owned();
+        assert!(manifest.contains("--v=2"), "{manifest}");
+        let converged = node.running_pids();
+        assert_ne!(
+            converged["kube-scheduler"], pids["kube-scheduler"],
+            "scheduler not replaced"
+        );
+        for c in ["etcd", "kube-apiserver", "kube-controller-manager"] {
+            assert_eq!(
+                converged[c], pids[c],
+                "{c} replaced by a scheduler-only change"
+            );
+        }
+
+        // 3. verify: exit 0; JSON rows {category,name,status,reason}, none failing, covering
+        //    every component's pod and health endpoint, certs, kubeconfigs and etcd.
+        let table = node.plinth(&["verify"], SHORT);
+        assert!(table.ok(), "verify failed:\n{}", table.show());
+        let json = node.plinth(&["verify", "-o", "json"], SHORT);
+        assert!(json.ok(), "verify -o json failed:\n{}", json.show());
+        let rows = assert_no_fail_json(&json);
+        for c in COMPONENTS {
+            for cat in ["pod", "health"] {
+                assert!(
+                    rows.iter().any(|r| r["category"] == cat && r["name"] == c),
+                    "no {cat} check for {c}:\n{}",
+                    json.stdout
+                );
+            }
+            let health = rows
+                .iter()
+                .find(|r| r["category"] == "health" && r["name"] == c)
+                .unwrap();
+            assert_eq!(health["status"], "pass", "{health}");
+        }
+        let yaml = node.plinth(&["verify", "-o", "yaml"], SHORT);
+        assert!(yaml.ok(), "verify -o yaml failed:\n{}", yaml.show());
+        let from_yaml: Value = serde_saphyr::from_str(&yaml.stdout)
+            .unwrap_or_else(|e| panic!("verify -o yaml does not parse ({e}):\n{}", yaml.stdout));
+        assert_eq!(
+            from_yaml.as_array().map(Vec::len),
+            Some(rows.len()),
+            "yaml and json list different checks:\n{}",
+            yaml.stdout
+        );
+        for cat in ["cert", "kubeconfig", "etcd"] {
+            assert!(
+                rows.iter().any(|r| r["category"] == cat),
+                "no {cat} checks:\n{}",
+                json.stdout
+            );
+        }
+
+        // 4. kubectl with admin.conf (group kubeadm:cluster-admins: works only through the
+        //    binding init created via super-admin.conf).
+        let kubectl = kubectl_binary().expect("kubectl (scripts/install-deps.sh)");
+        let admin = node.root.path("/etc/kubernetes/admin.conf");
+        let admin = admin.display().to_string();
+        let readyz = node.run(
+            &kubectl,
+            &["--kubeconfig", &admin, "get", "--raw", "/readyz"],
+            SHORT,
+        );
+        assert!(
+            readyz.ok() && readyz.stdout.trim() == "ok",
+            "{}",
+            readyz.show()
+        );
+        let ns_list = node.run(
+            &kubectl,
+            &["--kubeconfig", &admin, "get", "namespaces"],
+            SHORT,
+        );
+        assert!(ns_list.ok(), "{}", ns_list.show());
+        assert!(
+            ns_list
+                .stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some("kube-system")),
+            "{}",
+            ns_list.show()
+        );
+
+        // 5. certs renew apiserver: kube-apiserver (mounts pki) and kube-controller-manager
+        //    (mounts the whole pki dir) restart; etcd (pki/etcd) and the scheduler
+        //    (scheduler.conf) keep their pids.
+        let before = node.running_pids();
+        let renew = node.plinth(&["certs", "renew", "apiserver"], SHORT);
+        assert!(renew.ok(), "{}", renew.show());
+        let mut now = BTreeMap::new();
+        let restarted = crate::support::wait_until(SHORT, Duration::from_millis(250), || {
+            now = node.pids();
+            ["kube-apiserver", "kube-controller-manager"]
+                .iter()
+                .all(|c| matches!(now.get(*c), Some(p) if *p != before[*c]))
+        });
+        assert!(
+            restarted,
+            "apiserver/controller-manager not restarted after renewing apiserver: {before:?} -> {now:?}"
+        );
+        node.verify_eventually("certs renew apiserver");
+        let after = node.running_pids();
+        for c in ["kube-apiserver", "kube-controller-manager"] {
+            assert_ne!(after[c], before[c], "{c}: {before:?} -> {after:?}");
+        }
+        for c in ["etcd", "kube-scheduler"] {
+            assert_eq!(
+                after[c], before[c],
+                "{c} mounts no renewed file but was restarted: {before:?} -> {after:?}"
+            );
+        }
+
+        // 6. certs renew all: every component mounts a renewed file (pki, pki/etcd, the
+        //    kubeconfigs' embedded client certs) → all four pids change; verify passes.
+        let before = node.running_pids();
+        let renew = node.plinth(&["certs", "renew", "all"], SHORT);
+        assert!(renew.ok(), "{}", renew.show());
+        let restarted = crate::support::wait_until(SHORT, Duration::from_millis(250), || {
+            now = node.pids();
+            COMPONENTS
+                .iter()
+                .all(|c| matches!(now.get(*c), Some(p) if *p != before[*c]))
+        });
+        assert!(
+            restarted,
+            "not every component restarted after renew all: {before:?} -> {now:?}"
+        );
+        node.verify_eventually("certs renew all");
+        // Still running on the new pids (a component that came back only to crash-loop on
+        // the renewed files would have no running pid here).
+        let after = node.running_pids();
+        for c in COMPONENTS {
+            assert_ne!(after[c], before[c], "{c}: {before:?} -> {after:?}");
+        }
+
+        // 7. reset: the root is exactly as before init, plus what the test planted in a
+        //    plinth-created dir; nothing is left running in the netns.
+        node.root
+            .write("/etc/kubernetes/mine.txt", b"not plinth's\n", 0o644)
+            .unwrap();
+        let planted: Vec<TreeEntry> = node
+            .root
+            .snapshot_excluding(&LIVE_DIRS)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.path == "etc/kubernetes" || e.path == "etc/kubernetes/mine.txt")
+            .collect();
+        assert_eq!(planted.len(), 2, "{planted:?}");
+        let out = node.reset();
+        assert!(
+            out.stdout.contains("[reset] left /etc/kubernetes"),
+            "{}",
+            out.show()
+        );
+        let mut expected = before_init.clone();
+        expected.extend(planted);
+        expected.sort();
+        let d = diff_snapshots(&expected, &node.root.snapshot().unwrap());
+        assert!(
+            d.is_empty(),
+            "reset left the root different:\n{d}\n{}",
+            out.show()
+        );
+    }
+
+    /// Breaking kube-apiserver through `manifest regenerate` (an invalid extraArg) is rolled
+    /// back automatically: non-zero exit, the old manifest is back byte for byte, its backup is
+    /// kept outside the manifests dir, and verify passes again.
+    #[test]
+    fn regenerate_with_a_broken_apiserver_flag_rolls_back() {
+        let mut node = Node::new("regen");
+        node.init_ok();
+        let manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+        let good = node.read(manifest);
+
+        let bad_cfg = node.dir.path().join("bad.yaml");
+        node.write_config(
+            &bad_cfg,
+            &Knobs {
+                apiserver_extra_args: &[("secure-port", "notaport")],
+                ..Knobs::default()
+            },
+        );
+        let out = node.plinth_with(
+            &bad_cfg,
+            &["manifest", "regenerate", "kube-apiserver"],
+            Duration::from_secs(300),
+        );
+        assert!(!out.ok() && out.code.is_some(), "{}", out.show());
+        assert!(
+            out.stdout.contains("--secure-port") && out.stdout.contains("notaport"),
+            "the flag diff is not shown:\n{}",
+            out.show()
+        );
+        assert!(out.stderr.contains("rolled back"), "{}", out.show());
+        assert_eq!(
+            String::from_utf8_lossy(&node.read(manifest)),
+            String::from_utf8_lossy(&good),
+            "the manifest on disk is not the pre-regenerate one"
+        );
+        let backups = node.root.path("/var/lib/plinth/manifest-backups");
+        let kept: Vec<PathBuf> = std::fs::read_dir(&backups)
+            .unwrap_or_else(|e| panic!("{}: {e}", backups.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("kube-apiserver.yaml"))
+            })
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(std::fs::read(&kept[0]).unwrap(), good, "backup content");
+        let mut in_dir: Vec<String> =
+            std::fs::read_dir(node.root.path("/etc/kubernetes/manifests"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+        in_dir.sort();
+        assert_eq!(
+            in_dir,
+            COMPONENTS.map(|c| format!("{c}.yaml")),
+            "the manifests dir must hold exactly the four manifests (no backup, no temp file)"
+        );
+        node.verify_eventually("the rollback");
+        node.reset();
+    }
+
+    /// A port the control plane needs, held by another process: preflight fails naming the
+    /// check (`Port-2379`) and the holder's pid; nothing is written.
+    #[test]
+    fn preflight_names_the_process_holding_a_port() {
+        let mut node = Node::new("port");
+        // This test process holds 127.0.0.1:2379 inside the netns.
+        let listener = node
+            .ns
+            .run_in(|| TcpListener::bind("127.0.0.1:2379"))
+            .unwrap()
+            .expect("bind 2379 in the netns");
+        let out = node.init();
+        assert!(!out.ok() && out.code.is_some(), "{}", out.show());
+        let me = std::process::id();
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("Port-2379"))
+            .unwrap_or_else(|| panic!("no Port-2379 error:\n{}", out.show()));
+        assert!(line.contains("ERROR"), "{line}");
+        assert!(
+            line.contains(&format!("pid {me}")),
+            "{line} (holder is {me})"
+        );
+        assert_eq!(
+            node.root.snapshot().unwrap(),
+            vec![],
+            "a failed preflight wrote something"
+        );
+        assert!(node.ns.pids().is_empty(), "{:?}", node.ns.pids());
+        drop(listener);
+        node.reset_done = true; // nothing to reset
+    }
+
+    /// A component binary missing from the bin path: preflight fails naming it.
+    #[test]
+    fn preflight_names_a_missing_binary() {
+        let mut node = Node::new("nobin");
+        std::fs::remove_file(node.bin.join("kube-scheduler")).unwrap();
+        let out = node.init();
+        assert!(!out.ok() && out.code.is_some(), "{}", out.show());
+        let errors: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("[ERROR"))
+            .collect();
+        assert!(
+            errors
+                .iter()
+                .any(|l| l.contains("kube-scheduler") && l.contains("not found")),
+            "{}",
+            out.show()
+        );
+        assert!(
+            !errors.iter().any(|l| l.contains("kube-apiserver")),
+            "only kube-scheduler is missing:\n{}",
+            out.show()
+        );
+        assert_eq!(node.root.snapshot().unwrap(), vec![]);
+        node.reset_done = true; // nothing to reset
+    }
+
+    /// A regular file where the etcd data dir goes is foreign content: preflight fails naming
+    /// the check, and the file is neither chowned nor changed.
+    #[test]
+    fn preflight_rejects_a_file_at_the_etcd_data_dir() {
+        let mut node = Node::new("datafile");
+        node.root
+            .write("/var/lib/etcd", b"not a directory\n", 0o600)
+            .unwrap();
+        let before = node.root.snapshot().unwrap();
+        let meta = std::fs::metadata(node.root.path("/var/lib/etcd")).unwrap();
+        let out = node.init();
+        assert!(!out.ok() && out.code.is_some(), "{}", out.show());
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.contains("[ERROR DirAvailable--var-lib-etcd]")
+                    && l.contains("not a directory")),
+            "{}",
+            out.show()
+        );
+        let d = diff_snapshots(&before, &node.root.snapshot().unwrap());
+        assert!(d.is_empty(), "a failed preflight changed the root:\n{d}");
+        let now = std::fs::metadata(node.root.path("/var/lib/etcd")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (now.uid(), now.gid()),
+            (meta.uid(), meta.gid()),
+            "owner changed"
+        );
+        node.reset_done = true; // nothing to reset
+    }
+
+    /// etcd cannot write its data dir (it runs as the etcd user; the pre-existing dir is
+    /// read-only for it): init fails within the configured timeout with a per-component
+    /// report — state, restarts, last exit code and etcd's own log tail naming the cause.
+    #[test]
+    fn init_that_cannot_become_healthy_reports_each_component() {
+        let (uid, gid) = ensure_etcd_user();
+        let mut node = Node::new("sick");
+        let data = node.root.path("/var/lib/etcd");
+        std::fs::create_dir_all(&data).unwrap();
+        std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let before_init = node.root.snapshot().unwrap();
+        let cfg = node.cfg.clone();
+        node.write_config(
+            &cfg,
+            &Knobs {
+                health_timeout: Some("20s"),
+                ..Knobs::default()
+            },
+        );
+
+        let out = node.init();
+        assert!(!out.ok() && out.code.is_some(), "{}", out.show());
+        assert!(
+            out.elapsed < Duration::from_secs(20 + 25),
+            "took {:?} with a 20s timeout",
+            out.elapsed
+        );
+        assert!(
+            out.stderr
+                .contains("the control plane did not become healthy within 20s"),
+            "{}",
+            out.show()
+        );
+        assert!(!out.stderr.contains("timed out waiting for the condition"));
+        let etcd = out
+            .stderr
+            .split("\n\n")
+            .find(|s| s.trim_start().starts_with("etcd —"))
+            .unwrap_or_else(|| panic!("no etcd section in the report:\n{}", out.show()));
+        assert!(etcd.contains("restarts: "), "{etcd}");
+        assert!(etcd.contains("last exit code: 1"), "{etcd}");
+        let tail: Vec<&str> = etcd.lines().filter(|l| l.starts_with("      | ")).collect();
+        assert!(
+            tail.iter().any(|l| l.contains("data directory")),
+            "etcd's log tail does not show the cause:\n{etcd}"
+        );
+        // The other components are reported too (they depend on etcd).
+        assert!(out.stderr.contains("kube-apiserver —"), "{}", out.show());
+
+        // Reset keeps the data dir it did not create.
+        let reset = node.reset();
+        assert!(
+            reset
+                .stdout
+                .contains("[reset] left /var/lib/etcd: etcd data dir existed before plinth init"),
+            "{}",
+            reset.show()
+        );
+        let d = diff_snapshots(&before_init, &node.root.snapshot().unwrap());
+        assert!(d.is_empty(), "{d}");
     }
 }

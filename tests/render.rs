@@ -11,8 +11,10 @@ use plinth::fs::HostRoot;
 use plinth::kubeconfig::{self, KubeconfigAction, KubeconfigOptions};
 use plinth::pki::{self, PkiAction, PkiOptions, Renew};
 
-use crate::support::tools::{cert_pubkey, key_pubkey, run, run_ok, verify_chain, x509_text};
-use crate::support::tree;
+use crate::support::tools::{
+    cert_pubkey, key_pubkey, kubectl_binary, openssl_ok, run, run_ok, verify_chain, x509_text,
+};
+use crate::support::{diff_snapshots, snapshot_dir, TreeEntry};
 
 /// The reference input: node cp1 at 192.168.10.5, controlPlaneEndpoint lb.example.com:6443,
 /// certSANs 10.0.0.100 and api.example.com.
@@ -25,6 +27,29 @@ fn reference_spec(alg: KeyAlgorithm) -> ClusterSpec {
     s.api_server.cert_sans = vec!["10.0.0.100".into(), "api.example.com".into()];
     s.key_algorithm = alg;
     s
+}
+
+fn snapshot(dir: &Path) -> Vec<TreeEntry> {
+    snapshot_dir(dir).expect("snapshot")
+}
+
+fn kubectl_bin() -> PathBuf {
+    kubectl_binary().expect("kubectl (scripts/install-deps.sh installs it)")
+}
+
+/// A fresh temp dir and the host root on it.
+fn temp_root() -> (tempfile::TempDir, HostRoot) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = HostRoot::new(Some(tmp.path()));
+    (tmp, root)
+}
+
+/// [`temp_root`] with the ECDSA reference spec's PKI and kubeconfigs rendered once.
+fn rendered() -> (tempfile::TempDir, HostRoot, ClusterSpec) {
+    let (tmp, root) = temp_root();
+    let spec = reference_spec(KeyAlgorithm::EcdsaP256);
+    render_all(&spec, &root);
+    (tmp, root, spec)
 }
 
 fn render_all(
@@ -120,19 +145,16 @@ fn field<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// `openssl x509 -noout -startdate -enddate` as seconds since the epoch.
 fn dates(cert: &Path) -> (i64, i64) {
-    let out = run_ok(
-        "openssl",
-        &[
-            "x509",
-            "-noout",
-            "-startdate",
-            "-enddate",
-            "-dateopt",
-            "iso_8601",
-            "-in",
-            &cert.to_string_lossy(),
-        ],
-    );
+    let out = openssl_ok(&[
+        "x509",
+        "-noout",
+        "-startdate",
+        "-enddate",
+        "-dateopt",
+        "iso_8601",
+        "-in",
+        &cert.to_string_lossy(),
+    ]);
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
     let parse = |key: &str| {
         let v = field(&out, key).unwrap_or_else(|| panic!("{key} in {out}"));
@@ -273,7 +295,7 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
         kubeconfig.to_string_lossy().into_owned(),
     ];
     all.extend(args.iter().map(|s| s.to_string()));
-    run_ok("kubectl", &all)
+    run_ok(kubectl_bin(), &all)
 }
 
 fn b64_to_file(data: &str, path: &Path) {
@@ -381,8 +403,7 @@ fn check_kubeconfigs_with_kubectl(tmp: &Path) {
 }
 
 fn full_set(alg: KeyAlgorithm) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let spec = reference_spec(alg);
     let (p, k) = render_all(&spec, &root);
     assert!(p.items.iter().all(|i| i.action == PkiAction::Generated));
@@ -413,16 +434,17 @@ fn ecdsa_p256_full_set_passes_openssl_and_kubectl() {
 
 #[test]
 fn second_run_changes_no_byte_and_no_mtime() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
-    let spec = reference_spec(KeyAlgorithm::EcdsaP256);
-    render_all(&spec, &root);
-    let before = tree::snapshot(tmp.path());
+    let (tmp, root, spec) = rendered();
+    let before = snapshot(tmp.path());
+    let files: Vec<&str> = before
+        .iter()
+        .filter(|e| e.is_file())
+        .map(|e| e.path.as_str())
+        .collect();
     assert_eq!(
-        before.len(),
+        files.len(),
         22 + 5,
-        "11 pki pairs + 5 kubeconfigs: {:?}",
-        before.keys()
+        "11 pki pairs + 5 kubeconfigs: {files:?}"
     );
     let (p, k) = render_all(&spec, &root);
     assert!(
@@ -436,19 +458,13 @@ fn second_run_changes_no_byte_and_no_mtime() {
         k.lines()
     );
     assert!(p.changed_files().is_empty() && k.changed_files().is_empty());
-    assert_eq!(
-        tree::changed(&before, &tree::snapshot(tmp.path())),
-        Vec::<PathBuf>::new()
-    );
+    assert_eq!(diff_snapshots(&before, &snapshot(tmp.path())), "");
 }
 
 #[test]
 fn added_cert_san_reissues_apiserver_and_keeps_the_ca() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
-    let mut spec = reference_spec(KeyAlgorithm::EcdsaP256);
-    render_all(&spec, &root);
-    let before = tree::snapshot(tmp.path());
+    let (tmp, root, mut spec) = rendered();
+    let before = snapshot(tmp.path());
     spec.api_server.cert_sans.push("10.0.0.200".into());
     spec.api_server.cert_sans.push("new.example.com".into());
     let (p, k) = render_all(&spec, &root);
@@ -481,21 +497,19 @@ fn added_cert_san_reissues_apiserver_and_keeps_the_ca() {
         &pki.join("apiserver.crt")
     ));
     // Exactly one file changed: the CA (and every other file) is byte- and mtime-identical.
-    assert_eq!(
-        tree::changed(&before, &tree::snapshot(tmp.path())),
-        [PathBuf::from("etc/kubernetes/pki/apiserver.crt")]
+    let diff = diff_snapshots(&before, &snapshot(tmp.path()));
+    assert!(
+        diff.starts_with("~ etc/kubernetes/pki/apiserver.crt (") && diff.lines().count() == 1,
+        "{diff}"
     );
 }
 
 #[test]
 fn external_ca_mode_reuses_files_and_names_a_missing_leaf() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
-    let spec = reference_spec(KeyAlgorithm::EcdsaP256);
-    render_all(&spec, &root);
+    let (tmp, root, spec) = rendered();
     let pki = tmp.path().join("etc/kubernetes/pki");
     std::fs::remove_file(pki.join("ca.key")).expect("rm ca.key");
-    let before = tree::snapshot(tmp.path());
+    let before = snapshot(tmp.path());
     let (p, k) = render_all(&spec, &root);
     assert_eq!(p.items[0].action, PkiAction::ExternalCa);
     assert!(p.lines()[0].contains("External CA mode"), "{:?}", p.lines());
@@ -503,32 +517,26 @@ fn external_ca_mode_reuses_files_and_names_a_missing_leaf() {
         .items
         .iter()
         .all(|i| i.action == KubeconfigAction::ExternalCa));
-    assert!(tree::changed(&before, &tree::snapshot(tmp.path())).is_empty());
+    assert_eq!(diff_snapshots(&before, &snapshot(tmp.path())), "");
     std::fs::remove_file(pki.join("apiserver-kubelet-client.crt")).expect("rm leaf");
-    let before = tree::snapshot(tmp.path());
+    let before = snapshot(tmp.path());
     let err = pki::reconcile(&spec, &root, &PkiOptions::default()).expect_err("must fail");
     assert!(
         err.to_string().contains("apiserver-kubelet-client.crt"),
         "{err}"
     );
-    assert!(tree::changed(&before, &tree::snapshot(tmp.path())).is_empty());
+    assert_eq!(diff_snapshots(&before, &snapshot(tmp.path())), "");
 }
 
 #[test]
 fn renew_replaces_key_and_certificate() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
-    let spec = reference_spec(KeyAlgorithm::EcdsaP256);
-    render_all(&spec, &root);
+    let (tmp, root, spec) = rendered();
     let pki = tmp.path().join("etc/kubernetes/pki");
     let crt = pki.join("apiserver.crt");
     let key = pki.join("apiserver.key");
     let (old_pub, old_serial) = (
         key_pubkey(&key),
-        run_ok(
-            "openssl",
-            &["x509", "-noout", "-serial", "-in", &crt.to_string_lossy()],
-        ),
+        openssl_ok(&["x509", "-noout", "-serial", "-in", &crt.to_string_lossy()]),
     );
     let admin = tmp.path().join("etc/kubernetes/admin.conf");
     let old_admin = std::fs::read(&admin).expect("admin.conf");
@@ -561,17 +569,14 @@ fn renew_replaces_key_and_certificate() {
     assert_eq!(k.items[0].action, KubeconfigAction::Renewed);
     assert_ne!(key_pubkey(&key), old_pub, "renew must change the key");
     assert_ne!(
-        run_ok(
-            "openssl",
-            &["x509", "-noout", "-serial", "-in", &crt.to_string_lossy()]
-        ),
+        openssl_ok(&["x509", "-noout", "-serial", "-in", &crt.to_string_lossy()]),
         old_serial
     );
     assert_eq!(key_pubkey(&key), cert_pubkey(&crt));
     assert!(verify_chain(&pki.join("ca.crt"), &crt));
     assert_ne!(std::fs::read(&admin).expect("admin.conf"), old_admin);
     let (ok, _, err) = run(
-        "kubectl",
+        kubectl_bin(),
         &[
             "--kubeconfig",
             &admin.to_string_lossy(),
@@ -584,8 +589,7 @@ fn renew_replaces_key_and_certificate() {
 
 #[test]
 fn dry_run_writes_nothing_with_or_without_files() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let mut spec = reference_spec(KeyAlgorithm::EcdsaP256);
     let dry = PkiOptions {
         dry_run: true,
@@ -626,7 +630,7 @@ fn dry_run_writes_nothing_with_or_without_files() {
         host: "lb2.example.com".into(),
         port: 6443,
     });
-    let before = tree::snapshot(tmp.path());
+    let before = snapshot(tmp.path());
     let p = pki::reconcile(&spec, &root, &dry).expect("dry pki");
     let k = kubeconfig::reconcile(&spec, &root, &kdry).expect("dry kc");
     assert!(matches!(
@@ -641,8 +645,9 @@ fn dry_run_writes_nothing_with_or_without_files() {
         KubeconfigAction::WouldRegenerate { .. }
     ));
     assert!(p.changed_files().is_empty() && k.changed_files().is_empty());
-    assert!(
-        tree::changed(&before, &tree::snapshot(tmp.path())).is_empty(),
+    assert_eq!(
+        diff_snapshots(&before, &snapshot(tmp.path())),
+        "",
         "dry run changed files"
     );
 }
@@ -651,8 +656,7 @@ fn dry_run_writes_nothing_with_or_without_files() {
 /// verified against ca.crt) and talks to it with `kubectl --kubeconfig admin.conf get --raw /`:
 /// Go's TLS stack must accept the serving chain and SAN and load the client key/cert pair.
 fn tls_round_trip(alg: KeyAlgorithm) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -680,10 +684,11 @@ fn tls_round_trip(alg: KeyAlgorithm) {
         .spawn()
         .expect("openssl s_server");
     let admin = tmp.path().join("etc/kubernetes/admin.conf");
+    let kubectl = kubectl_bin();
     let mut last = (false, String::new(), String::new());
     for _ in 0..50 {
         last = run(
-            "kubectl",
+            &kubectl,
             &[
                 "--kubeconfig",
                 &admin.to_string_lossy(),
@@ -718,8 +723,7 @@ fn kubectl_speaks_tls_with_the_generated_ecdsa_certificates() {
 /// and UTF8String names) are reused as they are, and the leaves plinth signs with them verify.
 #[test]
 fn existing_openssl_cas_with_pkcs8_and_sec1_keys_are_reused() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let spec = reference_spec(KeyAlgorithm::EcdsaP256);
     let pki = tmp.path().join("etc/kubernetes/pki");
     std::fs::create_dir_all(pki.join("etcd")).expect("mkdir");
@@ -741,23 +745,20 @@ fn existing_openssl_cas_with_pkcs8_and_sec1_keys_are_reused() {
     ];
     args.extend(["-out", &ca_crt, "-subj", "/CN=kubernetes", "-days", "3650"]);
     args.extend(ca_ext);
-    run_ok("openssl", &args);
-    run_ok(
-        "openssl",
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            &fp_key,
-        ],
-    );
+    openssl_ok(&args);
+    openssl_ok(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        &fp_key,
+    ]);
     let mut args = vec!["req", "-x509", "-new", "-key", &fp_key, "-out", &fp_crt];
     args.extend(["-subj", "/CN=front-proxy-ca", "-days", "3650"]);
     args.extend(ca_ext);
-    run_ok("openssl", &args);
+    openssl_ok(&args);
     assert!(std::fs::read_to_string(pki.join("ca.key"))
         .expect("key")
         .starts_with("-----BEGIN PRIVATE KEY-----"));
@@ -802,8 +803,7 @@ fn existing_openssl_cas_with_pkcs8_and_sec1_keys_are_reused() {
 #[test]
 fn cis_profile_full_render_passes_every_scored_check() {
     use plinth::manifests::cis::{self, CheckStatus};
-    let tmp = tempfile::tempdir().unwrap();
-    let root = HostRoot::new(Some(tmp.path()));
+    let (tmp, root) = temp_root();
     let mut spec = defaults_for("cp1", "192.0.2.10".parse().unwrap());
     spec.key_algorithm = KeyAlgorithm::EcdsaP256;
     assert_eq!(

@@ -345,6 +345,7 @@ fn wait(
     );
     let ctx = init::render_context(spec, root, true)?;
     let mut targets = Vec::new();
+    let mut expected_uids = std::collections::BTreeMap::new();
     for c in Component::all() {
         if c == Component::Etcd && !spec.has_local_etcd() {
             continue;
@@ -354,7 +355,14 @@ fn wait(
             Ok(t) => plinth::manifests::parse_manifest(&t)?,
             Err(_) => plinth::manifests::render(spec, c, &ctx)?.pod,
         };
-        targets.push(plinth::health::target_for(&pod, spec.advertise_address)?);
+        let target = plinth::health::target_for(&pod, spec.advertise_address)?;
+        // After a config change the old pod may still answer until the agent replaces it:
+        // only the pod of the manifest now on disk counts.
+        let host_path = std::path::Path::new(&spec.plinth.manifests_dir).join(c.file_name());
+        if let Ok(p) = plinth::agent::pod::identify(pod, &spec.node_name, &host_path) {
+            expected_uids.insert(target.pod_name.clone(), p.uid);
+        }
+        targets.push(target);
     }
     let opts = plinth::health::WaitOptions {
         agent_addr: init::agent_addr(spec),
@@ -362,6 +370,7 @@ fn wait(
         timeout,
         interval: Duration::from_millis(100),
         require_agent,
+        expected_uids,
     };
     let mut progress = WaitProgress::new("[wait-control-plane]");
     let report = rt.block_on(plinth::health::wait(&targets, &opts, |c, e| {

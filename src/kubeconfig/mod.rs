@@ -17,7 +17,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::config::ClusterSpec;
-use crate::fs::{self as pfs, FsError, HostRoot, WriteOutcome, MODE_PRIVATE};
+use crate::fs::{self as pfs, FsError, HostRoot, MODE_PRIVATE};
 use crate::pki::inspect::{fmt_time, CertInfo};
 use crate::pki::issue::{self, IssueSpec};
 use crate::pki::profile::{self, KubeconfigProfile, ServerRule};
@@ -180,19 +180,11 @@ impl KubeconfigReport {
                     format!("[kubeconfig] Would re-write {n:?}: {reason}")
                 }
             });
-            if let Some(m) = &it.mode_fixed {
-                out.push(format!(
-                    "[kubeconfig] {} permissions of {} from {:04o} to {:04o}",
-                    if self.dry_run {
-                        "Would tighten"
-                    } else {
-                        "Tightened"
-                    },
-                    m.path.display(),
-                    m.old,
-                    m.new
-                ));
-            }
+            out.extend(
+                it.mode_fixed
+                    .iter()
+                    .map(|m| m.line("kubeconfig", self.dry_run)),
+            );
         }
         out
     }
@@ -487,17 +479,12 @@ fn check_names(
             });
         }
     }
-    if let Renew::Names(names) = &opts.renew {
-        let allowed = crate::pki::cert_names(spec);
-        for n in names {
-            if !allowed.contains(n) {
-                return Err(KubeconfigError::UnknownName {
-                    field: "renew",
-                    value: n.clone(),
-                    allowed: allowed.join(", "),
-                });
-            }
-        }
+    if let Some((value, allowed)) = crate::pki::unknown_renew_name(spec, &opts.renew) {
+        return Err(KubeconfigError::UnknownName {
+            field: "renew",
+            value,
+            allowed,
+        });
     }
     Ok(())
 }
@@ -635,13 +622,7 @@ pub fn reconcile(
                 mode_fixed: if p.issue {
                     None
                 } else {
-                    pfs::mode_of(&p.local)
-                        .filter(|m| *m != MODE_PRIVATE)
-                        .map(|old| ModeFix {
-                            path: p.host.clone(),
-                            old,
-                            new: MODE_PRIVATE,
-                        })
+                    ModeFix::planned(&p.local, p.host.clone(), MODE_PRIVATE)
                 },
                 written: false,
             })
@@ -707,39 +688,32 @@ pub fn reconcile(
         rendered.push(Some(render::render(&data).map_err(err)?));
     }
 
-    let mut pending = Vec::new();
-    let mut owner = Vec::new();
-    for (i, (p, text)) in plans.iter().zip(&rendered).enumerate() {
-        if let Some(t) = text {
-            pending.push(crate::pki::write::PendingWrite {
-                local: p.local.clone(),
-                content: t.clone().into_bytes(),
-                mode: MODE_PRIVATE,
-            });
-            owner.push(i);
-        }
-    }
-    let outcomes = crate::pki::write::write_all(&pending)?;
+    let pending = plans
+        .iter()
+        .zip(&rendered)
+        .enumerate()
+        .filter_map(|(i, (p, text))| {
+            let t = text.as_ref()?;
+            Some((
+                i,
+                crate::pki::write::PendingWrite {
+                    local: p.local.clone(),
+                    content: t.clone().into_bytes(),
+                    mode: MODE_PRIVATE,
+                },
+            ))
+        })
+        .collect();
     let mut written = vec![false; plans.len()];
-    for (i, o) in owner.into_iter().zip(outcomes) {
-        written[i] = o.changed();
+    for i in crate::pki::write::write_tagged(pending)? {
+        written[i] = true;
     }
     let mut items = Vec::with_capacity(plans.len());
     for ((p, text), written) in plans.iter().zip(rendered).zip(written) {
-        let mut mode_fixed = None;
-        if text.is_none() {
-            if let Some(bytes) = pfs::read_optional(&p.local)? {
-                if let WriteOutcome::ModeFixed { old } =
-                    pfs::write_atomic(&p.local, &bytes, MODE_PRIVATE)?
-                {
-                    mode_fixed = Some(ModeFix {
-                        path: p.host.clone(),
-                        old,
-                        new: MODE_PRIVATE,
-                    });
-                }
-            }
-        }
+        let mode_fixed = match text {
+            Some(_) => None,
+            None => ModeFix::enforce(&p.local, p.host.clone(), MODE_PRIVATE)?,
+        };
         items.push(KubeconfigItem {
             name: p.k.file.clone(),
             path: p.host.clone(),

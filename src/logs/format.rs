@@ -13,24 +13,28 @@
 
 use std::time::SystemTime;
 
+use time::format_description::StaticFormatDescription;
+use time::macros::format_description;
+
 use super::{LogError, LogLine, Stream};
 
 /// Longest text of one record; longer lines are split (containerd's default, 16 KiB).
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
+/// `t` in UTC, formatted with `format` (date and time fields only, which every instant has).
+pub(super) fn format_utc(t: SystemTime, format: StaticFormatDescription) -> String {
+    time::OffsetDateTime::from(t)
+        .format(format)
+        .expect("date and time fields format for every SystemTime")
+}
+
 /// Formats `t` as Go's RFC3339Nano in UTC: `2024-05-01T12:00:03.0405Z`.
 pub fn format_timestamp(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
+    let mut s = format_utc(
+        t,
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
     );
-    let ns = dt.nanosecond();
+    let ns = time::OffsetDateTime::from(t).nanosecond();
     if ns != 0 {
         let frac = format!("{ns:09}");
         s.push('.');

@@ -26,20 +26,14 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::fs::FsError;
+
 /// Errors from reading or writing container logs; always names the path or value involved.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// A filesystem operation failed.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done ("open", "write", "rename", ...).
-        op: &'static str,
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    /// A filesystem operation ("open", "write", "rename", ...) failed on a named path.
+    #[error(transparent)]
+    Fs(#[from] FsError),
     /// Writing followed log text to the output failed.
     #[error("write log output: {source}")]
     Output {
@@ -69,11 +63,7 @@ pub enum LogError {
 
 impl LogError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        LogError::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        LogError::Fs(FsError::io(op, path, source))
     }
 }
 

@@ -17,7 +17,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::format::{format_record, format_timestamp};
+use time::macros::format_description;
+
+use super::format::{format_record, format_timestamp, format_utc};
 use super::{LogError, Stream};
 
 /// Mode of log files (containerd creates them 0640).
@@ -151,15 +153,9 @@ impl CriWriter {
     fn rotate(&mut self, time: SystemTime) -> Result<(), LogError> {
         // Data of the rotated file should be on disk before it is renamed and possibly pruned.
         let _ = self.file.sync_data();
-        let dt = time::OffsetDateTime::from(time);
-        let stamp = format!(
-            "{:04}{:02}{:02}-{:02}{:02}{:02}",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second()
+        let stamp = format_utc(
+            time,
+            format_description!("[year][month][day]-[hour][minute][second]"),
         );
         let base = format!("{}.{stamp}", self.path.display());
         let mut target = PathBuf::from(&base);
@@ -290,6 +286,10 @@ mod tests {
         assert_eq!(files.len(), 3, "{files:?}");
         let rotated = rotated_logs(&path).unwrap();
         assert_eq!(rotated.len(), 2);
+        for f in &rotated {
+            let name = f.file_name().unwrap().to_string_lossy();
+            assert!(name.starts_with("0.log.20240501-12000"), "{name}");
+        }
         for f in files.iter() {
             assert!(std::fs::metadata(f).unwrap().len() <= 200, "{f:?} too big");
         }

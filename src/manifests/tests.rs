@@ -695,6 +695,20 @@ const NEWER_KUBEADM: [(&str, &str); 9] = [
     ),
 ];
 
+/// Every difference seen is documented in `allowed`, and every documented one is seen.
+fn assert_differences_are_exactly(diffs: &BTreeSet<String>, allowed: &BTreeSet<String>) {
+    let unexpected: Vec<&String> = diffs.difference(allowed).collect();
+    assert!(
+        unexpected.is_empty(),
+        "undocumented differences: {unexpected:#?}"
+    );
+    let missing: Vec<&String> = allowed.difference(diffs).collect();
+    assert!(
+        missing.is_empty(),
+        "documented differences not seen: {missing:#?}"
+    );
+}
+
 #[test]
 fn kubeadm_profile_matches_the_v1_24_reference_flag_for_flag() {
     // With the reference's own etcd (3.5.1-0), every flag of every container is identical.
@@ -708,16 +722,7 @@ fn kubeadm_profile_matches_the_v1_24_reference_flag_for_flag() {
         "etcd: ~ spec.containers[0].startupProbe.httpGet.path: /health → /health?serializable=false"
             .into(),
     );
-    let unexpected: Vec<&String> = diffs.difference(&allowed).collect();
-    assert!(
-        unexpected.is_empty(),
-        "undocumented differences: {unexpected:#?}"
-    );
-    let missing: Vec<&String> = allowed.difference(&diffs).collect();
-    assert!(
-        missing.is_empty(),
-        "documented differences not seen: {missing:#?}"
-    );
+    assert_differences_are_exactly(&diffs, &allowed);
 }
 
 #[test]
@@ -754,16 +759,7 @@ fn kubeadm_profile_with_new_etcd_differs_only_as_documented() {
     let mut allowed: BTreeSet<String> = documented.iter().map(|(d, _)| d.to_string()).collect();
     // The etcd-independent differences, except the old-etcd probe path.
     allowed.extend(NEWER_KUBEADM[..8].iter().map(|(d, _)| d.to_string()));
-    let unexpected: Vec<&String> = diffs.difference(&allowed).collect();
-    assert!(
-        unexpected.is_empty(),
-        "undocumented differences: {unexpected:#?}"
-    );
-    let missing: Vec<&String> = allowed.difference(&diffs).collect();
-    assert!(
-        missing.is_empty(),
-        "documented differences not seen: {missing:#?}"
-    );
+    assert_differences_are_exactly(&diffs, &allowed);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ use super::keys::{describe_public_key, PrivateKey};
 use super::pem;
 use super::profile::{CertProfile, ExtKeyUsage, San};
 use super::PkiError;
+use crate::fs::FsError;
 
 /// The facts of one parsed certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,28 +176,20 @@ fn spki_algorithm(spki_der: &[u8]) -> Option<&'static rcgen::SignatureAlgorithm>
         .map(|s| rcgen::PublicKeyData::algorithm(&s))
 }
 
+/// Reads the PEM text file at `path` and parses it with `parse`.
+fn load_pem<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, PkiError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FsError::io("read", path, e))?;
+    parse(&text).map_err(PkiError::parse_failed(path))
+}
+
 /// Loads the first certificate of a PEM file (host path already root-prefixed).
 pub fn load_pem_cert(path: &Path) -> Result<CertInfo, PkiError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PkiError::Read {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    CertInfo::from_pem(&text).map_err(|reason| PkiError::Parse {
-        path: path.to_path_buf(),
-        reason,
-    })
+    load_pem(path, CertInfo::from_pem)
 }
 
 /// Loads a PEM private key file (PKCS#1, SEC1 or PKCS#8).
 pub fn load_pem_key(path: &Path) -> Result<PrivateKey, PkiError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PkiError::Read {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    PrivateKey::from_pem(&text).map_err(|reason| PkiError::Parse {
-        path: path.to_path_buf(),
-        reason,
-    })
+    load_pem(path, PrivateKey::from_pem)
 }
 
 /// Status of one certificate on disk, for `plinth verify` and `plinth certs check-expiration`.

@@ -29,7 +29,7 @@ pub mod profile;
 mod reconcile;
 pub(crate) mod write;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use inspect::{load_pem_cert, load_pem_key, CertInfo, CertStatus};
 pub use keys::PrivateKey;
@@ -56,15 +56,6 @@ pub enum PkiError {
         value: String,
         /// The allowed values, comma-separated.
         allowed: String,
-    },
-    /// A file could not be read.
-    #[error("read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
     },
     /// A certificate or key file could not be parsed.
     #[error("{path}: {reason}")]
@@ -132,9 +123,19 @@ pub enum PkiError {
         /// The failure.
         reason: String,
     },
-    /// Writing a file failed.
+    /// Reading or writing a file failed.
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+impl PkiError {
+    /// `map_err` adapter: a parse failure of the file at `path`.
+    pub(crate) fn parse_failed(path: &Path) -> impl FnOnce(String) -> PkiError + '_ {
+        move |reason| PkiError::Parse {
+            path: path.to_path_buf(),
+            reason,
+        }
+    }
 }
 
 /// Which leaves get a new key and certificate regardless of their state.
@@ -206,6 +207,53 @@ pub struct ModeFix {
     pub old: u32,
     /// Mode set.
     pub new: u32,
+}
+
+impl ModeFix {
+    /// The report line, `[<tag>] Tightened permissions of <path> from 0644 to 0600` (`Would
+    /// tighten` in a dry run).
+    pub fn line(&self, tag: &str, dry_run: bool) -> String {
+        format!(
+            "[{tag}] {} permissions of {} from {:04o} to {:04o}",
+            if dry_run {
+                "Would tighten"
+            } else {
+                "Tightened"
+            },
+            self.path.display(),
+            self.old,
+            self.new
+        )
+    }
+
+    /// Dry run: the fix a kept file at `local` (host path `host`) needs to have `mode`, if any.
+    pub(crate) fn planned(local: &Path, host: PathBuf, mode: u32) -> Option<ModeFix> {
+        let old = crate::fs::mode_of(local)?;
+        (old != mode).then_some(ModeFix {
+            path: host,
+            old,
+            new: mode,
+        })
+    }
+
+    /// Gives a kept file at `local` (host path `host`) exactly `mode`; the fix made, if any.
+    pub(crate) fn enforce(
+        local: &Path,
+        host: PathBuf,
+        mode: u32,
+    ) -> Result<Option<ModeFix>, FsError> {
+        let Some(bytes) = crate::fs::read_optional(local)? else {
+            return Ok(None);
+        };
+        Ok(match crate::fs::write_atomic(local, &bytes, mode)? {
+            crate::fs::WriteOutcome::ModeFixed { old } => Some(ModeFix {
+                path: host,
+                old,
+                new: mode,
+            }),
+            _ => None,
+        })
+    }
 }
 
 /// One certificate (or key pair) handled by [`reconcile`].
@@ -314,16 +362,7 @@ impl PkiReport {
                 };
                 out.push(sans_line(b, verb, sans));
             }
-            let dry = self.dry_run;
-            for m in &it.mode_fixed {
-                out.push(format!(
-                    "[certs] {} permissions of {} from {:04o} to {:04o}",
-                    if dry { "Would tighten" } else { "Tightened" },
-                    m.path.display(),
-                    m.old,
-                    m.new
-                ));
-            }
+            out.extend(it.mode_fixed.iter().map(|m| m.line("certs", self.dry_run)));
         }
         out
     }
@@ -352,6 +391,19 @@ pub fn profiles(spec: &ClusterSpec) -> Vec<CertProfile> {
     profile::resolve(spec).expect("embedded pki/profiles.yaml is valid (unit-tested)")
 }
 
+/// The first name of `renew` that is not one of [`cert_names`], with the allowed names
+/// comma-joined: (value, allowed) for the `UnknownName` errors of the pki and kubeconfig phases.
+pub(crate) fn unknown_renew_name(spec: &ClusterSpec, renew: &Renew) -> Option<(String, String)> {
+    let Renew::Names(names) = renew else {
+        return None;
+    };
+    let allowed = cert_names(spec);
+    names
+        .iter()
+        .find(|n| !allowed.contains(n))
+        .map(|n| (n.clone(), allowed.join(", ")))
+}
+
 /// Names `certs renew` accepts, in kubeadm's naming: the leaf certificates, then the
 /// kubeconfigs with embedded client certificates (except kubelet.conf, as kubeadm).
 pub fn cert_names(spec: &ClusterSpec) -> Vec<String> {
@@ -368,4 +420,63 @@ pub fn cert_names(spec: &ClusterSpec) -> Vec<String> {
             .map(|k| k.file),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn mode_fix_is_planned_enforced_and_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = tmp.path().join("admin.conf");
+        let host = PathBuf::from("/etc/kubernetes/admin.conf");
+        assert_eq!(ModeFix::planned(&local, host.clone(), 0o600), None);
+        assert_eq!(ModeFix::enforce(&local, host.clone(), 0o600).unwrap(), None);
+        std::fs::write(&local, "x").unwrap();
+        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let want = ModeFix {
+            path: host.clone(),
+            old: 0o644,
+            new: 0o600,
+        };
+        assert_eq!(
+            ModeFix::planned(&local, host.clone(), 0o600),
+            Some(want.clone())
+        );
+        assert_eq!(
+            crate::fs::mode_of(&local),
+            Some(0o644),
+            "planning changes nothing"
+        );
+        assert_eq!(
+            want.line("kubeconfig", true),
+            "[kubeconfig] Would tighten permissions of /etc/kubernetes/admin.conf from 0644 to 0600"
+        );
+        assert_eq!(
+            ModeFix::enforce(&local, host.clone(), 0o600).unwrap(),
+            Some(want.clone())
+        );
+        assert_eq!(crate::fs::mode_of(&local), Some(0o600));
+        assert_eq!(std::fs::read(&local).unwrap(), b"x");
+        assert_eq!(
+            want.line("certs", false),
+            "[certs] Tightened permissions of /etc/kubernetes/admin.conf from 0644 to 0600"
+        );
+        assert_eq!(ModeFix::planned(&local, host.clone(), 0o600), None);
+        assert_eq!(ModeFix::enforce(&local, host, 0o600).unwrap(), None);
+    }
+
+    #[test]
+    fn unknown_renew_names_are_named_with_the_allowed_list() {
+        let s = crate::config::defaults_for("cp1", "192.168.10.5".parse().unwrap());
+        assert_eq!(unknown_renew_name(&s, &Renew::All), None);
+        let ok = Renew::Names(vec!["apiserver".into(), "admin.conf".into()]);
+        assert_eq!(unknown_renew_name(&s, &ok), None);
+        let bad = Renew::Names(vec!["apiserver".into(), "nope".into()]);
+        let (value, allowed) = unknown_renew_name(&s, &bad).unwrap();
+        assert_eq!(value, "nope");
+        assert_eq!(allowed, cert_names(&s).join(", "));
+    }
 }

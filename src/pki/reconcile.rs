@@ -11,9 +11,10 @@ use super::inspect::{self, fmt_time, identity_problems, CertInfo, CertStatus};
 use super::issue::{self, IssueSpec, BACKDATE};
 use super::keys::{self, PrivateKey};
 use super::profile::{self, CertProfile, ProfileKind};
+use super::write::PendingWrite;
 use super::{ModeFix, PkiAction, PkiError, PkiItem, PkiOptions, PkiReport};
 use crate::config::ClusterSpec;
-use crate::fs::{self as pfs, HostRoot, WriteOutcome, MODE_CERT, MODE_KEY, MODE_PRIVATE};
+use crate::fs::{self as pfs, HostRoot, MODE_CERT, MODE_KEY, MODE_PRIVATE};
 
 /// The state of one CA after assessment.
 enum CaPlan {
@@ -39,6 +40,40 @@ struct Plan<'p> {
     keep: Vec<(PathBuf, u32)>,
 }
 
+impl<'p> Plan<'p> {
+    /// New key and certificate (or key pair): nothing on disk is kept.
+    fn fresh(profile: &'p CertProfile, action: PkiAction) -> Self {
+        Plan {
+            profile,
+            action,
+            key: None,
+            new_key: true,
+            issue: true,
+            keep: Vec::new(),
+        }
+    }
+
+    /// Nothing is issued: the files in `keep` stay as they are (their modes are enforced).
+    fn keep(profile: &'p CertProfile, action: PkiAction, keep: Vec<(PathBuf, u32)>) -> Self {
+        Plan {
+            profile,
+            action,
+            key: None,
+            new_key: false,
+            issue: false,
+            keep,
+        }
+    }
+}
+
+/// The key and certificate of `p` as files to keep: (local path, mode).
+fn key_and_cert(p: &CertProfile, root: &HostRoot) -> Vec<(PathBuf, u32)> {
+    vec![
+        (root.path(&p.key_path), MODE_KEY),
+        (root.path(&p.cert_path), MODE_CERT),
+    ]
+}
+
 fn read(path: &Path) -> Result<Option<String>, PkiError> {
     match pfs::read_optional(path)? {
         None => Ok(None),
@@ -49,6 +84,23 @@ fn read(path: &Path) -> Result<Option<String>, PkiError> {
                 reason: "not a PEM text file".into(),
             }),
     }
+}
+
+/// Parses an optional PEM text with `parse`; a missing or unparseable file (`shown` in the
+/// message) is noted in `problems` and yields `None`.
+fn parse_or_note<T>(
+    text: Option<&str>,
+    shown: &Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    let Some(text) = text else {
+        problems.push(format!("{} is missing", shown.display()));
+        return None;
+    };
+    parse(text)
+        .map_err(|e| problems.push(format!("{} cannot be parsed: {e}", shown.display())))
+        .ok()
 }
 
 fn check_names(
@@ -69,17 +121,12 @@ fn check_names(
             });
         }
     }
-    if let super::Renew::Names(names) = &opts.renew {
-        let allowed = super::cert_names(spec);
-        for n in names {
-            if !allowed.contains(n) {
-                return Err(PkiError::UnknownName {
-                    field: "renew",
-                    value: n.clone(),
-                    allowed: allowed.join(", "),
-                });
-            }
-        }
+    if let Some((value, allowed)) = super::unknown_renew_name(spec, &opts.renew) {
+        return Err(PkiError::UnknownName {
+            field: "renew",
+            value,
+            allowed,
+        });
     }
     Ok(())
 }
@@ -97,10 +144,7 @@ fn assess_ca(p: &CertProfile, root: &HostRoot, now: OffsetDateTime) -> Result<Ca
                 cert_path: cert_local,
             })
         }
-        (Some(c), _) => CertInfo::from_pem(c).map_err(|reason| PkiError::Parse {
-            path: cert_local.clone(),
-            reason,
-        })?,
+        (Some(c), _) => CertInfo::from_pem(c).map_err(PkiError::parse_failed(&cert_local))?,
     };
     let invalid = |reason: String| PkiError::CaInvalid {
         path: cert_local.clone(),
@@ -120,10 +164,7 @@ fn assess_ca(p: &CertProfile, root: &HostRoot, now: OffsetDateTime) -> Result<Ca
     match key_text {
         None => Ok(CaPlan::External { cert }),
         Some(k) => {
-            let key = PrivateKey::from_pem(&k).map_err(|reason| PkiError::Parse {
-                path: key_local.clone(),
-                reason,
-            })?;
+            let key = PrivateKey::from_pem(&k).map_err(PkiError::parse_failed(&key_local))?;
             if !cert.matches_key(&key) {
                 return Err(PkiError::CaInvalid {
                     path: key_local,
@@ -151,32 +192,18 @@ fn assess_leaf(
         return Ok((true, Vec::new(), None));
     }
     let mut problems = Vec::new();
-    let key = match &key_text {
-        None => {
-            problems.push(format!("{} is missing", p.key_path.display()));
-            None
-        }
-        Some(t) => match PrivateKey::from_pem(t) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                problems.push(format!("{} cannot be parsed: {e}", p.key_path.display()));
-                None
-            }
-        },
-    };
-    let cert = match &cert_text {
-        None => {
-            problems.push(format!("{} is missing", p.cert_path.display()));
-            None
-        }
-        Some(t) => match CertInfo::from_pem(t) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                problems.push(format!("{} cannot be parsed: {e}", p.cert_path.display()));
-                None
-            }
-        },
-    };
+    let key = parse_or_note(
+        key_text.as_deref(),
+        &p.key_path,
+        PrivateKey::from_pem,
+        &mut problems,
+    );
+    let cert = parse_or_note(
+        cert_text.as_deref(),
+        &p.cert_path,
+        CertInfo::from_pem,
+        &mut problems,
+    );
     if let Some(cert) = &cert {
         if let Some(k) = &key {
             if !cert.matches_key(k) {
@@ -213,19 +240,9 @@ fn plan_sa<'p>(p: &'p CertProfile, root: &HostRoot) -> Result<Plan<'p>, PkiError
     let key_local = root.path(&p.key_path);
     let pub_local = root.path(&p.cert_path);
     let Some(key_text) = read(&key_local)? else {
-        return Ok(Plan {
-            profile: p,
-            action: PkiAction::Generated,
-            key: None,
-            new_key: true,
-            issue: true,
-            keep: Vec::new(),
-        });
+        return Ok(Plan::fresh(p, PkiAction::Generated));
     };
-    let key = PrivateKey::from_pem(&key_text).map_err(|reason| PkiError::Parse {
-        path: key_local.clone(),
-        reason,
-    })?;
+    let key = PrivateKey::from_pem(&key_text).map_err(PkiError::parse_failed(&key_local))?;
     let reason = match read(&pub_local)? {
         None => Some(format!("{} is missing", p.cert_path.display())),
         Some(text) => {
@@ -309,36 +326,17 @@ pub fn reconcile(
     let mut plans: Vec<Plan<'_>> = Vec::new();
     for p in profiles.iter().filter(|p| selected(p)) {
         let plan = match p.kind {
-            ProfileKind::Ca => {
-                let local_cert = root.path(&p.cert_path);
-                let local_key = root.path(&p.key_path);
-                match cas.get(p.name.as_str()) {
-                    Some(CaPlan::Generate) | None => Plan {
-                        profile: p,
-                        action: PkiAction::Generated,
-                        key: None,
-                        new_key: true,
-                        issue: true,
-                        keep: Vec::new(),
-                    },
-                    Some(CaPlan::Reuse { .. }) => Plan {
-                        profile: p,
-                        action: PkiAction::Reused,
-                        key: None,
-                        new_key: false,
-                        issue: false,
-                        keep: vec![(local_key, MODE_KEY), (local_cert, MODE_CERT)],
-                    },
-                    Some(CaPlan::External { .. }) => Plan {
-                        profile: p,
-                        action: PkiAction::ExternalCa,
-                        key: None,
-                        new_key: false,
-                        issue: false,
-                        keep: vec![(local_cert, MODE_CERT)],
-                    },
+            ProfileKind::Ca => match cas.get(p.name.as_str()) {
+                Some(CaPlan::Generate) | None => Plan::fresh(p, PkiAction::Generated),
+                Some(CaPlan::Reuse { .. }) => {
+                    Plan::keep(p, PkiAction::Reused, key_and_cert(p, root))
                 }
-            }
+                Some(CaPlan::External { .. }) => Plan::keep(
+                    p,
+                    PkiAction::ExternalCa,
+                    vec![(root.path(&p.cert_path), MODE_CERT)],
+                ),
+            },
             ProfileKind::Keypair => plan_sa(p, root)?,
             ProfileKind::Leaf => {
                 let ca_name = p.ca.as_deref().unwrap_or_default();
@@ -352,7 +350,6 @@ pub fn reconcile(
                 let (missing, problems, key) = assess_leaf(p, ca_name, ca, root, now)?;
                 let renew = opts.renew.includes(&p.name);
                 let local_cert = root.path(&p.cert_path);
-                let local_key = root.path(&p.key_path);
                 if let CaPlan::External { .. } = ca {
                     let ca_key_path = ca_profile
                         .map(|c| root.path(&c.key_path))
@@ -379,32 +376,11 @@ pub fn reconcile(
                     }
                 }
                 if missing {
-                    Plan {
-                        profile: p,
-                        action: PkiAction::Generated,
-                        key: None,
-                        new_key: true,
-                        issue: true,
-                        keep: Vec::new(),
-                    }
+                    Plan::fresh(p, PkiAction::Generated)
                 } else if renew {
-                    Plan {
-                        profile: p,
-                        action: PkiAction::Renewed,
-                        key: None,
-                        new_key: true,
-                        issue: true,
-                        keep: Vec::new(),
-                    }
+                    Plan::fresh(p, PkiAction::Renewed)
                 } else if problems.is_empty() {
-                    Plan {
-                        profile: p,
-                        action: PkiAction::Reused,
-                        key: None,
-                        new_key: false,
-                        issue: false,
-                        keep: vec![(local_key, MODE_KEY), (local_cert, MODE_CERT)],
-                    }
+                    Plan::keep(p, PkiAction::Reused, key_and_cert(p, root))
                 } else {
                     let new_key = key.is_none();
                     Plan {
@@ -415,7 +391,7 @@ pub fn reconcile(
                         keep: if new_key {
                             Vec::new()
                         } else {
-                            vec![(local_key, MODE_KEY)]
+                            vec![(root.path(&p.key_path), MODE_KEY)]
                         },
                         key,
                         new_key,
@@ -456,108 +432,74 @@ pub fn reconcile(
             CaPlan::Generate => {}
         }
     }
-    let mut outputs: Vec<Vec<(PathBuf, PathBuf, String, u32)>> = Vec::with_capacity(plans.len());
-    for plan in &plans {
+    // Each new file, tagged with its plan's index and its host path.
+    let mut outputs: Vec<((usize, PathBuf), PendingWrite)> = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
         let p = plan.profile;
-        let mut files = Vec::new();
-        if plan.issue {
-            let key = plan.key.as_ref().ok_or_else(|| PkiError::Crypto {
-                name: p.name.clone(),
-                reason: "no key available".into(),
-            })?;
-            let crypto = |reason: String| PkiError::Crypto {
-                name: p.name.clone(),
-                reason,
-            };
-            if plan.new_key {
-                files.push((
-                    p.key_path.clone(),
-                    root.path(&p.key_path),
-                    key.to_pem(),
-                    MODE_KEY,
-                ));
-            }
-            match p.kind {
-                ProfileKind::Keypair => {
-                    files.push((
-                        p.cert_path.clone(),
-                        root.path(&p.cert_path),
-                        key.public_key_pem(),
-                        MODE_PRIVATE,
-                    ));
-                }
-                ProfileKind::Ca => {
-                    let der =
-                        issue::self_signed(&IssueSpec::from(p), key, spec.ca_cert_validity, now)
-                            .map_err(crypto)?;
-                    files.push((
-                        p.cert_path.clone(),
-                        root.path(&p.cert_path),
-                        super::pem::encode("CERTIFICATE", &der),
-                        MODE_CERT,
-                    ));
-                    ca_material.insert(p.name.clone(), (der, Some(key)));
-                }
-                ProfileKind::Leaf => {
-                    let ca_name = p.ca.clone().unwrap_or_default();
-                    let (ca_der, ca_key) = ca_material
-                        .get(&ca_name)
-                        .and_then(|(d, k)| k.map(|k| (d, k)))
-                        .ok_or_else(|| crypto(format!("CA {ca_name:?} has no key")))?;
-                    let der = issue::signed(
-                        &IssueSpec::from(p),
-                        key,
-                        ca_der,
-                        ca_key,
-                        spec.cert_validity,
-                        now,
-                    )
-                    .map_err(crypto)?;
-                    files.push((
-                        p.cert_path.clone(),
-                        root.path(&p.cert_path),
-                        super::pem::encode("CERTIFICATE", &der),
-                        MODE_CERT,
-                    ));
-                }
-            }
+        if !plan.issue {
+            continue;
         }
-        outputs.push(files);
+        let mut output = |host: &Path, content: String, mode: u32| {
+            outputs.push((
+                (i, host.to_path_buf()),
+                PendingWrite {
+                    local: root.path(host),
+                    content: content.into_bytes(),
+                    mode,
+                },
+            ));
+        };
+        let key = plan.key.as_ref().ok_or_else(|| PkiError::Crypto {
+            name: p.name.clone(),
+            reason: "no key available".into(),
+        })?;
+        let crypto = |reason: String| PkiError::Crypto {
+            name: p.name.clone(),
+            reason,
+        };
+        if plan.new_key {
+            output(&p.key_path, key.to_pem(), MODE_KEY);
+        }
+        let (content, mode) = match p.kind {
+            ProfileKind::Keypair => (key.public_key_pem(), MODE_PRIVATE),
+            ProfileKind::Ca => {
+                let der = issue::self_signed(&IssueSpec::from(p), key, spec.ca_cert_validity, now)
+                    .map_err(crypto)?;
+                let pem = super::pem::encode("CERTIFICATE", &der);
+                ca_material.insert(p.name.clone(), (der, Some(key)));
+                (pem, MODE_CERT)
+            }
+            ProfileKind::Leaf => {
+                let ca_name = p.ca.clone().unwrap_or_default();
+                let (ca_der, ca_key) = ca_material
+                    .get(&ca_name)
+                    .and_then(|(d, k)| k.map(|k| (d, k)))
+                    .ok_or_else(|| crypto(format!("CA {ca_name:?} has no key")))?;
+                let der = issue::signed(
+                    &IssueSpec::from(p),
+                    key,
+                    ca_der,
+                    ca_key,
+                    spec.cert_validity,
+                    now,
+                )
+                .map_err(crypto)?;
+                (super::pem::encode("CERTIFICATE", &der), MODE_CERT)
+            }
+        };
+        output(&p.cert_path, content, mode);
     }
 
     // 5. Write every new file in one parallel batch (see `write`), then fix modes of kept files.
-    let mut pending = Vec::new();
-    let mut owner = Vec::new();
-    for (i, files) in outputs.into_iter().enumerate() {
-        for (host, local, content, mode) in files {
-            pending.push(super::write::PendingWrite {
-                local,
-                content: content.into_bytes(),
-                mode,
-            });
-            owner.push((i, host));
-        }
-    }
-    let outcomes = super::write::write_all(&pending)?;
     let mut written: Vec<Vec<PathBuf>> = vec![Vec::new(); plans.len()];
-    for ((i, host), outcome) in owner.into_iter().zip(outcomes) {
-        if outcome.changed() {
-            written[i].push(host);
-        }
+    for (i, host) in super::write::write_tagged(outputs)? {
+        written[i].push(host);
     }
     let mut items = Vec::with_capacity(plans.len());
     for (plan, written) in plans.iter().zip(written) {
         let mut mode_fixed = Vec::new();
         for (local, mode) in &plan.keep {
-            if let Some(bytes) = pfs::read_optional(local)? {
-                if let WriteOutcome::ModeFixed { old } = pfs::write_atomic(local, &bytes, *mode)? {
-                    mode_fixed.push(ModeFix {
-                        path: root.host_path(local),
-                        old,
-                        new: *mode,
-                    });
-                }
-            }
+            mode_fixed.extend(ModeFix::enforce(local, root.host_path(local), *mode)?);
         }
         items.push(item(plan, written, mode_fixed));
     }
@@ -601,14 +543,7 @@ fn dry_report(plans: Vec<Plan<'_>>, root: &HostRoot) -> PkiReport {
             it.mode_fixed = plan
                 .keep
                 .iter()
-                .filter_map(|(local, mode)| {
-                    let old = pfs::mode_of(local)?;
-                    (old != *mode).then(|| ModeFix {
-                        path: root.host_path(local),
-                        old,
-                        new: *mode,
-                    })
-                })
+                .filter_map(|(local, mode)| ModeFix::planned(local, root.host_path(local), *mode))
                 .collect();
             it
         })
@@ -678,8 +613,49 @@ mod tests {
         s
     }
 
+    /// An empty temp root and the test spec.
+    fn setup() -> (tempfile::TempDir, HostRoot, ClusterSpec) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        (tmp, root, spec())
+    }
+
+    /// [`setup`] after a default run, with the local pki dir.
+    fn rendered() -> (tempfile::TempDir, HostRoot, ClusterSpec, PathBuf) {
+        let (tmp, root, s) = setup();
+        run(&s, &root, &PkiOptions::default());
+        let pki = tmp.path().join("etc/kubernetes/pki");
+        (tmp, root, s, pki)
+    }
+
     fn run(s: &ClusterSpec, root: &HostRoot, opts: &PkiOptions) -> PkiReport {
         reconcile(s, root, opts).unwrap()
+    }
+
+    /// The message of the error `reconcile` must fail with.
+    fn failure(s: &ClusterSpec, root: &HostRoot, opts: &PkiOptions) -> String {
+        reconcile(s, root, opts).unwrap_err().to_string()
+    }
+
+    fn dry() -> PkiOptions {
+        PkiOptions {
+            dry_run: true,
+            ..Default::default()
+        }
+    }
+
+    fn only(name: &str) -> PkiOptions {
+        PkiOptions {
+            only: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    fn renew(renew: Renew) -> PkiOptions {
+        PkiOptions {
+            renew,
+            ..Default::default()
+        }
     }
 
     fn action<'a>(r: &'a PkiReport, name: &str) -> &'a PkiAction {
@@ -705,9 +681,7 @@ mod tests {
 
     #[test]
     fn fresh_run_generates_everything_with_modes_then_reuses() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
+        let (tmp, root, s) = setup();
         let r = run(&s, &root, &PkiOptions::default());
         assert_eq!(r.items.len(), 11);
         assert!(
@@ -752,22 +726,11 @@ mod tests {
 
     #[test]
     fn san_change_reissues_only_the_apiserver_and_keeps_its_key() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let mut s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, mut s, pki) = rendered();
         let ca = std::fs::read(pki.join("ca.crt")).unwrap();
         let key = std::fs::read(pki.join("apiserver.key")).unwrap();
         s.api_server.cert_sans.push("10.0.0.100".into());
-        let dry = run(
-            &s,
-            &root,
-            &PkiOptions {
-                dry_run: true,
-                ..Default::default()
-            },
-        );
+        let dry = run(&s, &root, &dry());
         assert!(matches!(
             action(&dry, "apiserver"),
             PkiAction::WouldReissue { .. }
@@ -795,11 +758,7 @@ mod tests {
 
     #[test]
     fn wrong_identity_foreign_ca_and_bad_key_are_reissued() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, s, pki) = rendered();
         // front-proxy-client signed by the wrong CA: swap in the kubelet client cert + key.
         std::fs::copy(
             pki.join("apiserver-kubelet-client.crt"),
@@ -838,20 +797,10 @@ mod tests {
 
     #[test]
     fn loose_modes_are_tightened_and_reported() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let key = tmp.path().join("etc/kubernetes/pki/ca.key");
+        let (_tmp, root, s, pki) = rendered();
+        let key = pki.join("ca.key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let dry = run(
-            &s,
-            &root,
-            &PkiOptions {
-                dry_run: true,
-                ..Default::default()
-            },
-        );
+        let dry = run(&s, &root, &dry());
         assert!(
             dry.lines().iter().any(|l| l.contains(
                 "Would tighten permissions of /etc/kubernetes/pki/ca.key from 0644 to 0600"
@@ -873,11 +822,7 @@ mod tests {
 
     #[test]
     fn external_ca_mode_reuses_and_names_missing_leaves() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (tmp, root, s, pki) = rendered();
         std::fs::remove_file(pki.join("ca.key")).unwrap();
         let r = run(&s, &root, &PkiOptions::default());
         assert_eq!(action(&r, "ca"), &PkiAction::ExternalCa);
@@ -889,71 +834,42 @@ mod tests {
                 .unwrap()
                 .externally_managed
         );
-        let e = reconcile(
-            &s,
-            &root,
-            &PkiOptions {
-                renew: Renew::All,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let e = reconcile(&s, &root, &renew(Renew::All)).unwrap_err();
         assert!(matches!(e, PkiError::ExternalCaRenew { .. }), "{e}");
         std::fs::remove_file(pki.join("apiserver.crt")).unwrap();
         std::fs::remove_file(pki.join("apiserver.key")).unwrap();
         let before = snapshot(tmp.path());
-        let e = reconcile(&s, &root, &PkiOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = failure(&s, &root, &PkiOptions::default());
         assert!(e.contains("apiserver.crt"), "{e}");
         assert_eq!(snapshot(tmp.path()), before, "nothing written on error");
     }
 
     #[test]
     fn ca_problems_are_errors_naming_the_file() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, s, pki) = rendered();
         std::fs::copy(pki.join("etcd/ca.key"), pki.join("front-proxy-ca.key")).unwrap();
-        let e = reconcile(&s, &root, &PkiOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = failure(&s, &root, &PkiOptions::default());
         assert!(
             e.contains("front-proxy-ca.key") && e.contains("not the key"),
             "{e}"
         );
         std::fs::remove_file(pki.join("front-proxy-ca.crt")).unwrap();
-        let e = reconcile(&s, &root, &PkiOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = failure(&s, &root, &PkiOptions::default());
         assert!(
             e.contains("front-proxy-ca.crt") && e.contains("does not"),
             "{e}"
         );
         std::fs::write(pki.join("sa.key"), "junk").unwrap();
         std::fs::remove_file(pki.join("front-proxy-ca.key")).unwrap();
-        let e = reconcile(&s, &root, &PkiOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = failure(&s, &root, &PkiOptions::default());
         assert!(e.contains("sa.key"), "{e}");
     }
 
     #[test]
     fn renew_only_and_dry_run() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
+        let (tmp, root, s) = setup();
         // Dry run on an empty root: plans everything, writes nothing.
-        let dry = run(
-            &s,
-            &root,
-            &PkiOptions {
-                dry_run: true,
-                ..Default::default()
-            },
-        );
+        let dry = run(&s, &root, &dry());
         assert!(dry
             .items
             .iter()
@@ -961,41 +877,12 @@ mod tests {
         assert!(dry.lines()[0].starts_with("[certs] Would generate \"ca\""));
         assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
         // A leaf alone needs its CA.
-        let e = reconcile(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("apiserver".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let e = reconcile(&s, &root, &only("apiserver")).unwrap_err();
         assert!(matches!(e, PkiError::CaMissing { .. }), "{e}");
-        let r = run(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("ca".into()),
-                ..Default::default()
-            },
-        );
+        let r = run(&s, &root, &only("ca"));
         assert_eq!(r.items.len(), 1);
-        run(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("etcd-ca".into()),
-                ..Default::default()
-            },
-        );
-        let r = run(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("etcd/server".into()),
-                ..Default::default()
-            },
-        );
+        run(&s, &root, &only("etcd-ca"));
+        let r = run(&s, &root, &only("etcd/server"));
         assert_eq!(
             r.items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
             ["etcd-server"]
@@ -1003,41 +890,16 @@ mod tests {
         run(&s, &root, &PkiOptions::default());
         let pki = tmp.path().join("etc/kubernetes/pki");
         let old = std::fs::read(pki.join("etcd/server.key")).unwrap();
-        let r = run(
-            &s,
-            &root,
-            &PkiOptions {
-                renew: Renew::Names(vec!["etcd-server".into()]),
-                ..Default::default()
-            },
-        );
+        let r = run(&s, &root, &renew(Renew::Names(vec!["etcd-server".into()])));
         assert_eq!(action(&r, "etcd-server"), &PkiAction::Renewed);
         assert_eq!(action(&r, "etcd-peer"), &PkiAction::Reused);
         assert_ne!(std::fs::read(pki.join("etcd/server.key")).unwrap(), old);
-        let e = reconcile(
-            &s,
-            &root,
-            &PkiOptions {
-                renew: Renew::Names(vec!["nope".into()]),
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let e = failure(&s, &root, &renew(Renew::Names(vec!["nope".into()])));
         assert!(
             e.contains("nope") && e.contains("apiserver-etcd-client"),
             "{e}"
         );
-        let e = reconcile(
-            &s,
-            &root,
-            &PkiOptions {
-                only: Some("x".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let e = failure(&s, &root, &only("x"));
         assert!(e.contains("\"x\"") && e.contains("etcd-server"), "{e}");
         assert!(cert_names(&s).contains(&"admin.conf".to_string()));
         assert!(!cert_names(&s).contains(&"kubelet.conf".to_string()));
@@ -1045,11 +907,7 @@ mod tests {
 
     #[test]
     fn sa_pub_is_regenerated_from_the_existing_key() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, s, pki) = rendered();
         let key = std::fs::read(pki.join("sa.key")).unwrap();
         let pubk = std::fs::read(pki.join("sa.pub")).unwrap();
         std::fs::remove_file(pki.join("sa.pub")).unwrap();
@@ -1062,11 +920,7 @@ mod tests {
 
     #[test]
     fn expired_and_not_yet_valid_leaves_are_reissued() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(Some(tmp.path()));
-        let s = spec();
-        run(&s, &root, &PkiOptions::default());
-        let pki = tmp.path().join("etc/kubernetes/pki");
+        let (_tmp, root, s, pki) = rendered();
         let ca = crate::pki::load_pem_cert(&pki.join("ca.crt")).unwrap();
         let ca_key = crate::pki::load_pem_key(&pki.join("ca.key")).unwrap();
         let profiles = profile::resolve(&s).unwrap();

@@ -55,9 +55,22 @@ pub(crate) fn write_all(files: &[PendingWrite]) -> Result<Vec<WriteOutcome>, FsE
     })
 }
 
+/// Writes `files` with [`write_all`], each tagged with whatever it belongs to; returns the
+/// tags of the files whose content or mode changed, in input order.
+pub(crate) fn write_tagged<T>(files: Vec<(T, PendingWrite)>) -> Result<Vec<T>, FsError> {
+    let (tags, pending): (Vec<T>, Vec<PendingWrite>) = files.into_iter().unzip();
+    let outcomes = write_all(&pending)?;
+    Ok(tags
+        .into_iter()
+        .zip(outcomes)
+        .filter_map(|(tag, outcome)| outcome.changed().then_some(tag))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn writes_every_file_with_its_mode_in_order() {
@@ -77,5 +90,26 @@ mod tests {
         }
         let again = write_all(&files).unwrap();
         assert!(again.iter().all(|o| *o == WriteOutcome::Unchanged));
+    }
+
+    #[test]
+    fn write_tagged_returns_the_tags_of_changed_files_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let same = tmp.path().join("same");
+        std::fs::write(&same, "kept").unwrap();
+        std::fs::set_permissions(&same, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = |name: &str, content: &str| PendingWrite {
+            local: tmp.path().join(name),
+            content: content.as_bytes().to_vec(),
+            mode: 0o600,
+        };
+        let changed = write_tagged(vec![
+            ("a", file("a", "new")),
+            ("same", file("same", "kept")),
+            ("b", file("sub/b", "new")),
+        ])
+        .unwrap();
+        assert_eq!(changed, ["a", "b"]);
+        assert_eq!(std::fs::read(tmp.path().join("sub/b")).unwrap(), b"new");
     }
 }

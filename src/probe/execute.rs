@@ -98,7 +98,7 @@ async fn http(spec: &ProbeSpec) -> ProbeOutcome {
             "Get {url:?}: timed out after {}",
             fmt_duration(spec.timeout)
         )),
-        Ok(Err(e)) => ProbeOutcome::Failure(format!("Get {url:?}: {}", error_chain(&e))),
+        Ok(Err(e)) => ProbeOutcome::Failure(format!("Get {url:?}: {}", crate::error::chain(&e))),
         Ok(Ok((status, _))) if (200..400).contains(&status) => ProbeOutcome::Success,
         Ok(Ok((status, body))) => {
             let quoted = quote(&body);
@@ -222,21 +222,6 @@ fn quote(bytes: &[u8]) -> String {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),
     }
-}
-
-/// An error with its sources, `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        let part = src.to_string();
-        if !s.contains(&part) {
-            s.push_str(": ");
-            s.push_str(&part);
-        }
-        cur = src.source();
-    }
-    s
 }
 
 fn fmt_duration(d: Duration) -> String {

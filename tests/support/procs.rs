@@ -28,20 +28,9 @@ impl ChildGuard {
     pub fn spawn_logged(cmd: &mut Command, log: &Path) -> io::Result<ChildGuard> {
         let out = File::options().create(true).append(true).open(log)?;
         let err = out.try_clone()?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("spawn {cmd:?}: {e}")))?;
-        let pid = child.id() as i32;
-        Ok(ChildGuard {
-            child: Some(child),
-            pid,
-            group: true,
-            log: Some(log.to_path_buf()),
-        })
+        let mut guard = ChildGuard::spawn(cmd.stdin(Stdio::null()).stdout(out).stderr(err))?;
+        guard.log = Some(log.to_path_buf());
+        Ok(guard)
     }
 
     /// Spawns `cmd` as the leader of a new process group with its stdio as configured.

@@ -1,10 +1,12 @@
 //! Temporary host roots (what `plinth --root DIR` points at) and tree snapshots, for checks such
-//! as "reset leaves the root exactly as it was, except for what plinth did not create".
+//! as "reset leaves the root exactly as it was, except for what plinth did not create" or "a
+//! second run changes no byte and no mtime". The one way tests snapshot a tree.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
@@ -14,8 +16,9 @@ pub struct TempRoot {
     dir: tempfile::TempDir,
 }
 
-/// One entry of a [`TempRoot::snapshot`]: path relative to the root, permission bits, and the
-/// content's sha256 (`dir` for directories, `symlink:<target>` for symlinks).
+/// One entry of a [`TempRoot::snapshot`]: path relative to the root, permission bits, the
+/// content's sha256 (`dir` for directories, `symlink:<target>` for symlinks) and, for regular
+/// files, the modification time.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TreeEntry {
     /// Path relative to the root, `/`-separated, no leading slash.
@@ -24,6 +27,16 @@ pub struct TreeEntry {
     pub mode: u32,
     /// Hex sha256 of a file's content, `dir`, or `symlink:<target>`.
     pub sha256: String,
+    /// A regular file's mtime (a rewrite with the same bytes still shows); `None` for
+    /// directories (their mtime follows every entry added or removed) and symlinks.
+    pub mtime: Option<SystemTime>,
+}
+
+impl TreeEntry {
+    /// True for a regular file (not a directory or symlink).
+    pub fn is_file(&self) -> bool {
+        self.mtime.is_some()
+    }
 }
 
 impl TempRoot {
@@ -42,15 +55,7 @@ impl TempRoot {
     /// Maps a host path (`/etc/kubernetes/pki`) to its place under this root, the way
     /// `plinth::fs::HostRoot::path` does for `--root`.
     pub fn path(&self, host_path: impl AsRef<Path>) -> PathBuf {
-        let mut out = self.dir.path().to_path_buf();
-        for c in host_path.as_ref().components() {
-            match c {
-                Component::Normal(p) => out.push(p),
-                Component::ParentDir => out.push(".."),
-                Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
-            }
-        }
-        out
+        self.host_root().path(host_path)
     }
 
     /// The same root as plinth's own type.
@@ -78,6 +83,17 @@ impl TempRoot {
     pub fn snapshot(&self) -> io::Result<Vec<TreeEntry>> {
         snapshot_dir(self.dir.path())
     }
+
+    /// Like [`TempRoot::snapshot`], but the directories in `skip` (paths relative to the root,
+    /// e.g. `var/log`) are listed without descending into them: for trees whose content
+    /// legitimately changes while something runs (logs, state, a database) and whose files may
+    /// vanish mid-walk.
+    pub fn snapshot_excluding(&self, skip: &[&str]) -> io::Result<Vec<TreeEntry>> {
+        let mut out = Vec::new();
+        walk_skipping(self.dir.path(), self.dir.path(), skip, &mut out)?;
+        out.sort();
+        Ok(out)
+    }
 }
 
 /// Snapshot of an arbitrary directory tree (see [`TreeEntry`]); symlinks are not followed.
@@ -89,6 +105,15 @@ pub fn snapshot_dir(root: &Path) -> io::Result<Vec<TreeEntry>> {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<TreeEntry>) -> io::Result<()> {
+    walk_skipping(root, dir, &[], out)
+}
+
+fn walk_skipping(
+    root: &Path,
+    dir: &Path,
+    skip: &[&str],
+    out: &mut Vec<TreeEntry>,
+) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let p = entry.path();
@@ -106,28 +131,35 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<TreeEntry>) -> io::Result<()> {
                 path: rel,
                 mode,
                 sha256: format!("symlink:{}", target.display()),
+                mtime: None,
             });
         } else if ft.is_dir() {
+            let descend = !skip.contains(&rel.as_str());
             out.push(TreeEntry {
                 path: rel,
                 mode,
                 sha256: "dir".into(),
+                mtime: None,
             });
-            walk(root, &p, out)?;
+            if descend {
+                walk_skipping(root, &p, skip, out)?;
+            }
         } else {
             let data = fs::read(&p)?;
             out.push(TreeEntry {
                 path: rel,
                 mode,
                 sha256: hex::encode(Sha256::digest(&data)),
+                mtime: Some(meta.modified()?),
             });
         }
     }
     Ok(())
 }
 
-/// A readable difference between two snapshots (`+ added`, `- removed`, `~ changed`); empty
-/// when they are equal. Use it as the assertion message.
+/// A readable difference between two snapshots (`+ added`, `- removed`, `~ changed`: content,
+/// mode or a file's mtime), one line per path; empty when they are equal. Use it as the
+/// assertion message.
 pub fn diff_snapshots(before: &[TreeEntry], after: &[TreeEntry]) -> String {
     use std::collections::BTreeMap;
     let b: BTreeMap<&str, &TreeEntry> = before.iter().map(|e| (e.path.as_str(), e)).collect();
@@ -137,8 +169,16 @@ pub fn diff_snapshots(before: &[TreeEntry], after: &[TreeEntry]) -> String {
         match a.get(p) {
             None => lines.push(format!("- {p} ({:o})", e.mode)),
             Some(n) if n != e => lines.push(format!(
-                "~ {p} (mode {:o} -> {:o}, {} -> {})",
-                e.mode, n.mode, e.sha256, n.sha256
+                "~ {p} (mode {:o} -> {:o}, {} -> {}{})",
+                e.mode,
+                n.mode,
+                e.sha256,
+                n.sha256,
+                if n.mtime != e.mtime {
+                    ", mtime changed"
+                } else {
+                    ""
+                }
             )),
             _ => {}
         }
@@ -198,5 +238,47 @@ mod tests {
         assert!(d.contains("~ etc/a.conf (mode 600 -> 644"), "{d}");
         assert!(d.contains("+ etc/new"), "{d}");
         assert!(d.contains("- var/lib/x/b"), "{d}");
+    }
+
+    #[test]
+    fn snapshot_sees_a_same_content_rewrite_of_a_file_by_its_mtime() {
+        let r = TempRoot::new().unwrap();
+        let p = r.write("/etc/a.conf", b"one", 0o600).unwrap();
+        let s1 = r.snapshot().unwrap();
+        let files: Vec<&str> = s1
+            .iter()
+            .filter(|e| e.is_file())
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(files, ["etc/a.conf"]);
+        let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let s2 = r.snapshot().unwrap();
+        assert_ne!(s1, s2);
+        let d = diff_snapshots(&s1, &s2);
+        assert!(
+            d.starts_with("~ etc/a.conf (mode 600 -> 600") && d.ends_with(", mtime changed)"),
+            "{d}"
+        );
+        assert_eq!(d.lines().count(), 1, "{d}");
+    }
+
+    #[test]
+    fn snapshot_excluding_lists_skipped_dirs_without_their_content() {
+        let r = TempRoot::new().unwrap();
+        r.write("/etc/a.conf", b"one", 0o600).unwrap();
+        r.write("/var/log/x/y.log", b"log", 0o644).unwrap();
+        let s1 = r.snapshot_excluding(&["var/log"]).unwrap();
+        let paths: Vec<&str> = s1.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["etc", "etc/a.conf", "var", "var/log"]);
+        r.write("/var/log/x/y.log", b"more log", 0o644).unwrap();
+        assert_eq!(s1, r.snapshot_excluding(&["var/log"]).unwrap());
+        r.write("/etc/a.conf", b"two", 0o600).unwrap();
+        assert_ne!(s1, r.snapshot_excluding(&["var/log"]).unwrap());
     }
 }

@@ -21,6 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::fs::FsError;
 use crate::runtime::Resources;
 
 use super::procfs;
@@ -46,17 +47,9 @@ pub enum CgroupError {
         /// Why it is rejected and what is allowed.
         reason: &'static str,
     },
-    /// A cgroup file operation failed.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The cgroup file or directory.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: io::Error,
-    },
+    /// A cgroup file or directory operation failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
 }
 
 /// The v1 controllers the kernel knows (used to read controller sets out of mount options).
@@ -538,11 +531,7 @@ pub struct Prepared {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
-    move |source| CgroupError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| CgroupError::Fs(FsError::io(op, path, source))
 }
 
 fn write_file(dir: &Path, name: &str, value: &str) -> Result<(), CgroupError> {
