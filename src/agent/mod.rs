@@ -422,6 +422,27 @@ mod tests {
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: kube-system}\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: c\n    image: x\n    command: [sleep, 'ARG']\n";
 
+    /// Runs the agent on `root` in the background; sending on the returned channel stops it.
+    fn spawn_agent(
+        root: &Path,
+        stop_pods_on_exit: bool,
+        rt: &Arc<FakeRuntime>,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), AgentError>>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(run(
+            cfg(root, stop_pods_on_exit),
+            rt.clone(),
+            Arc::new(FakeProber::default()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        (agent, tx)
+    }
+
     fn cfg(root: &Path, stop: bool) -> AgentConfig {
         AgentConfig {
             root: crate::fs::HostRoot::new(Some(root)),
@@ -461,15 +482,7 @@ mod tests {
         std::fs::create_dir_all(&mdir).unwrap();
         std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "100")).unwrap();
         let rt = FakeRuntime::new(|_| Behaviour::Forever { ignore_term: false });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let agent = tokio::spawn(run(
-            cfg(d.path(), false),
-            rt.clone(),
-            Arc::new(FakeProber::default()),
-            async move {
-                let _ = rx.await;
-            },
-        ));
+        let (agent, tx) = spawn_agent(d.path(), false, &rt);
         eventually("first start", || count(&rt, "start c 0 sleep 100") == 1).await;
         // Edit: the old one is stopped before the new one starts.
         std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "200")).unwrap();
@@ -500,15 +513,7 @@ mod tests {
         agent.await.unwrap().unwrap();
         assert_eq!(count(&rt, "term"), 1);
         // A new agent adopts the running process instead of starting another.
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let agent = tokio::spawn(run(
-            cfg(d.path(), true),
-            rt.clone(),
-            Arc::new(FakeProber::default()),
-            async move {
-                let _ = rx.await;
-            },
-        ));
+        let (agent, tx) = spawn_agent(d.path(), true, &rt);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
             count(&rt, "start"),
@@ -565,29 +570,13 @@ mod tests {
         std::fs::create_dir_all(&mdir).unwrap();
         std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "1")).unwrap();
         let rt = FakeRuntime::new(|_| Behaviour::Forever { ignore_term: false });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let agent = tokio::spawn(run(
-            cfg(d.path(), false),
-            rt.clone(),
-            Arc::new(FakeProber::default()),
-            async move {
-                let _ = rx.await;
-            },
-        ));
+        let (agent, tx) = spawn_agent(d.path(), false, &rt);
         eventually("start", || count(&rt, "start") == 1).await;
         tx.send(()).unwrap();
         agent.await.unwrap().unwrap();
         // Changed while the agent was down.
         std::fs::write(mdir.join("web.yaml"), POD.replace("ARG", "2")).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let agent = tokio::spawn(run(
-            cfg(d.path(), true),
-            rt.clone(),
-            Arc::new(FakeProber::default()),
-            async move {
-                let _ = rx.await;
-            },
-        ));
+        let (agent, tx) = spawn_agent(d.path(), true, &rt);
         eventually("replacement", || count(&rt, "start c 0 sleep 2") == 1).await;
         let texts = rt.texts();
         let term = texts
