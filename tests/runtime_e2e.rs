@@ -582,7 +582,7 @@ impl Drop for KillOnDrop {
 async fn containers_outlive_their_agent_and_are_adopted() {
     let fx = Fixture::new(plain_shim);
     let mut agent = KillOnDrop(
-        Command::new(std::env::current_exe().unwrap())
+        Command::new("/proc/self/exe") // the running test binary, even if a rebuild replaced the file
             .args([
                 "runtime_e2e::helper_agent_process",
                 "--exact",
