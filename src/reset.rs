@@ -225,7 +225,7 @@ pub fn remove(
     for t in trees {
         let p = root.path(&t);
         if p.exists() {
-            std::fs::remove_dir_all(&p).map_err(|e| FsError::io("remove dir", &p, e))?;
+            remove_tree(&p)?;
             report.removed.push(t);
         }
     }
@@ -250,6 +250,24 @@ pub fn remove(
         }
     }
     Ok(report)
+}
+
+/// Removes a directory tree. A container's log shim may still flush its last record for a
+/// moment after the container died (it exits on EOF), re-creating a file mid-removal: retry.
+fn remove_tree(p: &Path) -> Result<(), FsError> {
+    let mut attempt = 0;
+    loop {
+        match std::fs::remove_dir_all(p) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if attempt < 20 => {
+                tracing::debug!("remove {}: {e}; retrying", p.display());
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(FsError::io("remove dir", p, e)),
+        }
+    }
 }
 
 #[cfg(test)]
