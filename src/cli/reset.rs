@@ -20,7 +20,13 @@ pub struct ResetCmd {
 
 /// Runs `plinth reset`.
 pub fn run(cmd: ResetCmd) -> anyhow::Result<i32> {
-    let spec = super::init::load_spec(&cmd.config)?;
+    // Reset needs the config's paths and node name, never the advertise address: do not fail
+    // on a host whose default route (the address's default) is gone, e.g. a torn-down network.
+    let mut config = cmd.config.clone();
+    config
+        .advertise_address
+        .get_or_insert_with(|| "127.0.0.1".to_string());
+    let spec = super::init::load_spec(&config)?;
     let root = cmd.root.host_root();
     if !cmd.force {
         eprint!(
