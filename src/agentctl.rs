@@ -16,7 +16,7 @@ use crate::runtime::{Runtime, StopSignal};
 #[derive(Debug, thiserror::Error)]
 pub enum AgentCtlError {
     /// The runtime could not be set up to stop containers.
-    #[error("stopping containers: {0}")]
+    #[error("stopping containers")]
     Runtime(#[from] crate::runtime::RuntimeError),
 }
 

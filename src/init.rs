@@ -16,16 +16,16 @@ use crate::manifests::{self, Component, RenderContext, RenderedManifest};
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     /// Certificate phase failed.
-    #[error("[certs] {0}")]
+    #[error("[certs] certificate phase failed")]
     Pki(#[from] crate::pki::PkiError),
     /// Kubeconfig phase failed.
-    #[error("[kubeconfig] {0}")]
+    #[error("[kubeconfig] kubeconfig phase failed")]
     Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
     /// Manifest phase failed.
-    #[error("[manifests] {0}")]
+    #[error("[control-plane] manifest phase failed")]
     Manifests(#[from] crate::manifests::ManifestError),
     /// The etcd user could not be set up.
-    #[error("[etcd] {0}")]
+    #[error("[etcd] etcd user setup failed")]
     Security(#[from] crate::security::SecurityError),
     /// A file operation failed.
     #[error(transparent)]

@@ -68,7 +68,7 @@ pub enum Command {
 pub struct RootArgs {
     /// Treat DIR as the host root: every path plinth reads or writes is DIR-prefixed, while
     /// file contents stay exactly those of a real run.
-    #[arg(long, value_name = "DIR", env = "PLINTH_ROOT")]
+    #[arg(long, global = true, value_name = "DIR", env = "PLINTH_ROOT")]
     pub root: Option<PathBuf>,
 }
 
@@ -83,31 +83,31 @@ impl RootArgs {
 #[derive(Debug, Clone, Args, Default)]
 pub struct ConfigArgs {
     /// kubeadm config file (InitConfiguration + ClusterConfiguration [+ PlinthConfiguration]).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The IP address the API server advertises.
-    #[arg(long, value_name = "IP")]
+    #[arg(long, global = true, value_name = "IP")]
     pub advertise_address: Option<String>,
     /// Node name (default: hostname, lowercased).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME")]
     pub node_name: Option<String>,
     /// Kubernetes version, e.g. v1.33.0.
-    #[arg(long, value_name = "VERSION")]
+    #[arg(long, global = true, value_name = "VERSION")]
     pub kubernetes_version: Option<String>,
     /// Pod network CIDR(s), comma-separated.
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, global = true, value_name = "CIDR")]
     pub pod_network_cidr: Option<String>,
     /// Service CIDR(s), comma-separated.
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, global = true, value_name = "CIDR")]
     pub service_cidr: Option<String>,
     /// Extra SANs for the apiserver serving certificate.
-    #[arg(long, value_name = "SAN", value_delimiter = ',')]
+    #[arg(long, global = true, value_name = "SAN", value_delimiter = ',')]
     pub apiserver_cert_extra_sans: Vec<String>,
     /// Certificates directory (host path).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     pub cert_dir: Option<String>,
     /// Shared endpoint (host[:port]) for all control-plane nodes.
-    #[arg(long, value_name = "HOST[:PORT]")]
+    #[arg(long, global = true, value_name = "HOST[:PORT]")]
     pub control_plane_endpoint: Option<String>,
 }
 
