@@ -138,6 +138,10 @@ impl PkiError {
     }
 }
 
+/// `PkiOptions::only` value selecting the etcd CA and every certificate it signs, so `init` can
+/// start etcd while the remaining keys are still being generated.
+pub const ETCD_GROUP: &str = "etcd/*";
+
 /// Which leaves get a new key and certificate regardless of their state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Renew {

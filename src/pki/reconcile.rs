@@ -103,13 +103,19 @@ fn parse_or_note<T>(
         .ok()
 }
 
+/// Whether `only` selects profile `p`: its name (`etcd-server`), its base (`etcd/server`), or
+/// [`super::ETCD_GROUP`] for every etcd certificate (init starts etcd before the rest exists).
+fn matches_only(only: &str, p: &CertProfile) -> bool {
+    only == p.name || only == p.base || (only == super::ETCD_GROUP && p.base.starts_with("etcd/"))
+}
+
 fn check_names(
     spec: &ClusterSpec,
     profiles: &[CertProfile],
     opts: &PkiOptions,
 ) -> Result<(), PkiError> {
     if let Some(only) = &opts.only {
-        if !profiles.iter().any(|p| &p.name == only || &p.base == only) {
+        if !profiles.iter().any(|p| matches_only(only, p)) {
             return Err(PkiError::UnknownName {
                 field: "certificate",
                 value: only.clone(),
@@ -296,11 +302,7 @@ pub fn reconcile(
     let profiles = profile::resolve(spec).map_err(PkiError::Profiles)?;
     check_names(spec, &profiles, opts)?;
     let now = OffsetDateTime::now_utc();
-    let selected = |p: &CertProfile| {
-        opts.only
-            .as_deref()
-            .is_none_or(|o| o == p.name || o == p.base)
-    };
+    let selected = |p: &CertProfile| opts.only.as_deref().is_none_or(|o| matches_only(o, p));
 
     // 1. Assess the CAs that selected items need.
     let mut cas: BTreeMap<&str, CaPlan> = BTreeMap::new();
