@@ -130,26 +130,8 @@ pub enum StopSignal {
 /// Errors from a runtime, naming the container and what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// The executable could not be found on the bin path.
-    #[error("container {container}: executable {name:?} not found in {searched}")]
-    ExecutableNotFound {
-        /// Container name.
-        container: String,
-        /// command[0] (or the image's mapped executable).
-        name: String,
-        /// The directories searched, colon-separated.
-        searched: String,
-    },
-    /// A hostPath volume failed its type check.
-    #[error("volume {volume}: hostPath {path}: {reason}")]
-    Volume {
-        /// Volume name.
-        volume: String,
-        /// Host path (as opened).
-        path: PathBuf,
-        /// Why it failed.
-        reason: String,
-    },
+    // Executable lookup and hostPath checks happen in the agent's resolver
+    // (`agent::resolve::ResolveError`) before a runtime sees the container.
     /// The Pod uses something this runtime cannot do.
     #[error("{0}")]
     Unsupported(String),
