@@ -40,7 +40,11 @@ done
 [ "$(id -u)" = 0 ] || { echo "init.sh: run as root (network namespaces)" >&2; exit 2; }
 [ -x "$PLINTH" ] || { echo "init.sh: $PLINTH not found: cargo build --release" >&2; exit 2; }
 [ -z "$BASE" ] || [ -x "$BASE" ] || { echo "init.sh: -B $BASE is not executable" >&2; exit 2; }
-ETCD=${PLINTH_ETCD_BIN:-$(command -v etcd || true)}
+ETCD=${PLINTH_ETCD_BIN:-}
+if [ -z "$ETCD" ] && [ -n "${PLINTH_E2E_BIN_DIR:-}" ] && [ -x "$PLINTH_E2E_BIN_DIR/etcd" ]; then
+    ETCD=$PLINTH_E2E_BIN_DIR/etcd # the etcd the real binaries' version pairs with
+fi
+ETCD=${ETCD:-$(command -v etcd || true)}
 [ -x "$ETCD" ] || { echo "init.sh: no etcd (PLINTH_ETCD_BIN or etcd on PATH)" >&2; exit 2; }
 
 ADDR=192.0.2.10
@@ -52,6 +56,10 @@ for c in kube-apiserver kube-controller-manager kube-scheduler; do
     ln -s "${PLINTH_E2E_BIN_DIR:-$REPO/tests/support/doubles}/$c" "$BIN/$c"
 done
 ln -s "$ETCD" "$BIN/etcd"
+# The version the components claim (doubles: v1.33.0; real binaries: theirs), so the config
+# matches whatever runs (the skew check refuses a mismatch).
+KVER=$("$BIN/kube-apiserver" --version | awk '{print $2}')
+[ -n "$KVER" ] || { echo "init.sh: $BIN/kube-apiserver --version printed no version" >&2; exit 2; }
 
 NS=""
 cleanup_ns() {
@@ -89,7 +97,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.33.0
+kubernetesVersion: $KVER
 encryptionAlgorithm: $1
 ---
 apiVersion: plinth.io/v1alpha1
@@ -152,7 +160,7 @@ run_floor() { # $1 = config file
 median() { /usr/bin/python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print("%.3f" % statistics.median(v))' "$@"; }
 
 echo "plinth: $PLINTH ($("$PLINTH" --version 2>/dev/null || echo '?'))${BASE:+; baseline (-B): $BASE}"
-echo "etcd: $ETCD; components: ${PLINTH_E2E_BIN_DIR:-test doubles}; $(nproc) cores; runs per algorithm: $RUNS"
+echo "etcd: $ETCD; components: ${PLINTH_E2E_BIN_DIR:-test doubles} ($KVER); $(nproc) cores; runs per algorithm: $RUNS"
 SUMMARY=""
 IFS=, read -ra ALG_LIST <<<"$ALGS"
 for alg in "${ALG_LIST[@]}"; do

@@ -29,13 +29,28 @@ import yaml
 POLL = 0.01  # seconds between health checks of one component: the floor must not be coarse
 TIMEOUT = 120.0
 
-# The health endpoint of each component (the ones the brief names; the same ones plinth waits on).
-HEALTH = {
-    "etcd": "http://127.0.0.1:2381/health",
-    "kube-apiserver": "https://{addr}:6443/readyz",
-    "kube-controller-manager": "https://127.0.0.1:10257/healthz",
-    "kube-scheduler": "https://127.0.0.1:10259/readyz",
-}
+COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+
+
+def health_url(pod, addr):
+    """The component's health URL, read from its manifest exactly as plinth's wait does
+    (src/health.rs): the readiness probe, else startup, else liveness; host defaults to the
+    node address; named ports resolve through the container's ports. The paths differ by
+    version (kube-scheduler: /healthz before v1.32, /readyz after), so nothing is hard-coded."""
+    container = pod["spec"]["containers"][0]
+    for kind in ("readinessProbe", "startupProbe", "livenessProbe"):
+        get = (container.get(kind) or {}).get("httpGet")
+        if not get:
+            continue
+        port = get["port"]
+        if isinstance(port, str):
+            port = next(p["containerPort"] for p in container.get("ports", []) if p.get("name") == port)
+        host = get.get("host") or addr
+        if ":" in host:
+            host = "[%s]" % host
+        scheme = get.get("scheme", "HTTP").lower()
+        return "%s://%s:%d%s" % (scheme, host, int(port), get.get("path", "/"))
+    raise SystemExit("manifest %s: no httpGet probe" % pod["metadata"]["name"])
 
 
 def rewrite(value, mounts):
@@ -84,10 +99,12 @@ def main():
     root, bin_dir, addr = sys.argv[1], sys.argv[2], sys.argv[3]
     manifests = os.path.join(root, "etc/kubernetes/manifests")
     plans = []
-    for comp in HEALTH:
+    urls = {}
+    for comp in COMPONENTS:
         with open(os.path.join(manifests, comp + ".yaml")) as f:
             pod = yaml.safe_load(f)
         plans.append((comp, *command_line(root, bin_dir, pod)))
+        urls[comp] = health_url(pod, addr)
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -106,14 +123,14 @@ def main():
             user=uid, group=gid, start_new_session=True))
 
     def poll(comp):
-        url = HEALTH[comp].format(addr=addr)
+        url = urls[comp]
         while time.monotonic() - start < TIMEOUT:
             if healthy(url, ctx):
                 done[comp] = time.monotonic() - start
                 return
             time.sleep(POLL)
 
-    threads = [threading.Thread(target=poll, args=(c,)) for c in HEALTH]
+    threads = [threading.Thread(target=poll, args=(c,)) for c in COMPONENTS]
     for t in threads:
         t.start()
     for t in threads:
@@ -125,11 +142,11 @@ def main():
         except ProcessLookupError:
             pass
         p.wait()
-    ok = len(done) == len(HEALTH)
-    per = " ".join("%s=%.3f" % (c, done.get(c, float("nan"))) for c in HEALTH)
+    ok = len(done) == len(COMPONENTS)
+    per = " ".join("%s=%.3f" % (c, done.get(c, float("nan"))) for c in COMPONENTS)
     print("floor %.3f %s%s" % (total, per, "" if ok else " NOT-HEALTHY"))
     if not ok:
-        for comp in HEALTH:
+        for comp in COMPONENTS:
             if comp not in done:
                 with open(os.path.join(logdir, comp + ".log"), "rb") as f:
                     tail = f.read().decode("utf-8", "replace").splitlines()[-10:]

