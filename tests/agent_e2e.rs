@@ -10,7 +10,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::support::etcd::http_get_in;
+use crate::support::etcd::{etcdctl_binary, http_get_in};
 use crate::support::{etcd_binary, pid_alive, wait_until, ChildGuard, EtcdPki, NetNs, TempRoot};
 
 const NODE: &str = "node1";
@@ -250,7 +250,7 @@ spec:
 fn etcdctl(node: &Node, pki: &EtcdPki, args: &[&str]) -> String {
     let out = node
         .ns
-        .command("etcdctl")
+        .command(etcdctl_binary().expect("etcdctl (scripts/install-deps.sh: etcd-client)"))
         .env("ETCDCTL_API", "3")
         .arg("--endpoints=https://127.0.0.1:2379")
         .arg(format!("--cacert={}", pki.ca.cert.display()))

