@@ -21,6 +21,9 @@ use super::validate::{
     AUTHORIZATION_MODES, HOST_PATH_TYPES, TAINT_EFFECTS,
 };
 
+/// What a port field allows.
+const PORT: &str = "a port number between 1 and 65535";
+
 /// Where v1beta4-only fields are valid (for unknown-field hints in v1beta3 documents).
 const V4: &str = "kubeadm.k8s.io/v1beta4";
 
@@ -444,7 +447,9 @@ pub(crate) fn read_init(
     if let Some(mut ep) = doc.obj("localAPIEndpoint", errs) {
         raw.advertise_address = at_string(&mut ep, "advertiseAddress", errs);
         let field = ep.field("bindPort");
-        raw.bind_port = ep.int("bindPort", errs).map(|value| At { field, value });
+        raw.bind_port = ep
+            .int("bindPort", PORT, errs)
+            .map(|value| At { field, value });
         ep.finish(errs);
     }
     if let Some(mut p) = doc.obj("patches", errs) {

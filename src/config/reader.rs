@@ -170,8 +170,9 @@ impl<'a> Obj<'a> {
         self.string(key, errs).filter(|s| !s.is_empty())
     }
 
-    /// An integer field (any integer; range checks are the caller's).
-    pub(crate) fn int(&mut self, key: &'static str, errs: &mut Errors) -> Option<i64> {
+    /// An integer field (any integer; range checks are the caller's). `what` says what is
+    /// allowed, e.g. "a port number between 1 and 65535".
+    pub(crate) fn int(&mut self, key: &'static str, what: &str, errs: &mut Errors) -> Option<i64> {
         let v = self.raw(key)?;
         let field = self.field(key);
         match v {
@@ -179,14 +180,14 @@ impl<'a> Obj<'a> {
                 Some(i) => Some(i),
                 None => {
                     let written = errs.written(&field, v);
-                    errs.push(field, written, "an integer");
+                    errs.push(field, written, what);
                     None
                 }
             },
             Value::String(s) => match s.trim().parse::<i64>() {
                 Ok(i) => Some(i),
                 Err(_) => {
-                    errs.push(field, s.clone(), "an integer");
+                    errs.push(field, s.clone(), what);
                     None
                 }
             },
@@ -194,7 +195,7 @@ impl<'a> Obj<'a> {
                 errs.push(
                     &field,
                     errs.written(&field, other),
-                    format!("an integer, not {}", kind_name(other)),
+                    format!("{what}, not {}", kind_name(other)),
                 );
                 None
             }
@@ -379,7 +380,7 @@ mod tests {
         let mut errs = Errors::default();
         let mut o = Obj::new("Doc", &v, &mut errs);
         assert_eq!(o.string("a", &mut errs), None);
-        assert_eq!(o.int("b", &mut errs), None);
+        assert_eq!(o.int("b", "an integer", &mut errs), None);
         assert_eq!(o.string("c", &mut errs), None);
         assert_eq!(o.string("e", &mut errs), None);
         o.finish(&mut errs);

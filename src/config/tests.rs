@@ -1065,7 +1065,7 @@ fn numbers_are_quoted_as_written() {
         &errs,
         "InitConfiguration.localAPIEndpoint.bindPort",
         "99999999999999999999999999",
-        "an integer",
+        "a port number between 1 and 65535",
     );
     assert_has(
         &errs,
