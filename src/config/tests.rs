@@ -1257,9 +1257,13 @@ fn feature_gates_are_checked_against_the_version() {
 #[test]
 fn public_keys_ecdsa_gate_selects_ecdsa_keys() {
     let s = load_ok(&format!(
-        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.28.0\n\
-         featureGates:\n  PublicKeysECDSA: true\n"
+        "{V3_HEAD}kubernetesVersion: v1.28.0\nfeatureGates:\n  PublicKeysECDSA: true\n"
     ));
     assert_eq!(s.key_algorithm, KeyAlgorithm::EcdsaP256);
-    let _ = V4_HEAD;
+    // kubeadm: the gate, when set, wins over encryptionAlgorithm.
+    let s = load_ok(&format!(
+        "{V4_HEAD}kubernetesVersion: v1.33.0\nencryptionAlgorithm: RSA-4096\nfeatureGates:\n  \
+         PublicKeysECDSA: false\n"
+    ));
+    assert_eq!(s.key_algorithm, KeyAlgorithm::Rsa2048);
 }
