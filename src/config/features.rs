@@ -3,6 +3,12 @@
 //! unknown and removed gates are refused, values must be booleans, locked (GA) gates must keep
 //! their value, deprecated gates are accepted with a warning. Also the `feature-gates` flag
 //! syntax of the components' extraArgs (`Name=bool,...`).
+//!
+//! The table follows features.go at v1.24.0-alpha.1 (the source snapshot the real test
+//! binaries are built from), v1.29, v1.30, v1.33 and v1.34-rc, plus kubeadm's release notes for
+//! removals: IPv6DualStack removed in v1.24, UnversionedKubeletConfigMap (beta v1.24, GA v1.25)
+//! removed in v1.26, UpgradeAddonsBeforeControlPlane (deprecated v1.28) removed in v1.31,
+//! EtcdLearnerMode (alpha v1.27, beta v1.29, GA v1.32) removed in v1.33.
 
 use serde_json::Value;
 
@@ -82,6 +88,7 @@ const GATES: &[Gate] = &[
         note: "GA and always on since v1.32",
     },
     Gate {
+        // GA and locked in v1.23; removed in v1.24.0 (v1.24 pre-releases still had it).
         name: "IPv6DualStack",
         spans: &[],
         note: "GA and always on since v1.23 (set both an IPv4 and an IPv6 subnet for dual-stack)",
@@ -148,8 +155,9 @@ impl Gate {
                     format!(" ({})", self.note)
                 }
             ),
+            // No span in the supported range: removed in v1.24 itself (IPv6DualStack).
             _ => format!(
-                "{} was removed before v1.{FIRST_MINOR} ({})",
+                "{} was removed in v1.{FIRST_MINOR} ({})",
                 self.name, self.note
             ),
         }
@@ -396,7 +404,13 @@ mod tests {
             errs[0].allowed
         );
         let (_, errs) = run("IPv6DualStack", Value::Bool(true), 24);
-        assert!(errs[0].allowed.contains("removed before v1.24"));
+        assert!(
+            errs[0]
+                .allowed
+                .contains("IPv6DualStack was removed in v1.24 (GA and always on"),
+            "{}",
+            errs[0].allowed
+        );
     }
 
     #[test]
