@@ -97,7 +97,10 @@ fn limit_reason(e: &serde_saphyr::Error) -> Option<String> {
                 "it holds more than {} YAML documents (a config has at most a few)",
                 documents.saturating_sub(1)
             ),
-            other => format!("it exceeds a YAML size limit ({other:?}); {aliases}?"),
+            _ => format!(
+                "it exceeds a YAML size limit (too much text, too many merge keys or too \
+                 much alias expansion for a config file); {aliases}?"
+            ),
         },
         E::AliasReplayLimitExceeded {
             max_total_replayed_events,
