@@ -11,7 +11,7 @@ fn main() {
     match cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
-            if is_broken_pipe(&err) {
+            if is_broken_pipe(&err) && cli::out::stdout_is_broken_pipe() {
                 std::process::exit(0);
             }
             // Not `eprintln!`: it panics when stderr is gone too.
@@ -36,7 +36,8 @@ fn init_tracing(filter: &str) {
 /// Printing into a closed pipe (`plinth ps | head`) is not an error: the reader chose to read
 /// less (ripgrep's rule). Writes of the CLI's own shadowed `println!` never get here (see
 /// `cli::out`); explicit writers (`plinth logs`, `completion`, `man`, tables) return
-/// `BrokenPipe`, which ends the command quietly with exit 0.
+/// `BrokenPipe`, which ends the command quietly with exit 0 — only when stdout is the closed
+/// pipe: an `EPIPE` from a socket is a real error.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()

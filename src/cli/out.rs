@@ -10,7 +10,8 @@
 //!   (a half-done `plinth init | head` must not stop between two writes); its exit code is the
 //!   command's own.
 //! - Explicit `writeln!(std::io::stdout().lock(), ..)?` and the like return the `BrokenPipe`
-//!   error; `main` turns any `BrokenPipe` in an error chain into a quiet exit 0.
+//!   error; `main` turns a `BrokenPipe` in an error chain into a quiet exit 0 when stdout is
+//!   in fact a closed pipe ([`stdout_is_broken_pipe`]).
 
 use std::fmt;
 use std::io::{self, Write};
@@ -22,6 +23,24 @@ static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 /// True once stdout turned out to be a closed pipe.
 pub fn stdout_closed() -> bool {
     STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// True when stdout is a pipe whose reader went away: remembered from a failed write, or
+/// seen now (`poll` reports `POLLERR` on a pipe's write end once its read end is closed).
+/// `main` treats a `BrokenPipe` error as success only then, so a `BrokenPipe` from anything
+/// else (a socket) still fails the command.
+pub fn stdout_is_broken_pipe() -> bool {
+    if stdout_closed() {
+        return true;
+    }
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout; poll only reads/writes that struct.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n == 1 && fd.revents & libc::POLLERR != 0
 }
 
 /// Writes `args` (plus a newline when `newline`) to stdout and flushes. A closed pipe is
