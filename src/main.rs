@@ -11,10 +11,12 @@ fn main() {
     match cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
-            if is_broken_pipe(&err) {
+            if is_broken_pipe(&err) && cli::out::stdout_is_broken_pipe() {
                 std::process::exit(0);
             }
-            eprintln!("error: {err:#}");
+            // Not `eprintln!`: it panics when stderr is gone too.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr().lock(), "error: {err:#}");
             std::process::exit(1);
         }
     }
@@ -31,7 +33,11 @@ fn init_tracing(filter: &str) {
         .init();
 }
 
-/// Printing into a closed pipe (`plinth ps | head`) is not an error.
+/// Printing into a closed pipe (`plinth ps | head`) is not an error: the reader chose to read
+/// less (ripgrep's rule). Writes of the CLI's own shadowed `println!` never get here (see
+/// `cli::out`); explicit writers (`plinth logs`, `completion`, `man`, tables) return
+/// `BrokenPipe`, which ends the command quietly with exit 0 — only when stdout is the closed
+/// pipe: an `EPIPE` from a socket is a real error.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()

@@ -150,3 +150,241 @@ fn init_defaults_revalidate() {
         .stdout(predicate::str::contains("node:"))
         .stdout(predicate::str::contains("local (data dir /var/lib/etcd)"));
 }
+
+// ---- issue 8, items 8 and 9: bad input is refused naming field, value and what is allowed,
+// ---- and `plinth init` writes nothing.
+
+const V4_CLUSTER: &str = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n\
+                          kubernetesVersion: v1.33.0\n";
+const V4_INIT: &str = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n";
+
+/// Writes `yaml` to a file outside the root, runs `plinth init --root R --config FILE`, and
+/// returns its stderr after asserting exit 1 and a root unchanged byte for byte.
+fn init_refuses(yaml: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    let root = crate::support::TempRoot::new().expect("root");
+    root.write("/etc/hostname", b"cp1\n", 0o644)
+        .expect("seed the root");
+    let before = root.snapshot().expect("snapshot");
+    let out = cargo_bin_cmd!("plinth")
+        .args([
+            "init",
+            "--advertise-address",
+            "127.0.0.1",
+            "--node-name",
+            "cp1",
+        ])
+        .args([
+            "--agent",
+            "none",
+            "--skip-phases",
+            "wait-control-plane",
+            "--root",
+        ])
+        .arg(root.dir())
+        .arg("--config")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let after = root.snapshot().expect("snapshot");
+    assert_eq!(
+        after,
+        before,
+        "init with a bad config must not write anything: {}",
+        diff_snapshots(&before, &after)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf-8")
+}
+
+/// `plinth config validate --config FILE` with `yaml`: exit 1, stderr returned.
+fn validate_refuses(yaml: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    let out = validate("127.0.0.1")
+        .arg("--config")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    String::from_utf8(out.stderr).expect("utf-8")
+}
+
+#[track_caller]
+fn assert_contains(text: &str, want: &str) {
+    assert!(text.contains(want), "expected {want:?} in:\n{text}");
+}
+
+#[test]
+fn unknown_feature_gate_accepted() {
+    let err = init_refuses(&format!("{V4_CLUSTER}featureGates:\n  NoSuchGate: true\n"));
+    assert_contains(
+        &err,
+        "ClusterConfiguration.featureGates.NoSuchGate: invalid value \"true\": not a kubeadm \
+         feature gate",
+    );
+    assert_contains(
+        &err,
+        "the gates of kubeadm v1.33 are ControlPlaneKubeletLocalMode (beta, default true)",
+    );
+    assert_contains(&err, "PublicKeysECDSA (deprecated, default false)");
+}
+
+#[test]
+fn non_boolean_feature_gate_value_accepted() {
+    let err = init_refuses(&format!(
+        "{V4_CLUSTER}featureGates:\n  PublicKeysECDSA: \"maybe\"\n"
+    ));
+    assert_contains(
+        &err,
+        "ClusterConfiguration.featureGates.PublicKeysECDSA: invalid value \"maybe\": true or false",
+    );
+}
+
+#[test]
+fn removed_feature_gate_accepted() {
+    let err = validate_refuses(&format!(
+        "{V4_CLUSTER}featureGates:\n  EtcdLearnerMode: true\n"
+    ));
+    assert_contains(
+        &err,
+        "ClusterConfiguration.featureGates.EtcdLearnerMode: invalid value \"true\": a feature \
+         gate of kubeadm v1.33: EtcdLearnerMode was removed in v1.33",
+    );
+}
+
+#[test]
+fn component_feature_gates_flag_with_non_boolean_accepted() {
+    let err = validate_refuses(&format!(
+        "{V4_CLUSTER}apiServer:\n  extraArgs:\n  - name: feature-gates\n    value: SomeGate=maybe\n"
+    ));
+    assert_contains(
+        &err,
+        "ClusterConfiguration.apiServer.extraArgs[0].value: invalid value \"SomeGate=maybe\": \
+         comma-separated Name=true|false pairs",
+    );
+}
+
+#[test]
+fn taint_with_unknown_effect_accepted() {
+    let err = init_refuses(&format!(
+        "{V4_INIT}nodeRegistration:\n  taints:\n  - key: node-role.kubernetes.io/control-plane\n    \
+         effect: Sometimes\n"
+    ));
+    assert_contains(
+        &err,
+        "InitConfiguration.nodeRegistration.taints[0].effect: invalid value \"Sometimes\": one of \
+         NoSchedule, PreferNoSchedule, NoExecute",
+    );
+}
+
+#[test]
+fn empty_config_file_accepted() {
+    for (what, yaml) in [("empty", ""), ("blank", "\n\n   \n")] {
+        let err = init_refuses(yaml);
+        assert!(
+            err.contains("no documents in ") && err.contains("bad.yaml"),
+            "{what}: {err}"
+        );
+        assert_contains(&err, "expected InitConfiguration/ClusterConfiguration");
+    }
+}
+
+#[test]
+fn comment_only_config_file_accepted() {
+    for yaml in ["# just a comment\n", "# a\n---\n# b\n---\n"] {
+        let err = init_refuses(yaml);
+        assert_contains(&err, "no documents in ");
+        assert_contains(&err, "expected InitConfiguration/ClusterConfiguration");
+        assert_contains(&err, "holds only comments");
+    }
+}
+
+#[test]
+fn huge_bind_port_quoted_as_1e26() {
+    let err = init_refuses(&format!(
+        "{V4_INIT}localAPIEndpoint:\n  bindPort: 99999999999999999999999999\n"
+    ));
+    assert_contains(
+        &err,
+        "InitConfiguration.localAPIEndpoint.bindPort: invalid value \"99999999999999999999999999\": \
+         a port number between 1 and 65535",
+    );
+    assert!(!err.contains("1e26") && !err.contains("1e+26"), "{err}");
+}
+
+#[test]
+fn billion_laughs_shows_parser_internals() {
+    // Each level multiplies by 9: 9^8 = 43 million scalars from a file of a few hundred bytes.
+    let mut yaml = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for w in names.windows(2) {
+        let (prev, next) = (w[0], w[1]);
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        yaml.push_str(&format!("{next}: &{next} [{refs}]\n"));
+    }
+    let err = init_refuses(&yaml);
+    assert_contains(&err, "bad.yaml: refusing to read the file: ");
+    assert_contains(&err, "YAML anchors and aliases");
+    assert!(
+        !err.contains("limits breached") && !err.contains("Nodes {") && !err.contains("Budget"),
+        "parser internals in: {err}"
+    );
+}
+
+#[test]
+fn empty_kind_says_both_apiversion_and_kind_set() {
+    let err = validate_refuses("apiVersion: kubeadm.k8s.io/v1beta4\nkind:\n");
+    assert_contains(
+        &err,
+        "document 1.kind: invalid value \"\": kind is empty: one of InitConfiguration, \
+         ClusterConfiguration, PlinthConfiguration",
+    );
+    assert!(!err.contains("both apiVersion and kind"), "{err}");
+    let err = validate_refuses("apiVersion: kubeadm.k8s.io/v1beta4\nkind: \"\"\n");
+    assert_contains(
+        &err,
+        "document 1.kind: invalid value \"\": kind is empty: one of",
+    );
+}
+
+#[test]
+fn wrong_api_version_or_kind_adds_spurious_advertise_address_error() {
+    for yaml in [
+        "apiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\nlocalAPIEndpoint:\n  \
+         advertiseAddress: 127.0.0.1\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfigurationn\nlocalAPIEndpoint:\n  \
+         advertiseAddress: 127.0.0.1\n",
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, yaml).expect("write");
+        // No --advertise-address: the address would come from the dropped document, and in a
+        // network namespace without a default route there is no default to fall back to.
+        let ns = crate::support::NetNs::create("cfgdrop").expect("netns (run as root)");
+        let out = ns
+            .command(env!("CARGO_BIN_EXE_plinth"))
+            .args(["config", "validate", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run plinth");
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_contains(&err, "is invalid (1 problem)");
+        assert!(!err.contains("advertiseAddress"), "derived error in: {err}");
+        assert!(
+            !err.contains("nodeRegistration.name"),
+            "derived error in: {err}"
+        );
+    }
+}

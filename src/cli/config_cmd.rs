@@ -55,17 +55,17 @@ fn validate(args: &ConfigArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         Err(ConfigError::Invalid { errors, .. }) => {
-            let mut err = std::io::stderr().lock();
+            // stderr write errors must not turn exit 1 into main's quiet BrokenPipe exit 0.
             let n = errors.len();
             let noun = if n == 1 { "problem" } else { "problems" };
-            writeln!(err, "config {name} is invalid ({n} {noun}):")?;
+            eprintln!("config {name} is invalid ({n} {noun}):");
             for e in &errors {
-                writeln!(err, "{e}")?;
+                eprintln!("{e}");
             }
             Ok(1)
         }
         Err(other) => {
-            writeln!(std::io::stderr().lock(), "error: {other}")?;
+            eprintln!("error: {other}");
             Ok(1)
         }
     }

@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+// First, so its non-panicking `println!`/`eprintln!` shadow std's in every module below.
+#[macro_use]
+pub mod out;
+
 mod agent;
 mod certs;
 mod config_cmd;
@@ -163,10 +167,11 @@ pub fn print_structured<T: serde::Serialize>(
     format: OutputFormat,
     value: &T,
 ) -> anyhow::Result<()> {
-    match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(value)?),
+    let text = match format {
+        OutputFormat::Json => serde_json::to_string_pretty(value)? + "\n",
+        OutputFormat::Yaml => serde_saphyr::to_string(value)?,
         OutputFormat::Table => anyhow::bail!("table output is printed by the command itself"),
-    }
+    };
+    out::try_stdout(format_args!("{text}"), false)?;
     Ok(())
 }

@@ -33,7 +33,7 @@ pub fn run(cmd: ResetCmd) -> anyhow::Result<i32> {
             "[reset] This stops the plinth agent and its pods and removes everything plinth created under {}.\n[reset] Are you sure you want to proceed? [y/N]: ",
             root.dir().display()
         );
-        std::io::stderr().flush()?;
+        let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {

@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 use super::error::{ConfigError, Errors};
-use super::reader::render;
+use super::numbers;
+use super::reader::{child, render};
 use super::spec::KubeadmApiVersion;
 
 /// kubeadm's API group.
@@ -12,6 +13,14 @@ pub const KUBEADM_GROUP: &str = "kubeadm.k8s.io";
 pub const PLINTH_API_VERSION: &str = "plinth.io/v1alpha1";
 /// plinth's own document kind.
 pub const PLINTH_KIND: &str = "PlinthConfiguration";
+
+/// The kinds a document may have, for a missing or empty `kind`.
+const KINDS: &str = "one of InitConfiguration, ClusterConfiguration, PlinthConfiguration \
+    (KubeletConfiguration and KubeProxyConfiguration are accepted and ignored)";
+
+/// The API versions a document may have, for a missing or empty `apiVersion`.
+const API_VERSIONS: &str = "kubeadm.k8s.io/v1beta3 or kubeadm.k8s.io/v1beta4 for \
+    InitConfiguration and ClusterConfiguration, plinth.io/v1alpha1 for PlinthConfiguration";
 
 /// What each document may be, for error messages.
 const ALLOWED_DOCUMENTS: &str = "InitConfiguration or ClusterConfiguration \
@@ -28,6 +37,11 @@ pub(crate) struct Documents {
     pub cluster: Option<(KubeadmApiVersion, Value)>,
     /// `PlinthConfiguration`.
     pub plinth: Option<Value>,
+    /// How many (non-empty) documents the file holds, including ignored kinds.
+    pub count: usize,
+    /// True when a document was refused (bad apiVersion/kind, duplicate, not a mapping): its
+    /// fields are missing, so nothing derived from them may be checked.
+    pub dropped: bool,
 }
 
 impl Documents {
@@ -41,6 +55,73 @@ impl Documents {
     }
 }
 
+/// A config file is a few hundred YAML nodes: these limits only stop hostile input.
+const MAX_NODES_HINT: &str = "a kubeadm config file has a few hundred";
+
+/// Operator-level words for a parser limit that was hit (`None`: not a limit error).
+fn limit_reason(e: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::budget::BudgetBreach as B;
+    use serde_saphyr::Error as E;
+    let aliases =
+        "YAML anchors and aliases (`&a` ... `*a`) repeat content: a \"billion laughs\" file";
+    Some(match e {
+        E::AliasError { error, .. } => return limit_reason(error),
+        E::Budget { breach, .. } => match breach {
+            B::Nodes { nodes } => format!(
+                "it expands to more than {} YAML nodes ({nodes} when reading stopped; \
+                 {MAX_NODES_HINT}); {aliases}?",
+                nodes.saturating_sub(1)
+            ),
+            B::Events { events } => format!(
+                "it expands to more than {} YAML parser events ({MAX_NODES_HINT} nodes); \
+                 {aliases}?",
+                events.saturating_sub(1)
+            ),
+            B::Aliases { aliases: n } => {
+                format!(
+                    "it uses more than {} YAML aliases; {aliases}?",
+                    n.saturating_sub(1)
+                )
+            }
+            B::Anchors { anchors } => {
+                format!(
+                    "it defines more than {} YAML anchors",
+                    anchors.saturating_sub(1)
+                )
+            }
+            B::Depth { depth } => format!(
+                "it nests mappings/lists more than {} levels deep",
+                depth.saturating_sub(1)
+            ),
+            B::Documents { documents } => format!(
+                "it holds more than {} YAML documents (a config has at most a few)",
+                documents.saturating_sub(1)
+            ),
+            _ => format!(
+                "it exceeds a YAML size limit (too much text, too many merge keys or too \
+                 much alias expansion for a config file); {aliases}?"
+            ),
+        },
+        E::AliasReplayLimitExceeded {
+            max_total_replayed_events,
+            ..
+        } => format!(
+            "its YAML aliases expand to more than {max_total_replayed_events} parser events \
+             ({MAX_NODES_HINT} nodes); {aliases}?"
+        ),
+        E::AliasExpansionLimitExceeded {
+            max_expansions_per_anchor,
+            ..
+        } => format!(
+            "one YAML anchor is expanded more than {max_expansions_per_anchor} times; {aliases}?"
+        ),
+        E::AliasReplayStackDepthExceeded { max_depth, .. } => {
+            format!("its YAML aliases nest more than {max_depth} levels deep; {aliases}?")
+        }
+        _ => return None,
+    })
+}
+
 /// The `apiVersion` string of a kubeadm version.
 pub fn api_version_string(v: KubeadmApiVersion) -> &'static str {
     match v {
@@ -49,19 +130,27 @@ pub fn api_version_string(v: KubeadmApiVersion) -> &'static str {
     }
 }
 
-/// Parses the YAML stream; syntax errors are fatal (with `source:line:col`), while problems
-/// with individual documents are collected in `errs`.
+/// Parses the YAML stream; syntax errors and resource limits are fatal (with `source:line:col`
+/// or the limit in operator terms), while problems with individual documents are collected in
+/// `errs`.
 pub(crate) fn split(yaml: &str, source: &str, errs: &mut Errors) -> Result<Documents, ConfigError> {
     use serde_saphyr::MessageFormatter;
     let options = serde_saphyr::options! { with_snippet: false };
     let values: Vec<Value> =
         serde_saphyr::from_multiple_with_options(yaml, options).map_err(|e| {
+            let e = e.without_snippet();
+            if let Some(reason) = limit_reason(e) {
+                return ConfigError::TooLarge {
+                    source_name: source.to_string(),
+                    reason,
+                };
+            }
             let (line, column) = e
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((0, 0));
             let message = serde_saphyr::UserMessageFormatter
-                .format_message(e.without_snippet())
+                .format_message(e)
                 .into_owned();
             ConfigError::Syntax {
                 source_name: source.to_string(),
@@ -70,9 +159,21 @@ pub(crate) fn split(yaml: &str, source: &str, errs: &mut Errors) -> Result<Docum
                 message,
             }
         })?;
+    // `---` alone, or a comment between separators, is an empty (null) document: no document.
+    let mut numbers = numbers::written(yaml);
+    let values: Vec<(usize, Value)> = values
+        .into_iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_null())
+        .collect();
 
-    let mut docs = Documents::default();
-    for (i, value) in values.iter().enumerate() {
+    let errors_before = errs.len();
+    let mut docs = Documents {
+        count: values.len(),
+        ..Documents::default()
+    };
+    for (i, value) in &values {
+        let i = *i;
         let label = format!("document {}", i + 1);
         let Value::Object(map) = value else {
             errs.push(
@@ -82,16 +183,34 @@ pub(crate) fn split(yaml: &str, source: &str, errs: &mut Errors) -> Result<Docum
             );
             continue;
         };
-        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
-        if api_version.is_empty() || kind.is_empty() {
-            errs.push(
-                format!("{label} (apiVersion/kind)"),
-                format!("apiVersion: {api_version:?}, kind: {kind:?}"),
-                format!("both apiVersion and kind set: {ALLOWED_DOCUMENTS}"),
-            );
+        // Each of apiVersion and kind must be a non-empty string; say which one is wrong.
+        let mut header = |key: &str, allowed: &str| -> Option<&str> {
+            let field = format!("{label}.{key}");
+            match map.get(key) {
+                Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
+                None => {
+                    errs.push(field, "", format!("{key} is missing: {allowed}"));
+                    None
+                }
+                Some(Value::Null) => {
+                    errs.push(field, "", format!("{key} is empty: {allowed}"));
+                    None
+                }
+                Some(Value::String(s)) => {
+                    errs.push(field, s.as_str(), format!("{key} is empty: {allowed}"));
+                    None
+                }
+                Some(other) => {
+                    errs.push(field, render(other), format!("a string: {allowed}"));
+                    None
+                }
+            }
+        };
+        let kind = header("kind", KINDS);
+        let api_version = header("apiVersion", API_VERSIONS);
+        let (Some(kind), Some(api_version)) = (kind, api_version) else {
             continue;
-        }
+        };
         let (group, _) = api_version.split_once('/').unwrap_or((api_version, ""));
         match kind {
             "InitConfiguration" | "ClusterConfiguration" => {
@@ -167,6 +286,22 @@ pub(crate) fn split(yaml: &str, source: &str, errs: &mut Errors) -> Result<Docum
             }
         }
     }
+    // Every error recorded in the loop above refused a document.
+    docs.dropped = errs.len() > errors_before;
+
+    // Numbers as written, keyed by full field path (Kind.a.b) for the documents kept.
+    let kinds: Vec<(usize, &str)> = values
+        .iter()
+        .filter_map(|(i, v)| v.get("kind").and_then(Value::as_str).map(|k| (*i, k)))
+        .collect();
+    let written = numbers
+        .drain(..)
+        .filter_map(|(doc, path, text)| {
+            let (_, kind) = kinds.iter().find(|(i, _)| *i == doc)?;
+            Some((child(kind, &path), text))
+        })
+        .collect();
+    errs.set_written(written);
 
     if let (Some((vi, _)), Some((vc, _))) = (&docs.init, &docs.cluster) {
         if vi != vc {
@@ -240,7 +375,10 @@ mod tests {
         assert!(errs[0].allowed.contains("PlinthConfiguration"));
         assert_eq!(errs[1].field, "InitConfiguration.apiVersion");
         assert!(errs[1].allowed.contains("kubeadm config migrate"));
-        assert!(errs[2].allowed.contains("both apiVersion and kind"));
+        assert_eq!(errs[2].field, "document 3.apiVersion");
+        assert!(errs[2]
+            .allowed
+            .starts_with("apiVersion is missing: kubeadm.k8s.io/v1beta3"));
     }
 
     #[test]

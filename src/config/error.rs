@@ -1,8 +1,13 @@
 //! Errors of the config module: I/O, YAML syntax (with `file:line:col`) and the list of
 //! every field that failed validation.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::reader::render;
 
 /// One invalid field: which field (or flag), the value found, and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +69,26 @@ pub enum ConfigError {
         /// The parser's message.
         message: String,
     },
+    /// The file holds no YAML document at all (empty, or only comments).
+    #[error(
+        "no documents in {source_name}: expected InitConfiguration/ClusterConfiguration \
+         (kubeadm.k8s.io/v1beta3 or v1beta4) and optionally PlinthConfiguration \
+         (plinth.io/v1alpha1); the file is empty or holds only comments (to use only the \
+         defaults, leave out --config)"
+    )]
+    NoDocuments {
+        /// File name (or other source label).
+        source_name: String,
+    },
+    /// The file is refused before it is read: it would expand beyond sane limits (YAML
+    /// aliases), nest too deep, or hold too many documents.
+    #[error("{source_name}: refusing to read the file: {reason}")]
+    TooLarge {
+        /// File name (or other source label).
+        source_name: String,
+        /// What limit it breaks, in operator terms.
+        reason: String,
+    },
     /// One or more fields are invalid; every problem found is listed.
     #[error("{}", FieldErrors(.errors))]
     Invalid {
@@ -103,9 +128,25 @@ impl fmt::Display for FieldErrors<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct Errors {
     list: Vec<FieldError>,
+    /// The source text of numbers a `serde_json::Value` cannot hold exactly (floats, and
+    /// integers beyond 64 bits), by full field path, so messages quote them as written.
+    written: HashMap<String, String>,
 }
 
 impl Errors {
+    /// Remembers the source text of the numbers at these field paths.
+    pub(crate) fn set_written(&mut self, written: HashMap<String, String>) {
+        self.written = written;
+    }
+
+    /// `value` (the value of `field`) as written in the file when known, else rendered.
+    pub(crate) fn written(&self, field: &str, value: &Value) -> String {
+        match (value, self.written.get(field)) {
+            (Value::Number(_), Some(text)) => text.clone(),
+            _ => render(value),
+        }
+    }
+
     /// Records one error.
     pub(crate) fn push(
         &mut self,
@@ -114,6 +155,11 @@ impl Errors {
         allowed: impl Into<String>,
     ) {
         self.list.push(FieldError::new(field, value, allowed));
+    }
+
+    /// How many errors were recorded.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
     }
 
     /// True when nothing was recorded.

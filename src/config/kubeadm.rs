@@ -9,15 +9,20 @@ use serde_json::Value;
 
 use super::duration::{parse_go_duration, DURATION_HELP};
 use super::error::Errors;
-use super::reader::{render, Obj};
+use super::features::check_flag_value;
+use super::reader::{child, render, Obj};
 use super::spec::{
     ApiServerSpec, Arg, ComponentSpec, EnvVar, Etcd, ExternalEtcd, HostPathMount, KeyAlgorithm,
     KubeadmApiVersion, LocalEtcd,
 };
 use super::validate::{
     check_absolute, check_cert_san, check_dns1123_label, check_dns1123_subdomain,
-    check_image_repository, parse_host_port, AUTHORIZATION_MODES, HOST_PATH_TYPES,
+    check_image_repository, check_label_value, check_qualified_name, parse_host_port,
+    AUTHORIZATION_MODES, HOST_PATH_TYPES, TAINT_EFFECTS,
 };
+
+/// What a port field allows.
+const PORT: &str = "a port number between 1 and 65535";
 
 /// Where v1beta4-only fields are valid (for unknown-field hints in v1beta3 documents).
 const V4: &str = "kubeadm.k8s.io/v1beta4";
@@ -81,6 +86,9 @@ pub(crate) struct RawCluster {
     pub ca_cert_validity: Option<Duration>,
     /// v1beta3 `apiServer.timeoutForControlPlane`.
     pub control_plane_timeout: Option<Duration>,
+    /// `featureGates` as (field path, gate, value as written); checked by the resolver,
+    /// which knows the Kubernetes version.
+    pub feature_gates: Vec<(String, String, Value)>,
 }
 
 /// Reads a field as `At<String>`, treating "" as unset (kubeadm's `omitempty`).
@@ -296,6 +304,9 @@ fn component(
     errs: &mut Errors,
 ) -> (ComponentSpec, Vec<(String, Arg)>) {
     let args = extra_args(obj, version, errs);
+    for (path, arg) in args.iter().filter(|(_, a)| a.name == "feature-gates") {
+        check_flag_value(path, &arg.value, errs);
+    }
     let extra_volumes = extra_volumes(obj, errs);
     let extra_envs = match version {
         KubeadmApiVersion::V1Beta4 => extra_envs(obj, errs),
@@ -347,6 +358,54 @@ fn check_authorization_modes(args: &[(String, Arg)], errs: &mut Errors) {
     }
 }
 
+/// Checks `nodeRegistration.taints` (plinth runs no kubelet and registers no taints, but a
+/// taint the API server would refuse is still a mistake in the file).
+fn check_taints(nr: &mut Obj, errs: &mut Errors) {
+    for (path, item) in nr.list("taints", errs).unwrap_or_default() {
+        let mut o = Obj::new(path.clone(), item, errs);
+        let has = |k: &str| o.has(k);
+        let (has_key, has_effect) = (has("key"), has("effect"));
+        let key = o.string("key", errs);
+        let value = o.string("value", errs);
+        let effect = o.string("effect", errs);
+        o.ignore(&["timeAdded"]);
+        o.finish(errs);
+        let field = |k: &str| format!("{path}.{k}");
+        match key {
+            Some(k) => {
+                if let Err(allowed) = check_qualified_name(&k) {
+                    errs.push(field("key"), k, allowed);
+                }
+            }
+            None if !has_key => errs.push(
+                field("key"),
+                "",
+                "a taint key (required), e.g. node-role.kubernetes.io/control-plane",
+            ),
+            None => {}
+        }
+        if let Some(v) = value {
+            if let Err(allowed) = check_label_value(&v) {
+                errs.push(field("value"), v, allowed);
+            }
+        }
+        match effect {
+            Some(e) if TAINT_EFFECTS.contains(&e.as_str()) => {}
+            Some(e) => errs.push(
+                field("effect"),
+                e,
+                format!("one of {}", TAINT_EFFECTS.join(", ")),
+            ),
+            None if !has_effect => errs.push(
+                field("effect"),
+                "",
+                format!("one of {} (required)", TAINT_EFFECTS.join(", ")),
+            ),
+            None => {}
+        }
+    }
+}
+
 /// Reads `InitConfiguration` (or nothing: all defaults).
 pub(crate) fn read_init(
     value: Option<&Value>,
@@ -371,9 +430,9 @@ pub(crate) fn read_init(
     }
     if let Some(mut nr) = doc.obj("nodeRegistration", errs) {
         raw.node_name = at_string(&mut nr, "name", errs);
+        check_taints(&mut nr, errs);
         nr.ignore(&[
             "criSocket",
-            "taints",
             "kubeletExtraArgs",
             "ignorePreflightErrors",
             "imagePullPolicy",
@@ -388,7 +447,9 @@ pub(crate) fn read_init(
     if let Some(mut ep) = doc.obj("localAPIEndpoint", errs) {
         raw.advertise_address = at_string(&mut ep, "advertiseAddress", errs);
         let field = ep.field("bindPort");
-        raw.bind_port = ep.int("bindPort", errs).map(|value| At { field, value });
+        raw.bind_port = ep
+            .int("bindPort", PORT, errs)
+            .map(|value| At { field, value });
         ep.finish(errs);
     }
     if let Some(mut p) = doc.obj("patches", errs) {
@@ -508,6 +569,26 @@ fn read_external_etcd(o: &mut Obj, errs: &mut Errors) -> Option<ExternalEtcd> {
     })
 }
 
+/// Reads `featureGates`: a mapping of gate names to values (checked later, per version).
+fn feature_gates(doc: &mut Obj, errs: &mut Errors) -> Vec<(String, String, Value)> {
+    let field = doc.field("featureGates");
+    match doc.raw("featureGates") {
+        None => Vec::new(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| (child(&field, k), k.clone(), v.clone()))
+            .collect(),
+        Some(other) => {
+            errs.push(
+                field,
+                render(other),
+                "a mapping of kubeadm feature gate names to true/false, e.g. {PublicKeysECDSA: true}",
+            );
+            Vec::new()
+        }
+    }
+}
+
 /// Reads `ClusterConfiguration` (or nothing: all defaults).
 pub(crate) fn read_cluster(
     value: Option<&Value>,
@@ -518,7 +599,8 @@ pub(crate) fn read_cluster(
     let Some(value) = value else { return raw };
     let v4 = version == KubeadmApiVersion::V1Beta4;
     let mut doc = Obj::new("ClusterConfiguration", value, errs);
-    doc.ignore(&["apiVersion", "kind", "featureGates", "dns"]);
+    doc.ignore(&["apiVersion", "kind", "dns"]);
+    raw.feature_gates = feature_gates(&mut doc, errs);
     if v4 {
         doc.ignore(&["proxy"]);
     } else {

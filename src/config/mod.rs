@@ -5,8 +5,10 @@
 mod document;
 pub mod duration;
 mod error;
+mod features;
 pub mod host;
 mod kubeadm;
+mod numbers;
 mod plinthcfg;
 mod reader;
 mod resolve;
@@ -109,14 +111,15 @@ pub struct Overrides {
 
 /// Loads the config file at `path` (or only defaults when `None`), applies the flag
 /// `overrides`, fills kubeadm's defaults using `host`, and validates everything. All
-/// validation problems are reported together.
+/// validation problems are reported together. A file with no document at all (empty, or only
+/// comments) is refused: it is almost certainly not the file the operator meant.
 pub fn load(
     path: Option<&Path>,
     overrides: &Overrides,
     host: &dyn HostInfo,
 ) -> Result<ClusterSpec, ConfigError> {
     match path {
-        None => load_str("", "(no config file)", overrides, host),
+        None => load_defaults(overrides, host),
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                 path: p.to_path_buf(),
@@ -127,7 +130,22 @@ pub fn load(
     }
 }
 
-/// Like [`load`], from YAML text; `source` names it in error messages (`file:line:col`).
+/// Like [`load`] with no config file: kubeadm's and plinth's defaults plus the flags.
+pub fn load_defaults(
+    overrides: &Overrides,
+    host: &dyn HostInfo,
+) -> Result<ClusterSpec, ConfigError> {
+    resolve_all(
+        &document::Documents::default(),
+        error::Errors::default(),
+        "(no config file)",
+        overrides,
+        host,
+    )
+}
+
+/// Like [`load`], from the YAML text of a config file; `source` names it in error messages
+/// (`file:line:col`). The text must hold at least one document.
 pub fn load_str(
     yaml: &str,
     source: &str,
@@ -136,7 +154,22 @@ pub fn load_str(
 ) -> Result<ClusterSpec, ConfigError> {
     let mut errs = error::Errors::default();
     let docs = document::split(yaml, source, &mut errs)?;
-    let spec = resolve::resolve(&docs, overrides, host, &mut errs);
+    if docs.count == 0 {
+        return Err(ConfigError::NoDocuments {
+            source_name: source.to_string(),
+        });
+    }
+    resolve_all(&docs, errs, source, overrides, host)
+}
+
+fn resolve_all(
+    docs: &document::Documents,
+    mut errs: error::Errors,
+    source: &str,
+    overrides: &Overrides,
+    host: &dyn HostInfo,
+) -> Result<ClusterSpec, ConfigError> {
+    let spec = resolve::resolve(docs, overrides, host, &mut errs);
     match spec {
         Some(spec) if errs.is_empty() => Ok(spec),
         _ => Err(ConfigError::Invalid {

@@ -81,7 +81,7 @@ pub(crate) fn read_plinth(
             }
         }
         let field = agent.field("healthzPort");
-        if let Some(port) = agent.int("healthzPort", errs) {
+        if let Some(port) = agent.int("healthzPort", "a port number between 1 and 65535", errs) {
             match check_port(port) {
                 Ok(p) => s.agent_healthz_port = p,
                 Err(allowed) => errs.push(field, port.to_string(), allowed),

@@ -76,10 +76,10 @@ pub(crate) fn as_string(path: &str, value: &Value, errs: &mut Errors) -> Option<
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
-        Value::Number(n) => {
+        Value::Number(_) => {
             errs.push(
                 path,
-                n.to_string(),
+                errs.written(path, value),
                 "a string (quote the value, e.g. \"1.10\", so YAML does not read it as a number)",
             );
             None
@@ -87,7 +87,7 @@ pub(crate) fn as_string(path: &str, value: &Value, errs: &mut Errors) -> Option<
         other => {
             errs.push(
                 path,
-                render(other),
+                errs.written(path, other),
                 format!("a string, not {}", kind_name(other)),
             );
             None
@@ -106,7 +106,7 @@ impl<'a> Obj<'a> {
             other => {
                 errs.push(
                     &path,
-                    render(other),
+                    errs.written(&path, other),
                     format!("a mapping, not {}", kind_name(other)),
                 );
                 None
@@ -170,30 +170,32 @@ impl<'a> Obj<'a> {
         self.string(key, errs).filter(|s| !s.is_empty())
     }
 
-    /// An integer field (any integer; range checks are the caller's).
-    pub(crate) fn int(&mut self, key: &'static str, errs: &mut Errors) -> Option<i64> {
+    /// An integer field (any integer; range checks are the caller's). `what` says what is
+    /// allowed, e.g. "a port number between 1 and 65535".
+    pub(crate) fn int(&mut self, key: &'static str, what: &str, errs: &mut Errors) -> Option<i64> {
         let v = self.raw(key)?;
         let field = self.field(key);
         match v {
             Value::Number(n) => match n.as_i64() {
                 Some(i) => Some(i),
                 None => {
-                    errs.push(field, n.to_string(), "an integer");
+                    let written = errs.written(&field, v);
+                    errs.push(field, written, what);
                     None
                 }
             },
             Value::String(s) => match s.trim().parse::<i64>() {
                 Ok(i) => Some(i),
                 Err(_) => {
-                    errs.push(field, s.clone(), "an integer");
+                    errs.push(field, s.clone(), what);
                     None
                 }
             },
             other => {
                 errs.push(
-                    field,
-                    render(other),
-                    format!("an integer, not {}", kind_name(other)),
+                    &field,
+                    errs.written(&field, other),
+                    format!("{what}, not {}", kind_name(other)),
                 );
                 None
             }
@@ -208,7 +210,9 @@ impl<'a> Obj<'a> {
             Value::String(s) if s == "true" => Some(true),
             Value::String(s) if s == "false" => Some(false),
             other => {
-                errs.push(self.field(key), render(other), "true or false");
+                let field = self.field(key);
+                let written = errs.written(&field, other);
+                errs.push(field, written, "true or false");
                 None
             }
         }
@@ -232,8 +236,8 @@ impl<'a> Obj<'a> {
             ),
             other => {
                 errs.push(
-                    field,
-                    render(other),
+                    &field,
+                    errs.written(&field, other),
                     format!("a list, not {}", kind_name(other)),
                 );
                 None
@@ -278,8 +282,8 @@ impl<'a> Obj<'a> {
             }
             other => {
                 errs.push(
-                    field,
-                    render(other),
+                    &field,
+                    errs.written(&field, other),
                     format!("a mapping of names to values, not {}", kind_name(other)),
                 );
                 None
@@ -318,7 +322,9 @@ impl<'a> Obj<'a> {
                 (None, Some(name)) => format!("unknown field; did you mean `{name}`?"),
                 (None, None) => format!("unknown field; valid fields here: {}", valid.join(", ")),
             };
-            errs.push(child(&self.path, key), render(value), hint);
+            let field = child(&self.path, key);
+            let written = errs.written(&field, value);
+            errs.push(field, written, hint);
         }
     }
 }
@@ -374,7 +380,7 @@ mod tests {
         let mut errs = Errors::default();
         let mut o = Obj::new("Doc", &v, &mut errs);
         assert_eq!(o.string("a", &mut errs), None);
-        assert_eq!(o.int("b", &mut errs), None);
+        assert_eq!(o.int("b", "an integer", &mut errs), None);
         assert_eq!(o.string("c", &mut errs), None);
         assert_eq!(o.string("e", &mut errs), None);
         o.finish(&mut errs);

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use super::document::Documents;
 use super::error::Errors;
+use super::features;
 use super::host::{is_unspecified, HostInfo};
 use super::kubeadm::{read_cluster, read_init, At};
 use super::plinthcfg::read_plinth;
@@ -118,6 +119,12 @@ pub(crate) fn resolve(
     let mut spec = defaults_for("", IpAddr::from([0, 0, 0, 0]));
     spec.api_version = version;
     spec.plinth = read_plinth(docs.plinth.as_ref(), spec.plinth.clone(), errs);
+    if docs.dropped {
+        // A document was refused (wrong apiVersion/kind, duplicate, not a mapping): its
+        // fields would be missing below and their defaults (the default route's address, the
+        // hostname, ...) would produce errors that are only echoes of the real one.
+        return None;
+    }
 
     // Node name: flag, file, else the hostname lowercased (as kubeadm does).
     let name_field = "InitConfiguration.nodeRegistration.name";
@@ -205,7 +212,8 @@ pub(crate) fn resolve(
         spec.advertise_address = *ip;
     }
 
-    // Kubernetes version.
+    // Kubernetes version, then kubeadm's feature gates of that version.
+    let mut version_ok = true;
     if let Some(at) = pick(
         &overrides.kubernetes_version,
         "--kubernetes-version",
@@ -213,9 +221,17 @@ pub(crate) fn resolve(
     ) {
         match parse_kube_version(&at.value) {
             Ok(v) => spec.kubernetes_version = v,
-            Err(allowed) => errs.push(at.field, at.value, allowed),
+            Err(allowed) => {
+                errs.push(at.field, at.value, allowed);
+                version_ok = false;
+            }
         }
     }
+    let gates = features::check(
+        &cluster.feature_gates,
+        version_ok.then_some(&spec.kubernetes_version),
+        errs,
+    );
 
     // Control-plane endpoint (port defaults to the bind port).
     if let Some(at) = pick(
@@ -331,6 +347,16 @@ pub(crate) fn resolve(
     spec.patches_dir = init.patches_dir;
 
     if let Some(alg) = cluster.key_algorithm {
+        spec.key_algorithm = alg;
+    }
+    if let Some(alg) = gates.key_algorithm {
+        // kubeadm: the PublicKeysECDSA gate, when set, wins over encryptionAlgorithm.
+        if cluster.key_algorithm.is_some_and(|a| a != alg) {
+            tracing::warn!(
+                "featureGates.PublicKeysECDSA overrides encryptionAlgorithm: using {}",
+                alg.kubeadm_name()
+            );
+        }
         spec.key_algorithm = alg;
     }
     if let Some(d) = cluster.cert_validity {

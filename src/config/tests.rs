@@ -28,8 +28,17 @@ fn host() -> StaticHost {
     }
 }
 
+/// Loads `yaml` as a file's text; "" means no config file at all (only defaults and flags).
+fn load_any(yaml: &str, o: &Overrides) -> Result<ClusterSpec, ConfigError> {
+    if yaml.is_empty() {
+        load_defaults(o, &host())
+    } else {
+        load_str(yaml, "test.yaml", o, &host())
+    }
+}
+
 fn load_ok_with(yaml: &str, o: &Overrides) -> ClusterSpec {
-    load_str(yaml, "test.yaml", o, &host()).unwrap_or_else(|e| panic!("should load:\n{e}"))
+    load_any(yaml, o).unwrap_or_else(|e| panic!("should load:\n{e}"))
 }
 
 fn load_ok(yaml: &str) -> ClusterSpec {
@@ -37,7 +46,7 @@ fn load_ok(yaml: &str) -> ClusterSpec {
 }
 
 fn errors_with(yaml: &str, o: &Overrides) -> Vec<FieldError> {
-    match load_str(yaml, "test.yaml", o, &host()) {
+    match load_any(yaml, o) {
         Ok(spec) => panic!("should fail, got {spec:?}"),
         Err(ConfigError::Invalid { errors, .. }) => errors,
         Err(other) => panic!("expected field errors, got {other}"),
@@ -200,7 +209,7 @@ dns:
 proxy:
   disabled: true
 featureGates:
-  Foo: true
+  WaitForAllControlPlaneComponents: true
 "
     );
     let s = load_ok(&yaml);
@@ -400,7 +409,7 @@ fn no_default_route_asks_for_an_address() {
         addresses: vec![ip("127.0.0.1")],
         default_address: None,
     };
-    let err = load_str("", "x", &Overrides::default(), &h).unwrap_err();
+    let err = load_defaults(&Overrides::default(), &h).unwrap_err();
     let errs = err.field_errors();
     assert_has(
         errs,
@@ -417,7 +426,7 @@ fn hostname_that_is_no_dns_name_is_reported() {
         addresses: vec![ip("10.0.0.5")],
         default_address: Some(ip("10.0.0.5")),
     };
-    let err = load_str("", "x", &Overrides::default(), &h).unwrap_err();
+    let err = load_defaults(&Overrides::default(), &h).unwrap_err();
     assert_has(
         err.field_errors(),
         "InitConfiguration.nodeRegistration.name",
@@ -1016,4 +1025,245 @@ fn missing_file_is_a_read_error() {
     .unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/plinth.yaml"));
+}
+
+// ---- issue 8, items 8 and 9 ----
+
+#[test]
+fn empty_or_comment_only_text_has_no_documents() {
+    for yaml in [
+        "",
+        "\n  \n",
+        "# only a comment\n",
+        "---\n",
+        "# a\n---\n# b\n...\n",
+    ] {
+        match load_str(yaml, "c.yaml", &Overrides::default(), &host()) {
+            Err(e @ ConfigError::NoDocuments { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.starts_with(
+                        "no documents in c.yaml: expected InitConfiguration/ClusterConfiguration"
+                    ),
+                    "{text}"
+                );
+            }
+            other => panic!("{yaml:?}: expected NoDocuments, got {other:?}"),
+        }
+    }
+    // A file holding only an ignored kind has a document: defaults apply.
+    load_ok("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n");
+}
+
+#[test]
+fn numbers_are_quoted_as_written() {
+    let errs = errors(&format!(
+        "{V4_INIT}localAPIEndpoint:\n  bindPort: 99999999999999999999999999\n---\n\
+         {V4_HEAD}kubernetesVersion: 1.30\n"
+    ));
+    assert_has(
+        &errs,
+        "InitConfiguration.localAPIEndpoint.bindPort",
+        "99999999999999999999999999",
+        "a port number between 1 and 65535",
+    );
+    assert_has(
+        &errs,
+        "ClusterConfiguration.kubernetesVersion",
+        "1.30",
+        "quote the value",
+    );
+}
+
+#[test]
+fn dropped_document_adds_no_derived_errors() {
+    // No default route: a dropped InitConfiguration would otherwise add an advertiseAddress
+    // error, and the hostname default a node name one.
+    let h = StaticHost {
+        hostname: "Bad_Host".into(),
+        addresses: vec![ip("127.0.0.1")],
+        default_address: None,
+    };
+    for yaml in [
+        "apiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfig\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind:\n",
+        "[1, 2]\n",
+    ] {
+        let err = load_str(yaml, "x.yaml", &Overrides::default(), &h).unwrap_err();
+        assert_eq!(err.field_errors().len(), 1, "{yaml:?}: {err}");
+    }
+    // Fields of the documents that were kept are still checked.
+    let err = load_str(
+        &format!("apiVersion: v1\nkind: ConfigMap\n---\n{V4_HEAD}clusterName: Bad_Name\n"),
+        "x.yaml",
+        &Overrides::default(),
+        &h,
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = err
+        .field_errors()
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "document 1 (apiVersion/kind)",
+            "ClusterConfiguration.clusterName"
+        ]
+    );
+}
+
+#[test]
+fn missing_or_empty_kind_and_api_version_are_named() {
+    let errs = errors("apiVersion: kubeadm.k8s.io/v1beta4\nkind: \"\"\n");
+    assert_has(
+        &errs,
+        "document 1.kind",
+        "",
+        "kind is empty: one of InitConfiguration, ClusterConfiguration, PlinthConfiguration",
+    );
+    let errs = errors("kind: InitConfiguration\napiVersion: 7\n");
+    assert_has(
+        &errs,
+        "document 1.apiVersion",
+        "7",
+        "a string: kubeadm.k8s.io/v1beta3 or kubeadm.k8s.io/v1beta4",
+    );
+    let errs = errors("kind: InitConfiguration\n");
+    assert_has(&errs, "document 1.apiVersion", "", "apiVersion is missing");
+}
+
+#[test]
+fn alias_bomb_is_refused_in_operator_terms() {
+    let mut yaml = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for w in names.windows(2) {
+        yaml.push_str(&format!(
+            "{}: &{} [{}]\n",
+            w[1],
+            w[1],
+            vec![format!("*{}", w[0]); 10].join(", ")
+        ));
+    }
+    match load_str(&yaml, "bomb.yaml", &Overrides::default(), &host()) {
+        Err(e @ ConfigError::TooLarge { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.starts_with("bomb.yaml: refusing to read the file: it "),
+                "{text}"
+            );
+            assert!(text.contains("YAML anchors and aliases"), "{text}");
+            assert!(!text.contains('{'), "no parser internals: {text}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+#[test]
+fn taints_are_checked() {
+    let errs = errors(&format!(
+        "{V4_INIT}nodeRegistration:\n  taints:\n  - key: node-role.kubernetes.io/control-plane\n    effect: Sometimes\n  \
+         - effect: NoSchedule\n  - key: \"bad key\"\n    value: \"-x\"\n  - key: a\n"
+    ));
+    assert_has(
+        &errs,
+        "InitConfiguration.nodeRegistration.taints[0].effect",
+        "Sometimes",
+        "one of NoSchedule, PreferNoSchedule, NoExecute",
+    );
+    assert_has(
+        &errs,
+        "InitConfiguration.nodeRegistration.taints[1].key",
+        "",
+        "(required)",
+    );
+    assert_has(
+        &errs,
+        "InitConfiguration.nodeRegistration.taints[2].key",
+        "bad key",
+        "a qualified name",
+    );
+    assert_has(
+        &errs,
+        "InitConfiguration.nodeRegistration.taints[2].value",
+        "-x",
+        "at most 63 characters",
+    );
+    assert_has(
+        &errs,
+        "InitConfiguration.nodeRegistration.taints[3].effect",
+        "",
+        "(required)",
+    );
+    assert_eq!(errs.len(), 6, "{errs:?}");
+    // What kubeadm writes is fine, as are null and [].
+    load_ok(&format!(
+        "{V4_INIT}nodeRegistration:\n  taints:\n  - key: node-role.kubernetes.io/control-plane\n    effect: NoSchedule\n  \
+         - key: k\n    value: v\n    effect: NoExecute\n    timeAdded: \"2024-01-01T00:00:00Z\"\n"
+    ));
+}
+
+#[test]
+fn feature_gates_are_checked_against_the_version() {
+    let errs = errors(&format!(
+        "{V4_HEAD}kubernetesVersion: v1.30.0\nfeatureGates:\n  NoSuchGate: true\n  PublicKeysECDSA: maybe\n  \
+         ControlPlaneKubeletLocalMode: true\n"
+    ));
+    assert_has(
+        &errs,
+        "ClusterConfiguration.featureGates.NoSuchGate",
+        "true",
+        "the gates of kubeadm v1.30 are",
+    );
+    assert_has(
+        &errs,
+        "ClusterConfiguration.featureGates.PublicKeysECDSA",
+        "maybe",
+        "true or false",
+    );
+    assert_has(
+        &errs,
+        "ClusterConfiguration.featureGates.ControlPlaneKubeletLocalMode",
+        "true",
+        "ControlPlaneKubeletLocalMode exists from v1.31 on",
+    );
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    let errs = errors(&format!("{V4_HEAD}featureGates: [PublicKeysECDSA]\n"));
+    assert_has(
+        &errs,
+        "ClusterConfiguration.featureGates",
+        "[\"PublicKeysECDSA\"]",
+        "a mapping of kubeadm feature gate names",
+    );
+    // The --kubernetes-version flag decides the version too.
+    let o = Overrides {
+        kubernetes_version: Some("v1.29.0".into()),
+        ..Overrides::default()
+    };
+    let errs = errors_with(
+        &format!("{V4_HEAD}featureGates:\n  WaitForAllControlPlaneComponents: true\n"),
+        &o,
+    );
+    assert_has(
+        &errs,
+        "ClusterConfiguration.featureGates.WaitForAllControlPlaneComponents",
+        "true",
+        "exists from v1.30 on",
+    );
+}
+
+#[test]
+fn public_keys_ecdsa_gate_selects_ecdsa_keys() {
+    let s = load_ok(&format!(
+        "{V3_HEAD}kubernetesVersion: v1.28.0\nfeatureGates:\n  PublicKeysECDSA: true\n"
+    ));
+    assert_eq!(s.key_algorithm, KeyAlgorithm::EcdsaP256);
+    // kubeadm: the gate, when set, wins over encryptionAlgorithm.
+    let s = load_ok(&format!(
+        "{V4_HEAD}kubernetesVersion: v1.33.0\nencryptionAlgorithm: RSA-4096\nfeatureGates:\n  \
+         PublicKeysECDSA: false\n"
+    ));
+    assert_eq!(s.key_algorithm, KeyAlgorithm::Rsa2048);
 }

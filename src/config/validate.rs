@@ -207,6 +207,48 @@ pub fn check_dns1123_label(s: &str) -> Result<(), String> {
     }
 }
 
+/// Taint effects a node accepts.
+pub const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+
+/// The name part of a Kubernetes qualified name / label value: alphanumerics, '-', '_', '.',
+/// starting and ending with an alphanumeric, at most 63 characters.
+fn label_name_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// A Kubernetes qualified name (label or taint key): `[prefix/]name`, the prefix a DNS-1123
+/// subdomain.
+pub fn check_qualified_name(s: &str) -> Result<(), String> {
+    let (prefix, name) = match s.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    if label_name_ok(name) && prefix.is_none_or(|p| check_dns1123_subdomain(p).is_ok()) {
+        return Ok(());
+    }
+    Err(
+        "a qualified name such as node-role.kubernetes.io/control-plane: an optional DNS          subdomain prefix and '/', then at most 63 characters of a-z, A-Z, 0-9, '-', '_' and          '.', starting and ending with a letter or digit"
+            .to_string(),
+    )
+}
+
+/// A label (or taint) value: empty, or a name as in [`check_qualified_name`] without prefix.
+pub fn check_label_value(s: &str) -> Result<(), String> {
+    if s.is_empty() || label_name_ok(s) {
+        return Ok(());
+    }
+    Err(
+        "empty, or at most 63 characters of a-z, A-Z, 0-9, '-', '_' and '.', starting and          ending with a letter or digit"
+            .to_string(),
+    )
+}
+
 /// A certificate SAN: an IP address, a DNS-1123 subdomain, or a wildcard `*.example.com`.
 pub fn check_cert_san(s: &str) -> Result<(), String> {
     if s.parse::<IpAddr>().is_ok() || check_dns1123_subdomain(s).is_ok() {
