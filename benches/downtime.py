@@ -6,8 +6,9 @@ One node is brought up with `plinth init` in a network namespace of its own (lo 
 host side stays DOWN, 192.0.2.10/24 inside) on a temp root. A poller GETs
 https://192.0.2.10:6443/readyz every 100 ms (1 s timeout, certificate not verified, like a
 load balancer's health check). For each operation the script records every poll from the
-moment the operation starts until /readyz has answered `ok` for 3 s in a row after the command
-returned and `plinth verify` passes again, and reports:
+moment the operation starts until 45 s after the command returned (the agent reacts to a changed
+file at its next relist, up to 20 s later), then until /readyz has answered `ok` for 3 s in a row
+and `plinth verify` passes again, and reports:
 
   down   the longest run of failed polls (first failure .. first `ok` after it): what a client
          behind a health-checking load balancer would lose;
@@ -47,6 +48,7 @@ import urllib.request
 
 ADDR = "192.0.2.10"
 POLL = 0.1
+OBSERVE = 45.0
 CLONE_NEWNET = 0x40000000
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -112,14 +114,14 @@ class Node:
                 "apiVersion: plinth.io/v1alpha1\nkind: PlinthConfiguration\nbinPath: [%s]\n"
                 % (ADDR, self.version, extra, self.bin))
 
-    def run(self, *args, timeout=300):
+    def run(self, *args, timeout=300, root=True):
         t0 = time.monotonic()
-        p = subprocess.run([self.plinth, *args, "--root", self.root], capture_output=True,
-                           text=True, timeout=timeout)
+        argv = [self.plinth, *args] + (["--root", self.root] if root else [])
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         return p, time.monotonic() - t0
 
     def apiserver_pid(self):
-        p, _ = self.run("ps", "-o", "json")
+        p, _ = self.run("ps", "-o", "json", root=False)
         for item in json.loads(p.stdout).get("items", []):
             pids = item["metadata"].get("annotations", {}).get("plinth.io/pids")
             if pids and "kube-apiserver" in json.loads(pids):
@@ -132,6 +134,8 @@ class Node:
         except Exception as e:  # noqa: BLE001 - cleanup goes on
             print("reset: %s" % e, file=sys.stderr)
         for pid in sh("ip", "netns", "pids", self.ns, check=False).stdout.split():
+            if int(pid) == os.getpid():  # this script lives in the namespace too
+                continue
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
@@ -192,8 +196,11 @@ def downtime(samples):
     return longest, total
 
 
-def settle(node, poller, t_end, limit=180.0):
-    """Waits until /readyz was ok for 3 s in a row after t_end and verify passes."""
+def settle(node, poller, t_end, limit=180.0, observe=OBSERVE):
+    """Waits `observe` seconds after t_end (the agent reacts to a changed file at its next
+    relist, up to 20 s later, and a restart may take a grace period), then until /readyz was ok
+    for 3 s in a row and verify passes."""
+    time.sleep(max(0.0, t_end + observe - time.monotonic()))
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         s = poller.since(t_end)
