@@ -94,16 +94,26 @@ pub enum Phase {
 
 /// Loads and validates the config for a command (shared by init, verify, certs, ...).
 pub fn load_spec(config: &ConfigArgs) -> anyhow::Result<ClusterSpec> {
-    let mut spec = plinth::config::load(
+    let spec = plinth::config::load(
         config.config.as_deref(),
         &config.overrides(),
         &plinth::config::RealHost,
     )
     .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    Ok(finish_spec(spec))
+}
+
+/// The defaults that come from the binaries that will run: kubernetesVersion from
+/// kube-apiserver (when the config sets none; the line saying so goes to stderr) and etcd's
+/// image tag from etcd. A persisted configuration already records both: nothing changes.
+pub fn finish_spec(mut spec: ClusterSpec) -> ClusterSpec {
+    if let Some(line) = init::default_kubernetes_version(&mut spec) {
+        eprintln!("[config] {line}");
+    }
     if let Some(v) = init::pin_etcd_version_to_binary(&mut spec) {
         tracing::info!("etcd on the bin path is {v}: rendering etcd for that version");
     }
-    Ok(spec)
+    spec
 }
 
 fn print_lines(lines: &[String]) {

@@ -43,6 +43,7 @@ pub fn defaults_for(node_name: &str, advertise_address: IpAddr) -> ClusterSpec {
         bind_port: 6443,
         control_plane_endpoint: None,
         kubernetes_version: DEFAULT_KUBERNETES_VERSION,
+        kubernetes_version_source: KubeVersionSource::Default,
         image_repository: "registry.k8s.io".into(),
         networking: Networking {
             service_subnets: vec![Cidr {

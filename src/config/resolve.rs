@@ -8,7 +8,7 @@ use super::error::Errors;
 use super::host::{is_unspecified, HostInfo};
 use super::kubeadm::{read_cluster, read_init, At};
 use super::plinthcfg::read_plinth;
-use super::spec::{Arg, Cidr, ClusterSpec};
+use super::spec::{Arg, Cidr, ClusterSpec, KubeVersionSource};
 use super::validate::{
     check_absolute, check_cert_san, check_dns1123_subdomain, check_port, cidrs_overlap,
     parse_host_port, parse_ip, parse_kube_version, parse_subnets, SubnetKind,
@@ -205,14 +205,18 @@ pub(crate) fn resolve(
         spec.advertise_address = *ip;
     }
 
-    // Kubernetes version.
+    // Kubernetes version: flag, file, else left to the caller (the kube-apiserver binary that
+    // will run, or plinth's default when there is none; see `init::default_kubernetes_version`).
     if let Some(at) = pick(
         &overrides.kubernetes_version,
         "--kubernetes-version",
         cluster.kubernetes_version,
     ) {
         match parse_kube_version(&at.value) {
-            Ok(v) => spec.kubernetes_version = v,
+            Ok(v) => {
+                spec.kubernetes_version = v;
+                spec.kubernetes_version_source = KubeVersionSource::Config;
+            }
             Err(allowed) => errs.push(at.field, at.value, allowed),
         }
     }
