@@ -4,9 +4,11 @@
 
 mod document;
 pub mod duration;
+pub mod effective;
 mod error;
 pub mod host;
 mod kubeadm;
+pub mod persisted;
 mod plinthcfg;
 mod reader;
 mod resolve;
