@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod agent;
 mod certs;
 mod config_cmd;
+mod dayconfig;
 mod init;
 mod manifest;
 mod misc;
