@@ -83,3 +83,63 @@ pub fn load(
         .map(Some)
         .map_err(|source| PersistedError::Invalid { path, source })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::config::{defaults_for, StaticHost};
+
+    fn host() -> StaticHost {
+        StaticHost {
+            hostname: "ignored".into(),
+            addresses: vec!["127.0.0.1".parse().unwrap(), "192.0.2.7".parse().unwrap()],
+            default_address: None,
+        }
+    }
+
+    #[test]
+    fn saved_private_and_loaded_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let none = load(&root, &Overrides::default(), &host()).unwrap();
+        assert!(none.is_none(), "nothing persisted yet");
+
+        let mut spec = defaults_for("cp9", "192.0.2.7".parse().unwrap());
+        spec.kubernetes_version_source = crate::config::KubeVersionSource::Config;
+        assert!(save(&spec, &root).unwrap().changed());
+        let path = tmp.path().join("var/lib/plinth/config.yaml");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
+        assert!(
+            !save(&spec, &root).unwrap().changed(),
+            "same content rewritten"
+        );
+        let back = load(&root, &Overrides::default(), &host()).unwrap();
+        assert_eq!(back, Some(spec.clone()));
+
+        // Flags adjust the persisted configuration as they adjust a file.
+        let o = Overrides {
+            advertise_address: Some("127.0.0.1".into()),
+            ..Overrides::default()
+        };
+        let adjusted = load(&root, &o, &host()).unwrap().unwrap();
+        assert_eq!(adjusted.advertise_address.to_string(), "127.0.0.1");
+        assert_eq!(adjusted.node_name, "cp9");
+    }
+
+    #[test]
+    fn a_broken_file_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let path = persisted_path(&root);
+        fs::write_atomic(&path, b"kind: Nonsense\n", fs::MODE_PRIVATE).unwrap();
+        let e = load(&root, &Overrides::default(), &host()).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains(&path.display().to_string()) && shown.contains("does not load"),
+            "{shown}"
+        );
+    }
+}
