@@ -288,6 +288,62 @@ pub fn pin_etcd_version_to_binary(spec: &mut ClusterSpec) -> Option<String> {
     Some(version)
 }
 
+/// The version a kube-apiserver `--version` reports (`1.24.0-alpha.1`, build metadata such as
+/// `+e5f3f02` dropped) as a [`crate::config::KubeVersion`].
+pub fn parse_binary_kube_version(reported: &str) -> Option<crate::config::KubeVersion> {
+    let core = reported.split('+').next().unwrap_or_default();
+    crate::config::validate::parse_kube_version(core).ok()
+}
+
+/// When the config sets no `kubernetesVersion`, take it from the kube-apiserver binary that
+/// will run (found on `binPath`, else `$PATH`, as the agent resolves it), the way
+/// [`pin_etcd_version_to_binary`] does for etcd: the rendered flags and preflight's version
+/// check then match what actually runs. Without such a binary (render-only, a dry run on
+/// another host) plinth's default stays. Returns a line saying which version was taken from
+/// where; `None` when the config (or `--kubernetes-version`) set it.
+pub fn default_kubernetes_version(spec: &mut ClusterSpec) -> Option<String> {
+    use crate::config::KubeVersionSource;
+    if spec.kubernetes_version_source != KubeVersionSource::Default {
+        return None;
+    }
+    let searched = if spec.plinth.bin_path.is_empty() {
+        "$PATH".to_string()
+    } else {
+        spec.plinth
+            .bin_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let default = &spec.kubernetes_version;
+    let Some(bin) = crate::preflight::find_binary("kube-apiserver", &spec.plinth.bin_path) else {
+        return Some(format!(
+            "kubernetesVersion is not set and no kube-apiserver was found in {searched}: using \
+             plinth's default {default}"
+        ));
+    };
+    let reported = crate::preflight::binary_version(&bin);
+    match reported.as_deref().and_then(parse_binary_kube_version) {
+        Some(v) => {
+            let line = format!(
+                "kubernetesVersion is not set: using {v}, the version of {} (`kube-apiserver \
+                 --version`)",
+                bin.display()
+            );
+            spec.kubernetes_version = v;
+            spec.kubernetes_version_source = KubeVersionSource::Binary(bin);
+            Some(line)
+        }
+        None => Some(format!(
+            "kubernetesVersion is not set and `{} --version` reported no usable version ({}): \
+             using plinth's default {default}",
+            bin.display(),
+            reported.as_deref().unwrap_or("nothing")
+        )),
+    }
+}
+
 /// The agent's `host:port` status address from the spec.
 pub fn agent_addr(spec: &ClusterSpec) -> String {
     let a = spec.plinth.agent_healthz_bind_address;
@@ -566,6 +622,99 @@ mod tests {
         assert!(y.contains("staticPodPath: /etc/kubernetes/manifests"));
         assert!(y.contains("healthzPort: 10248"));
         assert_eq!(agent_addr(&spec), "127.0.0.1:10248");
+    }
+
+    /// A fake `kube-apiserver` in a fresh bin dir that prints `output` for `--version`.
+    fn fake_apiserver(output: &str) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("kube-apiserver");
+        std::fs::write(&bin, format!("#!/bin/sh\necho '{output}'\n")).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Another test thread's fork may briefly hold the file open for writing (ETXTBSY):
+        // wait until it runs.
+        for _ in 0..100 {
+            match std::process::Command::new(&bin).arg("--version").output() {
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                _ => break,
+            }
+        }
+        dir
+    }
+
+    fn spec_with_bin_path(dir: &Path) -> ClusterSpec {
+        let mut spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
+        spec.plinth.bin_path = vec![dir.to_path_buf()];
+        spec
+    }
+
+    /// Regression (issue 8 item 6): with no kubernetesVersion, the default was v1.33.0 whatever
+    /// kube-apiserver would run, and preflight's skew check then failed on a v1.24 binary.
+    #[test]
+    fn kubernetes_version_defaults_to_apiserver_binary_version() {
+        use crate::config::KubeVersionSource;
+        let dir = fake_apiserver("Kubernetes v1.24.0-alpha.1");
+        let mut spec = spec_with_bin_path(dir.path());
+        let line = default_kubernetes_version(&mut spec).expect("a line saying where from");
+        assert_eq!(spec.kubernetes_version.to_string(), "v1.24.0-alpha.1");
+        let bin = dir.path().join("kube-apiserver");
+        assert_eq!(
+            spec.kubernetes_version_source,
+            KubeVersionSource::Binary(bin.clone())
+        );
+        assert!(
+            line.contains("v1.24.0-alpha.1") && line.contains(&bin.display().to_string()),
+            "{line}"
+        );
+        // Asked again (the spec now says where it came from): nothing changes.
+        assert_eq!(default_kubernetes_version(&mut spec), None);
+
+        // Build metadata is dropped; the core version and pre-release stay.
+        let dir = fake_apiserver("Kubernetes v1.24.1-rc.0.12+e5f3f020084e16");
+        let mut spec = spec_with_bin_path(dir.path());
+        default_kubernetes_version(&mut spec).unwrap();
+        assert_eq!(spec.kubernetes_version.to_string(), "v1.24.1-rc.0.12");
+    }
+
+    #[test]
+    fn kubernetes_version_set_in_the_config_is_kept() {
+        let dir = fake_apiserver("Kubernetes v1.24.0");
+        let mut spec = spec_with_bin_path(dir.path());
+        spec.kubernetes_version_source = crate::config::KubeVersionSource::Config;
+        assert_eq!(default_kubernetes_version(&mut spec), None);
+        assert_eq!(
+            spec.kubernetes_version,
+            crate::config::DEFAULT_KUBERNETES_VERSION
+        );
+    }
+
+    #[test]
+    fn kubernetes_version_falls_back_to_the_default_without_a_binary() {
+        let empty = tempfile::tempdir().unwrap();
+        let mut spec = spec_with_bin_path(empty.path());
+        let line = default_kubernetes_version(&mut spec).unwrap();
+        assert_eq!(
+            spec.kubernetes_version,
+            crate::config::DEFAULT_KUBERNETES_VERSION
+        );
+        assert_eq!(
+            spec.kubernetes_version_source,
+            crate::config::KubeVersionSource::Default
+        );
+        assert!(
+            line.contains("no kube-apiserver") && line.contains("v1.33.0"),
+            "{line}"
+        );
+        let dir = fake_apiserver("no version here");
+        let mut spec = spec_with_bin_path(dir.path());
+        let line = default_kubernetes_version(&mut spec).unwrap();
+        assert_eq!(
+            spec.kubernetes_version,
+            crate::config::DEFAULT_KUBERNETES_VERSION
+        );
+        assert!(line.contains("no usable version"), "{line}");
     }
 
     #[test]

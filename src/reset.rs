@@ -1,10 +1,11 @@
 //! `plinth reset`: undo `plinth init` exactly.
 //!
 //! plinth removes only what it created: the files it writes (manifests, certificates,
-//! kubeconfigs, audit policy, agent config), its state and pod-log directories, the local
-//! etcd data dir named in the etcd manifest, and directories that did not exist before the
-//! first `init` (recorded in a ledger at that time). A directory that existed before, or that
-//! holds anything plinth did not write, is left — and listed as left.
+//! kubeconfigs, audit policy, agent config, the persisted configuration), its state and
+//! pod-log directories, the local etcd data dir named in the etcd manifest, and directories
+//! that did not exist before the first `init` (recorded in a ledger at that time). A
+//! directory that existed before, or that holds anything plinth did not write, is left — and
+//! listed as left.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,14 @@ pub fn ledger_path(spec: &ClusterSpec) -> String {
     )
 }
 
+/// The directory of the persisted configuration (fixed, whatever `stateDir` says).
+fn persisted_config_dir() -> String {
+    Path::new(crate::config::persisted::PERSISTED_CONFIG_PATH)
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
 /// Every directory (host path) that plinth's writes for `spec` may create.
 pub fn candidate_dirs(spec: &ClusterSpec) -> BTreeSet<String> {
     let mut leaves: Vec<String> = vec![
@@ -54,6 +63,7 @@ pub fn candidate_dirs(spec: &ClusterSpec) -> BTreeSet<String> {
         format!("{}/etcd", spec.certificates_dir),
         "/var/log/plinth".into(),
         "/var/log/kubernetes/audit".into(),
+        persisted_config_dir(),
     ];
     if let crate::config::Etcd::Local(l) = &spec.etcd {
         leaves.push(l.data_dir.clone());
@@ -158,6 +168,7 @@ pub fn owned_files(spec: &ClusterSpec, extra: &[String]) -> Vec<String> {
     v.push(format!("{pki}/sa.key"));
     v.push(format!("{pki}/sa.pub"));
     v.push(format!("{k}/audit-policy.yaml"));
+    v.push(crate::config::persisted::PERSISTED_CONFIG_PATH.to_string());
     v.extend(extra.iter().cloned());
     v
 }

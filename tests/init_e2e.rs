@@ -818,6 +818,9 @@ mod init_flow {
         TreeEntry,
     };
 
+    /// Day-2 verbs and the configuration init persists.
+    mod dayconfig;
+
     /// The four static pods init brings up.
     const COMPONENTS: [&str; 4] = [
         "etcd",

@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
+use super::dayconfig::Policy;
 use super::{ConfigArgs, OutputFormat, RootArgs};
 
 /// `plinth certs ...`.
@@ -64,8 +65,13 @@ pub fn run(cmd: CertsCmd) -> anyhow::Result<i32> {
             config,
             output,
         } => {
-            let spec = super::init::load_spec(&config)?;
             let root = root.host_root();
+            let spec = super::dayconfig::load(
+                "certs check-expiration",
+                &config,
+                &root,
+                Policy::KeepPersisted,
+            )?;
             let mut rows: Vec<Row> = plinth::pki::inspect(&spec, &root)?
                 .into_iter()
                 .map(|s| Row {
@@ -129,8 +135,9 @@ pub fn run(cmd: CertsCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         CertsCmd::Renew { name, root, config } => {
-            let spec = super::init::load_spec(&config)?;
             let root = root.host_root();
+            let spec =
+                super::dayconfig::load("certs renew", &config, &root, Policy::ApplyExplicit)?;
             let names = plinth::pki::cert_names(&spec);
             if name != "all" && !names.contains(&name) {
                 anyhow::bail!(

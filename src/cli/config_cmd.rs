@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use clap::Subcommand;
-use plinth::config::{self, ClusterSpec, ConfigError, Etcd, RealHost};
+use plinth::config::{self, ClusterSpec, ConfigError, Etcd, KubeVersionSource, RealHost};
 
 use super::ConfigArgs;
 
@@ -47,7 +47,9 @@ fn validate(args: &ConfigArgs) -> anyhow::Result<i32> {
         .as_ref()
         .map_or_else(|| "(defaults)".to_string(), |p| p.display().to_string());
     match config::load(args.config.as_deref(), &args.overrides(), &RealHost) {
-        Ok(spec) => {
+        Ok(mut spec) => {
+            // As init does: an unset kubernetesVersion is the kube-apiserver binary's.
+            plinth::init::default_kubernetes_version(&mut spec);
             let mut out = std::io::stdout().lock();
             writeln!(out, "config {name} is valid")?;
             write_summary(&mut out, &spec)?;
@@ -71,6 +73,18 @@ fn validate(args: &ConfigArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// The version and, unless the config set it, where it came from.
+fn kubernetes_version(spec: &ClusterSpec) -> String {
+    let v = &spec.kubernetes_version;
+    match &spec.kubernetes_version_source {
+        KubeVersionSource::Config => v.to_string(),
+        KubeVersionSource::Binary(bin) => format!("{v} (from `{} --version`)", bin.display()),
+        KubeVersionSource::Default => {
+            format!("{v} (plinth's default: no kube-apiserver binary found to take it from)")
+        }
+    }
+}
+
 /// The short summary `config validate` prints for a valid config.
 fn write_summary(out: &mut impl Write, spec: &ClusterSpec) -> std::io::Result<()> {
     let etcd = match &spec.etcd {
@@ -84,7 +98,7 @@ fn write_summary(out: &mut impl Write, spec: &ClusterSpec) -> std::io::Result<()
             format!("{} (bind port {})", spec.advertise_address, spec.bind_port),
         ),
         ("control-plane endpoint", spec.cluster_endpoint().url()),
-        ("kubernetes version", spec.kubernetes_version.to_string()),
+        ("kubernetes version", kubernetes_version(spec)),
         (
             "security profile",
             config::security_profile_name(spec.plinth.security_profile).to_string(),

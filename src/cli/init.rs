@@ -1,5 +1,6 @@
 //! `plinth init` and `plinth init phase <name>`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -94,16 +95,26 @@ pub enum Phase {
 
 /// Loads and validates the config for a command (shared by init, verify, certs, ...).
 pub fn load_spec(config: &ConfigArgs) -> anyhow::Result<ClusterSpec> {
-    let mut spec = plinth::config::load(
+    let spec = plinth::config::load(
         config.config.as_deref(),
         &config.overrides(),
         &plinth::config::RealHost,
     )
     .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    Ok(finish_spec(spec))
+}
+
+/// The defaults that come from the binaries that will run: kubernetesVersion from
+/// kube-apiserver (when the config sets none; the line saying so goes to stderr) and etcd's
+/// image tag from etcd. A persisted configuration already records both: nothing changes.
+pub fn finish_spec(mut spec: ClusterSpec) -> ClusterSpec {
+    if let Some(line) = init::default_kubernetes_version(&mut spec) {
+        eprintln!("[config] {line}");
+    }
     if let Some(v) = init::pin_etcd_version_to_binary(&mut spec) {
         tracing::info!("etcd on the bin path is {v}: rendering etcd for that version");
     }
-    Ok(spec)
+    spec
 }
 
 fn print_lines(lines: &[String]) {
@@ -134,9 +145,16 @@ pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
     if !skip.contains(&InitPhase::Preflight) && !run_preflight(&cmd, &spec, &root)? {
         return Ok(1);
     }
-    if !cmd.dry_run {
+    let mut changed = Vec::new();
+    if cmd.dry_run {
+        println!(
+            "[dry-run] would store the configuration used in {}",
+            plinth::config::persisted::PERSISTED_CONFIG_PATH
+        );
+    } else {
         plinth::reset::record_ledger(&spec, &root)
             .context("recording what init creates (for reset)")?;
+        changed.extend(persist_config(&spec, &root)?);
     }
     // Pipelined start: etcd's certificates and manifest first, then the agent, so etcd elects
     // itself while the remaining keys are generated (with RSA that keygen is most of init's own
@@ -147,7 +165,6 @@ pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
         && ![InitPhase::Certs, InitPhase::Etcd, InitPhase::Agent]
             .iter()
             .any(|p| skip.contains(p));
-    let mut changed = Vec::new();
     let mut rest_skip = skip.clone();
     if pipelined {
         let certs = init::phase_certs(&spec, &root, Some(plinth::pki::ETCD_GROUP), false)?;
@@ -192,6 +209,34 @@ pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Persists the effective configuration for the day-2 verbs, first showing what changed since
+/// the configuration the previous init persisted. Returns the host path when it was written.
+fn persist_config(spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<Option<PathBuf>> {
+    use plinth::config::{effective, persisted};
+    let host_path = persisted::PERSISTED_CONFIG_PATH;
+    match persisted::load(root, &Default::default(), &plinth::config::RealHost) {
+        Ok(Some(old)) => {
+            let changes = effective::diff(&old, spec);
+            if !changes.is_empty() {
+                println!("[config] changes since the configuration persisted in {host_path}:");
+                for c in &changes {
+                    println!("[config]   {c}");
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("[config] warning: replacing it: {e}"),
+    }
+    let outcome = persisted::save(spec, root)
+        .with_context(|| format!("storing the configuration used in {host_path}"))?;
+    if outcome.changed() {
+        println!("[config] Storing the configuration used in {host_path}");
+        Ok(Some(PathBuf::from(host_path)))
+    } else {
+        Ok(None)
+    }
+}
+
 fn run_phase(
     cmd: &InitCmd,
     phase: &Phase,
@@ -199,6 +244,11 @@ fn run_phase(
     root: &HostRoot,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<i32> {
+    // A phase that writes the node's files records the configuration it used, as init does.
+    let writes = !matches!(phase, Phase::Preflight | Phase::WaitControlPlane);
+    if writes && !cmd.dry_run {
+        persist_config(spec, root)?;
+    }
     let all = |s: &str| {
         if s == "all" {
             None

@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use plinth::regenerate::{self, Outcome};
 
+use super::dayconfig::Policy;
 use super::{ConfigArgs, RootArgs};
 
 /// `plinth manifest ...`.
@@ -34,8 +35,13 @@ pub struct RegenerateCmd {
 /// Runs `plinth manifest ...`.
 pub fn run(cmd: ManifestCmd) -> anyhow::Result<i32> {
     let ManifestCmd::Regenerate(cmd) = cmd;
-    let spec = super::init::load_spec(&cmd.config)?;
     let root = cmd.root.host_root();
+    let spec = super::dayconfig::load(
+        "manifest regenerate",
+        &cmd.config,
+        &root,
+        Policy::ApplyExplicit,
+    )?;
     let component: plinth::manifests::Component = cmd.component.parse().map_err(|_| {
         anyhow::anyhow!(
             "invalid component {:?}: allowed are etcd, kube-apiserver, kube-controller-manager, kube-scheduler",

@@ -12,6 +12,7 @@ pub mod out;
 mod agent;
 mod certs;
 mod config_cmd;
+mod dayconfig;
 mod init;
 mod manifest;
 mod misc;

@@ -4,6 +4,9 @@ use std::io::{BufRead, Write};
 
 use clap::Args;
 
+use plinth::config::{persisted, ClusterSpec};
+use plinth::fs::HostRoot;
+
 use super::{ConfigArgs, RootArgs};
 
 /// `plinth reset`.
@@ -18,6 +21,21 @@ pub struct ResetCmd {
     pub force: bool,
 }
 
+/// Without `--config`, the configuration init persisted (its paths and node name, which may
+/// differ from the defaults); with one, or when init persisted none, the given one.
+fn reset_spec(config: &ConfigArgs, root: &HostRoot) -> anyhow::Result<ClusterSpec> {
+    let host = plinth::config::RealHost;
+    if config.config.is_none() {
+        match persisted::load(root, &config.overrides(), &host) {
+            Ok(Some(spec)) => return Ok(spec),
+            Ok(None) => {}
+            Err(e) => eprintln!("[reset] warning: {e}\n[reset] using the defaults' paths"),
+        }
+    }
+    plinth::config::load(config.config.as_deref(), &config.overrides(), &host)
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+}
+
 /// Runs `plinth reset`.
 pub fn run(cmd: ResetCmd) -> anyhow::Result<i32> {
     // Reset needs the config's paths and node name, never the advertise address: do not fail
@@ -26,8 +44,8 @@ pub fn run(cmd: ResetCmd) -> anyhow::Result<i32> {
     config
         .advertise_address
         .get_or_insert_with(|| "127.0.0.1".to_string());
-    let spec = super::init::load_spec(&config)?;
     let root = cmd.root.host_root();
+    let spec = reset_spec(&config, &root)?;
     if !cmd.force {
         eprint!(
             "[reset] This stops the plinth agent and its pods and removes everything plinth created under {}.\n[reset] Are you sure you want to proceed? [y/N]: ",

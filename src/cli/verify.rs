@@ -4,6 +4,7 @@ use clap::Args;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use plinth::verify::{self, Status};
 
+use super::dayconfig::Policy;
 use super::{ConfigArgs, OutputFormat, RootArgs};
 
 /// `plinth verify`.
@@ -20,8 +21,8 @@ pub struct VerifyCmd {
 
 /// Runs `plinth verify`: exit 1 when any check fails.
 pub fn run(cmd: VerifyCmd) -> anyhow::Result<i32> {
-    let spec = super::init::load_spec(&cmd.config)?;
     let root = cmd.root.host_root();
+    let spec = super::dayconfig::load("verify", &cmd.config, &root, Policy::KeepPersisted)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

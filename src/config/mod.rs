@@ -4,11 +4,13 @@
 
 mod document;
 pub mod duration;
+pub mod effective;
 mod error;
 mod features;
 pub mod host;
 mod kubeadm;
 mod numbers;
+pub mod persisted;
 mod plinthcfg;
 mod reader;
 mod resolve;
@@ -45,6 +47,7 @@ pub fn defaults_for(node_name: &str, advertise_address: IpAddr) -> ClusterSpec {
         bind_port: 6443,
         control_plane_endpoint: None,
         kubernetes_version: DEFAULT_KUBERNETES_VERSION,
+        kubernetes_version_source: KubeVersionSource::Default,
         image_repository: "registry.k8s.io".into(),
         networking: Networking {
             service_subnets: vec![Cidr {

@@ -9,7 +9,7 @@ use super::features;
 use super::host::{is_unspecified, HostInfo};
 use super::kubeadm::{read_cluster, read_init, At};
 use super::plinthcfg::read_plinth;
-use super::spec::{Arg, Cidr, ClusterSpec};
+use super::spec::{Arg, Cidr, ClusterSpec, KubeVersionSource};
 use super::validate::{
     check_absolute, check_cert_san, check_dns1123_subdomain, check_port, cidrs_overlap,
     parse_host_port, parse_ip, parse_kube_version, parse_subnets, SubnetKind,
@@ -212,7 +212,9 @@ pub(crate) fn resolve(
         spec.advertise_address = *ip;
     }
 
-    // Kubernetes version, then kubeadm's feature gates of that version.
+    // Kubernetes version: flag, file, else left to the caller (the kube-apiserver binary that
+    // will run, or plinth's default when there is none; see `init::default_kubernetes_version`).
+    // Then kubeadm's feature gates of that version (of the default one when it is unset).
     let mut version_ok = true;
     if let Some(at) = pick(
         &overrides.kubernetes_version,
@@ -220,7 +222,10 @@ pub(crate) fn resolve(
         cluster.kubernetes_version,
     ) {
         match parse_kube_version(&at.value) {
-            Ok(v) => spec.kubernetes_version = v,
+            Ok(v) => {
+                spec.kubernetes_version = v;
+                spec.kubernetes_version_source = KubeVersionSource::Config;
+            }
             Err(allowed) => {
                 errs.push(at.field, at.value, allowed);
                 version_ok = false;

@@ -40,6 +40,19 @@ impl std::fmt::Display for KubeVersion {
     }
 }
 
+/// Where [`ClusterSpec::kubernetes_version`] came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub enum KubeVersionSource {
+    /// `kubernetesVersion` in the config file, or `--kubernetes-version`.
+    Config,
+    /// Not set anywhere: plinth's [`crate::config::DEFAULT_KUBERNETES_VERSION`] (no
+    /// kube-apiserver binary was found to ask).
+    #[default]
+    Default,
+    /// Not set anywhere: the `--version` of this kube-apiserver binary (the one that will run).
+    Binary(PathBuf),
+}
+
 /// One command-line argument for a component (`--name=value`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Arg {
@@ -251,6 +264,8 @@ pub struct ClusterSpec {
     pub control_plane_endpoint: Option<Endpoint>,
     /// Kubernetes version.
     pub kubernetes_version: KubeVersion,
+    /// Where `kubernetes_version` came from (not part of the persisted configuration).
+    pub kubernetes_version_source: KubeVersionSource,
     /// Image repository (default registry.k8s.io); images are recorded, not pulled.
     pub image_repository: String,
     /// Networking.
