@@ -1640,4 +1640,127 @@ mod init_flow {
         let d = diff_snapshots(&before_init, &node.root.snapshot().unwrap());
         assert!(d.is_empty(), "{d}");
     }
+
+    /// Issue 8 item 3: the etcd binary under a directory the etcd user may not search (0700):
+    /// preflight names the binary, the user and the fix, and nothing is written or started.
+    #[test]
+    fn init_fails_fast_when_binary_not_executable_by_pod_user() {
+        ensure_etcd_user();
+        let mut node = Node::new("noexec");
+        std::fs::set_permissions(&node.bin, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let out = node.init();
+        assert!(!out.ok() && out.code.is_some(), "{}", out.show());
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("[ERROR FileExecutable-etcd]"))
+            .unwrap_or_else(|| panic!("no FileExecutable-etcd error:\n{}", out.show()));
+        let bin = node.bin.display().to_string();
+        for want in [
+            format!("{bin}/etcd"),
+            "user etcd".to_string(),
+            format!("chmod o+x {bin}"),
+        ] {
+            assert!(line.contains(&want), "{want:?} missing from: {line}");
+        }
+        assert!(
+            !out.stderr.contains("FileExecutable-kube-"),
+            "the other components run as root:\n{}",
+            out.show()
+        );
+        assert_eq!(
+            node.root.snapshot().unwrap(),
+            vec![],
+            "a failed preflight wrote something"
+        );
+        assert!(node.ns.pids().is_empty(), "{:?}", node.ns.pids());
+        node.reset_done = true; // nothing to reset
+    }
+
+    /// Issue 8 item 3, with preflight's finding ignored: every start of etcd fails with
+    /// `execve: Permission denied`, which no retry cures, so the wait gives up within seconds
+    /// (not at its 90 s timeout; kubeadm's default is 240 s) with the per-component report.
+    #[test]
+    fn init_wait_fails_fast_when_etcd_can_never_start() {
+        ensure_etcd_user();
+        let mut node = Node::new("neverstart");
+        std::fs::set_permissions(&node.bin, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let out = node.plinth(
+            &["init", "--ignore-preflight-errors=FileExecutable-etcd"],
+            INIT_TIMEOUT,
+        );
+        eprintln!("{}", out.show());
+        assert!(!out.ok() && out.code.is_some(), "{}", out.show());
+        assert!(
+            out.elapsed < Duration::from_secs(30),
+            "took {:?}: the wait did not fail fast",
+            out.elapsed
+        );
+        assert!(
+            out.stderr.contains("[WARNING FileExecutable-etcd]"),
+            "{}",
+            out.show()
+        );
+        assert!(
+            out.stderr.contains("etcd failed after") && out.stderr.contains("no retry will fix"),
+            "{}",
+            out.show()
+        );
+        let etcd = out
+            .stderr
+            .split("\n\n")
+            .find(|s| s.trim_start().starts_with("etcd —"))
+            .unwrap_or_else(|| panic!("no etcd section in the report:\n{}", out.show()));
+        assert!(
+            etcd.contains("EACCES") && etcd.contains("Permission denied"),
+            "{etcd}"
+        );
+        assert!(
+            etcd.contains(&format!("{}/etcd", node.bin.display())),
+            "{etcd}"
+        );
+        node.reset();
+    }
+
+    /// Issue 8 item 3: a flag value the component rejects (apiServer.extraArgs secure-port:
+    /// notaport): kube-apiserver exits at once with its usage error, every time; init fails
+    /// within seconds and the report shows the component's own error line.
+    #[test]
+    fn init_fails_fast_on_a_flag_the_component_rejects() {
+        let mut node = Node::new("badflag");
+        let cfg = node.cfg.clone();
+        node.write_config(
+            &cfg,
+            &Knobs {
+                apiserver_extra_args: &[("secure-port", "notaport")],
+                ..Knobs::default()
+            },
+        );
+        let out = node.init();
+        eprintln!("{}", out.show());
+        assert!(!out.ok() && out.code.is_some(), "{}", out.show());
+        assert!(
+            out.elapsed < Duration::from_secs(30),
+            "took {:?}: the wait did not fail fast",
+            out.elapsed
+        );
+        assert!(
+            out.stderr.contains("kube-apiserver failed after"),
+            "{}",
+            out.show()
+        );
+        let api = out
+            .stderr
+            .split("\n\n")
+            .find(|s| s.trim_start().starts_with("kube-apiserver —"))
+            .unwrap_or_else(|| panic!("no kube-apiserver section:\n{}", out.show()));
+        assert!(api.contains("rejects its command line"), "{api}");
+        let error_line = r#"invalid argument "notaport" for "--secure-port" flag"#;
+        assert!(
+            api.lines()
+                .any(|l| l.starts_with("      | ") && l.contains(error_line)),
+            "the component's error line is not in the report's log tail:\n{api}"
+        );
+        node.reset();
+    }
 }
