@@ -1763,4 +1763,74 @@ mod init_flow {
         );
         node.reset();
     }
+
+    /// Issue 8 item 11 (CIS 1.1.19): every file under the PKI dir is root:root, yet etcd —
+    /// running as the etcd user — reads its keys through a POSIX ACL grant: init gets healthy,
+    /// verify reports the grant, and `certs renew etcd-server` (atomic rewrite) keeps it, with
+    /// etcd healthy again on the renewed key.
+    #[test]
+    fn pki_is_all_root_owned_and_etcd_reads_its_keys_through_an_acl() {
+        use std::os::unix::fs::MetadataExt;
+        let (etcd_uid, _) = ensure_etcd_user();
+        let mut node = Node::new("pkiacl");
+        node.init_ok();
+        let not_root = |node: &Node| -> Vec<String> {
+            let mut bad = Vec::new();
+            let mut stack = vec![node.root.path("/etc/kubernetes/pki")];
+            while let Some(p) = stack.pop() {
+                let m = std::fs::symlink_metadata(&p).unwrap();
+                if m.uid() != 0 || m.gid() != 0 {
+                    bad.push(format!("{} {}:{}", p.display(), m.uid(), m.gid()));
+                }
+                if m.is_dir() {
+                    stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                }
+            }
+            bad
+        };
+        let acl_rows = |node: &Node| {
+            let out = node.plinth(&["verify", "-o", "json"], SHORT);
+            assert!(out.ok(), "{}", out.show());
+            let rows = assert_no_fail_json(&out);
+            let acl: Vec<Value> = rows
+                .into_iter()
+                .filter(|r| {
+                    r["name"]
+                        .as_str()
+                        .is_some_and(|n| n.ends_with("(etcd read access)"))
+                })
+                .collect();
+            assert_eq!(acl.len(), 2, "{}", out.show());
+            for r in &acl {
+                assert_eq!(r["status"], "pass", "{r}");
+            }
+        };
+        let key_acl = |node: &Node, k: &str| {
+            let p = node.root.path(&format!("/etc/kubernetes/pki/etcd/{k}"));
+            let acl = plinth::acl::get(&p)
+                .unwrap()
+                .unwrap_or_else(|| panic!("no ACL on {k}"));
+            assert_eq!(acl.user_perm(etcd_uid), Some(plinth::acl::READ), "{k}");
+            assert_eq!(acl.base_mode(), 0o600, "{k}");
+        };
+        assert_eq!(not_root(&node), Vec::<String>::new());
+        key_acl(&node, "server.key");
+        key_acl(&node, "peer.key");
+        node.verify_eventually("init");
+        acl_rows(&node);
+
+        let before = node.read("/etc/kubernetes/pki/etcd/server.key");
+        let out = node.plinth(&["certs", "renew", "etcd-server"], SHORT);
+        assert!(out.ok(), "{}", out.show());
+        assert_ne!(
+            node.read("/etc/kubernetes/pki/etcd/server.key"),
+            before,
+            "the key was not renewed"
+        );
+        assert_eq!(not_root(&node), Vec::<String>::new());
+        key_acl(&node, "server.key");
+        node.verify_eventually("certs renew etcd-server");
+        acl_rows(&node);
+        node.reset();
+    }
 }
