@@ -25,17 +25,15 @@ pub fn renew(spec: &ClusterSpec, root: &HostRoot, name: &str) -> Result<PhaseRep
         let r = crate::pki::reconcile(spec, root, &opts)?;
         report.lines.extend(r.lines());
         report.changed.extend(r.changed_files());
-        // A renewed etcd key is a new root-owned file: give it back to the etcd user the etcd
-        // manifest runs as (cis profile), as init does, before the agent restarts etcd.
+        // A renewed etcd key is a new file (atomic rename): the writer carries the old key's
+        // ACL over, and this makes sure the etcd user the etcd manifest runs as (cis profile)
+        // can read it, as init does, before the agent restarts etcd.
         if spec.plinth.security_profile == crate::config::SecurityProfile::Cis
             && spec.has_local_etcd()
         {
             if let Some((uid, gid)) = crate::security::lookup_etcd_user() {
-                for p in crate::security::chown_etcd_paths(root, spec, uid, gid)? {
-                    report.lines.push(format!(
-                        "[etcd] {} is owned by the etcd user ({uid}:{gid})",
-                        p.display()
-                    ));
+                for k in crate::security::grant_etcd_keys(root, spec, uid, gid)? {
+                    report.lines.push(k.to_string());
                 }
             }
         }

@@ -145,6 +145,11 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<bool, FsError> {
 /// The data goes to a dot-prefixed temp file in the same directory (never picked up by a
 /// directory watcher that skips dotfiles), is fsynced, renamed over `path`, and the
 /// directory is fsynced. An identical file is left alone (its mode is still corrected).
+///
+/// POSIX ACLs: the mode compared is the file's base mode ([`crate::acl::logical_mode`]: with
+/// an ACL the group bits of `st_mode` are its mask), and a replaced file's extended ACL is
+/// carried over to the new file before the rename (with the base entries of `mode`), so a
+/// grant such as etcd's read access to its keys survives an atomic rewrite.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<WriteOutcome, FsError> {
     let existing = match fs::read(path) {
         Ok(bytes) => Some(bytes),
@@ -154,7 +159,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<WriteOutcome,
     if let Some(old) = &existing {
         if old.as_slice() == data {
             let meta = fs::metadata(path).map_err(|e| FsError::io("stat", path, e))?;
-            let old_mode = meta.permissions().mode() & 0o7777;
+            let old_mode = crate::acl::logical_mode(path, &meta);
             if old_mode == mode {
                 return Ok(WriteOutcome::Unchanged);
             }
@@ -181,6 +186,14 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<WriteOutcome,
         // The umask may have narrowed the mode; set it exactly.
         f.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| FsError::io("chmod", &tmp, e))?;
+        if existing.is_some() {
+            let acl = crate::acl::get(path)
+                .map_err(|e| FsError::io("read ACL", path, io::Error::other(e.to_string())))?;
+            if let Some(acl) = acl {
+                crate::acl::set(&tmp, &acl.with_base_mode(mode))
+                    .map_err(|e| FsError::io("set ACL", &tmp, io::Error::other(e.to_string())))?;
+            }
+        }
         f.write_all(data)
             .map_err(|e| FsError::io("write", &tmp, e))?;
         f.sync_all().map_err(|e| FsError::io("fsync", &tmp, e))?;
@@ -214,10 +227,11 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
 }
 
 /// The permission bits of `path`, if it exists.
+/// (With a POSIX ACL: its base mode, see [`crate::acl::logical_mode`].)
 pub fn mode_of(path: &Path) -> Option<u32> {
     fs::metadata(path)
         .ok()
-        .map(|m| m.permissions().mode() & 0o7777)
+        .map(|m| crate::acl::logical_mode(path, &m))
 }
 
 #[cfg(test)]
@@ -267,5 +281,37 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
             .collect();
         assert!(leftovers.is_empty(), "temp files left behind");
+    }
+
+    /// etcd's keys carry an ACL read grant (mode shows 0640: the mask): an unchanged rewrite
+    /// is not a "mode fix" (which would chmod the grant away), and a renewal's atomic rename
+    /// keeps the grant on the new file.
+    #[test]
+    fn acl_grant_survives_rewrites_and_is_not_a_mode_change() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("server.key");
+        write_atomic(&p, b"old", MODE_KEY).unwrap();
+        match crate::acl::grant_user_read(&p, MODE_KEY, 4242) {
+            Err(crate::acl::AclError::Unsupported { .. }) => {
+                eprintln!("skipped: no ACL support here");
+                return;
+            }
+            r => assert!(r.unwrap()),
+        }
+        assert_eq!(mode_of(&p), Some(MODE_KEY));
+        assert_eq!(
+            write_atomic(&p, b"old", MODE_KEY).unwrap(),
+            WriteOutcome::Unchanged
+        );
+        assert_eq!(
+            write_atomic(&p, b"renewed", MODE_KEY).unwrap(),
+            WriteOutcome::Updated
+        );
+        let acl = crate::acl::get(&p)
+            .unwrap()
+            .expect("ACL kept by the rename");
+        assert_eq!(acl.user_perm(4242), Some(crate::acl::READ));
+        assert_eq!(mode_of(&p), Some(MODE_KEY));
+        assert_eq!(fs::read(&p).unwrap(), b"renewed");
     }
 }

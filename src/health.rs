@@ -4,6 +4,23 @@
 //! probe, else startup, else liveness), so what plinth waits for is exactly what the
 //! component serves. Endpoints are polled TLS-insecure, like kubeadm; the agent's `/pods`
 //! status is read alongside, so a failure can say *why* (binary missing, crash-looping, ...).
+//!
+//! **Failing fast.** Some failures no retry will cure; [`wait`] stops at the first one instead
+//! of running into its timeout ([`fatal`] is the rule, [`Stage::Failed`] the result), with the
+//! same per-component report. A component has failed for good when either
+//! 1. *it cannot be started*: the agent's typed start failure (`plinth.io/failures`, see
+//!    [`crate::agent::failures`]) is at step `execve` or `resolve` with errno ENOENT, EACCES or
+//!    ENOEXEC ([`PERMANENT_START_ERRNOS`]) on [`FATAL_AFTER`] consecutive attempts (the agent
+//!    retries a failed start after 1 s, so this costs about a second and rides out a binary
+//!    being replaced in place); or
+//! 2. *it rejects its own command line*: [`FATAL_AFTER`] consecutive quick exits (each within
+//!    10 s of its start, never Ready, the same non-zero exit code: the agent's `quickExits`
+//!    streak; the agent restarts a first crash at once, so this takes well under a second)
+//!    **and** the last lines of the latest instance's log hold the binary's own flag-parsing
+//!    error ([`usage_error`]: pflag/cobra `unknown flag`, `invalid argument "…" for "--…"
+//!    flag`, …; Go's flag package `flag provided but not defined`, `invalid value "…" for flag
+//!    -…`). Quick exits for other reasons (etcd refusing its data dir, a component that cannot
+//!    reach etcd) are not matched: they may be fixed while init waits, and the timeout stands.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -16,7 +33,72 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Probe};
 pub type PodList = k8s_openapi::List<Pod>;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::agent::failures::{ContainerFailures, ANN_FAILURES};
 use crate::fs::HostRoot;
+
+/// Start errors (errno names) that no retry cures: the executable (or its ELF interpreter)
+/// does not exist, the container's user may not execute it, it is not an executable format.
+pub const PERMANENT_START_ERRNOS: [&str; 3] = ["ENOENT", "EACCES", "ENOEXEC"];
+
+/// Consecutive failed start attempts, or quick exits, after which [`fatal`] gives up.
+pub const FATAL_AFTER: u32 = 2;
+
+/// Log lines scanned for a command-line error.
+pub const USAGE_ERROR_LINES: usize = 50;
+
+/// The line of a log tail where a Go binary rejects its own command line, if any (the last
+/// such line): pflag/cobra (`Error: unknown flag: --x`, `Error: invalid argument "v" for
+/// "--f" flag: …`, `unknown shorthand flag`, `flag needs an argument`, `bad flag syntax`,
+/// `"x" does not take any arguments`) and Go's flag package (etcd: `flag provided but not
+/// defined: -x`, `invalid value "v" for flag -f: …`, `invalid boolean value "v" for -f: …`).
+pub fn usage_error(lines: &[String]) -> Option<&String> {
+    const PLAIN: [&str; 6] = [
+        "unknown flag: -",
+        "unknown shorthand flag: ",
+        "flag needs an argument: ",
+        "bad flag syntax: ",
+        "flag provided but not defined: -",
+        "does not take any arguments, got ",
+    ];
+    lines.iter().rev().find(|l| {
+        PLAIN.iter().any(|p| l.contains(p))
+            || (l.contains("invalid argument \"") && l.contains(" flag: "))
+            || (l.contains("invalid value \"") && l.contains("\" for flag -"))
+            || (l.contains("invalid boolean value \"") && l.contains("\" for -"))
+    })
+}
+
+/// Whether the component in `view` has failed in a way no retry will cure (see the module
+/// doc); `log_tail` gives the last lines of its latest instance's log (read only when needed).
+pub fn fatal(view: &AgentView, log_tail: impl FnOnce() -> Vec<String>) -> Option<String> {
+    let f = view.failures.as_ref()?;
+    if let Some(s) = &f.start {
+        let permanent = s
+            .errno
+            .as_deref()
+            .is_some_and(|e| PERMANENT_START_ERRNOS.contains(&e));
+        if (s.step == "execve" || s.step == "resolve") && permanent && s.attempts >= FATAL_AFTER {
+            return Some(format!(
+                "cannot be started ({}, {} attempts): {}",
+                s.errno.as_deref().unwrap_or_default(),
+                s.attempts,
+                s.message
+            ));
+        }
+    }
+    let streak = f.quick_exits.as_ref()?;
+    if streak.count < FATAL_AFTER {
+        return None;
+    }
+    let lines = log_tail();
+    let line = usage_error(&lines)?;
+    Some(format!(
+        "rejects its command line ({} quick exits with code {}): {}",
+        streak.count,
+        streak.exit_code,
+        line.trim()
+    ))
+}
 
 /// Errors from health checking.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +249,8 @@ pub enum Stage {
     Running(String),
     /// The endpoint answers but not healthy yet.
     Probing(String),
+    /// Failed in a way no retry will cure ([`fatal`]): the wait stops.
+    Failed(String),
     /// Healthy.
     Healthy,
 }
@@ -180,6 +264,7 @@ impl std::fmt::Display for Stage {
             Stage::Starting(m) => write!(f, "starting: {m}"),
             Stage::Running(m) => write!(f, "running: {m}"),
             Stage::Probing(m) => write!(f, "probing: {m}"),
+            Stage::Failed(m) => write!(f, "failed: {m}"),
             Stage::Healthy => write!(f, "healthy"),
         }
     }
@@ -206,6 +291,8 @@ pub struct AgentView {
     pub ready: bool,
     /// Waiting reason/message if waiting.
     pub waiting: Option<String>,
+    /// The agent's typed failure facts for the container (`plinth.io/failures`).
+    pub failures: Option<ContainerFailures>,
 }
 
 /// Finds the agent's view of a manifest's pod (`<pod_name>-<node>`).
@@ -226,6 +313,16 @@ pub fn agent_view(pods: &PodList, pod_name: &str, node_name: &str) -> Option<Age
     };
     if let Some(cs) = cs {
         view.container = cs.name.clone();
+        view.failures = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANN_FAILURES))
+            .and_then(|j| {
+                serde_json::from_str::<BTreeMap<String, ContainerFailures>>(j)
+                    .ok()?
+                    .remove(&cs.name)
+            });
         view.restarts = cs.restart_count;
         view.ready = cs.ready;
         if let Some(state) = &cs.state {
@@ -355,6 +452,9 @@ pub struct WaitOptions {
     /// agent has not replaced it yet after a manifest change) does not count. Empty: not
     /// checked.
     pub expected_uids: BTreeMap<String, String>,
+    /// Where the components' logs are (host root, pod log dir), for [`fatal`]'s
+    /// command-line rule; `None`: that rule is not applied.
+    pub logs: Option<(HostRoot, String)>,
 }
 
 /// A wait that did not end healthy: the per-component report.
@@ -398,14 +498,28 @@ pub async fn wait(
                 .as_ref()
                 .ok()
                 .and_then(|l| agent_view(l, &p.target.pod_name, &opts.node_name));
-            let stage = settle(
+            let expected_uid = opts
+                .expected_uids
+                .get(&p.target.pod_name)
+                .map(String::as_str);
+            let mut stage = settle(
                 stage_of(view.as_ref(), agent_up, &result),
                 view.as_ref(),
                 opts.require_agent,
-                opts.expected_uids
-                    .get(&p.target.pod_name)
-                    .map(String::as_str),
+                expected_uid,
             );
+            if let Some(v) = view.as_ref() {
+                // Only the pod of the manifest on disk: its predecessor's failures are history.
+                if stage != Stage::Healthy && expected_uid.is_none_or(|u| u == v.uid) {
+                    let logs = || match &opts.logs {
+                        Some((root, dir)) => last_log_lines(root, dir, v, USAGE_ERROR_LINES),
+                        None => Vec::new(),
+                    };
+                    if let Some(why) = fatal(v, logs) {
+                        stage = Stage::Failed(why);
+                    }
+                }
+            }
             if stage == Stage::Healthy && p.healthy_after.is_none() {
                 p.healthy_after = Some(start.elapsed());
             }
@@ -414,7 +528,8 @@ pub async fn wait(
         }
         on_update(&progress, start.elapsed());
         let healthy = progress.iter().all(|p| p.stage == Stage::Healthy);
-        if healthy || start.elapsed() >= opts.timeout {
+        let failed = progress.iter().any(|p| matches!(p.stage, Stage::Failed(_)));
+        if healthy || failed || start.elapsed() >= opts.timeout {
             return Ok(WaitReport {
                 components: progress,
                 healthy,
@@ -633,5 +748,90 @@ spec:
             stage_of(Some(&running), true, &probing),
             Stage::Probing(_)
         ));
+    }
+
+    fn failing(failures: ContainerFailures) -> AgentView {
+        AgentView {
+            failures: Some(failures),
+            ..Default::default()
+        }
+    }
+
+    /// Issue 8 item 3: a start error no retry cures (etcd's binary under a 0700 dir: execve
+    /// EACCES as the etcd user) is fatal after two attempts, not after the 240 s timeout.
+    #[test]
+    fn permanent_start_errors_are_fatal_after_two_attempts() {
+        let mut f = ContainerFailures::default();
+        f.on_start_failed(
+            "execve",
+            Some(libc::EACCES),
+            "execve /x/etcd: Permission denied".into(),
+        );
+        assert_eq!(fatal(&failing(f.clone()), Vec::new), None, "one attempt");
+        f.on_start_failed(
+            "execve",
+            Some(libc::EACCES),
+            "execve /x/etcd: Permission denied".into(),
+        );
+        let why = fatal(&failing(f), Vec::new).expect("fatal");
+        assert!(why.contains("EACCES") && why.contains("/x/etcd"), "{why}");
+        for (step, errno) in [("resolve", libc::ENOENT), ("execve", libc::ENOEXEC)] {
+            let mut f = ContainerFailures::default();
+            f.on_start_failed(step, Some(errno), "x".into());
+            f.on_start_failed(step, Some(errno), "x".into());
+            assert!(fatal(&failing(f), Vec::new).is_some(), "{step} {errno}");
+        }
+        // Transient or other failures keep the wait going.
+        let mut f = ContainerFailures::default();
+        f.on_start_failed("execve", Some(libc::ETXTBSY), "busy".into());
+        f.on_start_failed("execve", Some(libc::ETXTBSY), "busy".into());
+        f.on_start_failed("setup", Some(libc::EACCES), "mount".into());
+        f.on_start_failed("setup", Some(libc::EACCES), "mount".into());
+        assert_eq!(fatal(&failing(f), Vec::new), None);
+    }
+
+    #[test]
+    fn quick_exits_are_fatal_only_with_the_binarys_own_flag_error() {
+        let quick = Duration::from_millis(200);
+        let mut f = ContainerFailures::default();
+        f.on_exit(quick, 1, false);
+        let flag_error = || {
+            vec![
+                "Usage:".to_string(),
+                r#"Error: invalid argument "notaport" for "--secure-port" flag: strconv.ParseInt: parsing "notaport": invalid syntax"#.to_string(),
+            ]
+        };
+        assert_eq!(fatal(&failing(f.clone()), flag_error), None, "one exit");
+        f.on_exit(quick, 1, false);
+        let why = fatal(&failing(f.clone()), flag_error).expect("fatal");
+        assert!(
+            why.contains("--secure-port") && why.contains("2 quick exits with code 1"),
+            "{why}"
+        );
+        // The same streak with another cause (etcd refusing its data dir) is not fatal.
+        let other = || vec!["cannot access data directory: permission denied".to_string()];
+        assert_eq!(fatal(&failing(f), other), None);
+    }
+
+    #[test]
+    fn usage_errors_of_pflag_and_go_flag_are_recognised() {
+        for line in [
+            "Error: unknown flag: --insecure-port",
+            "Error: unknown shorthand flag: 'x' in -x",
+            "Error: flag needs an argument: --v",
+            r#"Error: invalid argument "maybe" for "--profiling" flag: strconv.ParseBool: parsing "maybe": invalid syntax"#,
+            "flag provided but not defined: -no-such-flag",
+            r#"invalid value "x" for flag -snapshot-count: parse error"#,
+            r#"invalid boolean value "maybe" for -debug: parse error"#,
+            r#"Error: "kube-scheduler" does not take any arguments, got ["x"]"#,
+        ] {
+            assert!(usage_error(&[line.to_string()]).is_some(), "{line}");
+        }
+        for line in [
+            "E1123 21:03:04.123456  1234 run.go:74] \"command failed\" err=\"failed to connect to etcd\"",
+            "invalid argument in request",
+        ] {
+            assert!(usage_error(&[line.to_string()]).is_none(), "{line}");
+        }
     }
 }

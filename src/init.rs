@@ -201,6 +201,9 @@ pub fn phase_manifests(
                     p.display()
                 ));
             }
+            for k in crate::security::grant_etcd_keys(root, spec, uid, gid)? {
+                report.lines.push(k.to_string());
+            }
         }
     }
     for (path, outcome) in written {

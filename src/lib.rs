@@ -6,6 +6,7 @@
 //! [`init`], [`health`], [`verify`], [`regenerate`], [`certs`] and [`reset`] are the
 //! operator's verbs built on those.
 
+pub mod acl;
 pub mod agent;
 pub mod agentctl;
 pub mod backoff;

@@ -1,6 +1,14 @@
 //! The dedicated `etcd` system user of the `cis` security profile and the ownership of the
 //! paths etcd needs to write or read as that user.
 //!
+//! - The etcd **data dir** belongs to the etcd user (CIS 1.1.12 wants it `etcd:etcd`, 1.1.11
+//!   mode 0700): [`chown_etcd_paths`].
+//! - etcd's **private keys** (`etcd/server.key`, `etcd/peer.key`) stay `root:root` 0600 like
+//!   every file under the PKI dir (CIS 1.1.19) and get a POSIX ACL read grant for the etcd
+//!   user (`user:etcd:r--`, mask `r--`; see [`crate::acl`] for what `stat` then shows):
+//!   [`grant_etcd_keys`]. On a filesystem without ACLs the keys are chowned to the etcd user
+//!   instead, with a message saying so (1.1.19 then reports them).
+//!
 //! **The one documented exception to `--root`**: uids are host-wide (the agent runs etcd on
 //! this host, whatever `--root` says), so [`ensure_etcd_user`] creates the user in the real
 //! host's user database even under `--root`. It is idempotent. The paths chowned by
@@ -46,6 +54,9 @@ pub enum SecurityError {
         /// The database consulted.
         db: String,
     },
+    /// An ACL could not be read or set.
+    #[error(transparent)]
+    Acl(#[from] crate::acl::AclError),
     /// A path could not be inspected or chowned.
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -179,26 +190,29 @@ fn lookup_group(prefix: Option<&Path>) -> Result<Option<u32>, SecurityError> {
     }
 }
 
-/// The host paths etcd owns under the `cis` profile: its data dir and its two private keys.
-/// The certificates dir and `etcd/` dir stay root-owned.
+/// The host paths etcd owns under the `cis` profile: its data dir. The certificates dir,
+/// `etcd/` dir and every key stay root-owned ([`etcd_key_paths`] get an ACL instead).
 pub fn etcd_owned_paths(spec: &ClusterSpec) -> Vec<PathBuf> {
     let Etcd::Local(local) = &spec.etcd else {
         return Vec::new();
     };
+    vec![PathBuf::from(&local.data_dir)]
+}
+
+/// etcd's two private keys, which the etcd user must read (host paths).
+pub fn etcd_key_paths(spec: &ClusterSpec) -> Vec<PathBuf> {
+    if !spec.has_local_etcd() {
+        return Vec::new();
+    }
     let pki = Path::new(&spec.certificates_dir);
-    vec![
-        PathBuf::from(&local.data_dir),
-        pki.join("etcd/server.key"),
-        pki.join("etcd/peer.key"),
-    ]
+    vec![pki.join("etcd/server.key"), pki.join("etcd/peer.key")]
 }
 
 /// Gives `uid:gid` the etcd data dir (recursively: data left by an etcd that ran as root must
-/// stay readable) and `etcd/server.key`, `etcd/peer.key` (modes are not changed; symlinks
-/// are not followed). Paths are host paths opened through `root`; missing ones are skipped
-/// with a warning (the certs phase has not run yet). Returns the host paths whose owner
-/// changed (the data dir once for anything under it; empty on a second run). Nothing to do
-/// for external etcd.
+/// stay readable; modes are not changed; symlinks are not followed). Paths are host paths
+/// opened through `root`; a missing one is skipped with a warning. Returns the host paths
+/// whose owner changed (the data dir once for anything under it; empty on a second run).
+/// Nothing to do for external etcd.
 pub fn chown_etcd_paths(
     root: &HostRoot,
     spec: &ClusterSpec,
@@ -206,15 +220,85 @@ pub fn chown_etcd_paths(
     gid: u32,
 ) -> Result<Vec<PathBuf>, SecurityError> {
     let mut changed = Vec::new();
-    for (i, host) in etcd_owned_paths(spec).into_iter().enumerate() {
+    for host in etcd_owned_paths(spec) {
         let local = root.path(&host);
         if std::fs::symlink_metadata(&local).is_err() {
             tracing::warn!(path = %host.display(), "etcd path missing; not chowned");
             continue;
         }
-        let recursive = i == 0;
-        if chown_tree(&local, uid, gid, recursive)? {
+        if chown_tree(&local, uid, gid, true)? {
             changed.push(host);
+        }
+    }
+    Ok(changed)
+}
+
+/// How the etcd user reads one of its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAccess {
+    /// root-owned 0600 with the ACL entry `user:<uid>:r--` (set or fixed by this call).
+    Acl(PathBuf),
+    /// The filesystem has no POSIX ACLs: the key was chowned to the etcd user instead.
+    OwnedFallback(PathBuf),
+}
+
+impl std::fmt::Display for KeyAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyAccess::Acl(p) => write!(
+                f,
+                "[etcd] {} is root-owned (0600) with an ACL read grant for the etcd user",
+                p.display()
+            ),
+            KeyAccess::OwnedFallback(p) => write!(
+                f,
+                "[etcd] WARNING: the filesystem of {} does not support POSIX ACLs: the key is owned by the etcd user instead (CIS 1.1.19 will report it; mount it with the acl option and run init again)",
+                p.display()
+            ),
+        }
+    }
+}
+
+/// Lets the etcd user (`uid`) read etcd's keys while they stay root-owned: each existing key
+/// becomes `root:root` with base mode 0600 plus `user:<uid>:r--` (mask `r--`). On a filesystem
+/// without ACLs it is chowned to `uid:gid` instead. Returns what changed (empty on a second
+/// run); missing keys are skipped (the certs phase has not run yet).
+pub fn grant_etcd_keys(
+    root: &HostRoot,
+    spec: &ClusterSpec,
+    uid: u32,
+    gid: u32,
+) -> Result<Vec<KeyAccess>, SecurityError> {
+    let mut changed = Vec::new();
+    for host in etcd_key_paths(spec) {
+        let local = root.path(&host);
+        let Ok(meta) = std::fs::symlink_metadata(&local) else {
+            tracing::warn!(path = %host.display(), "etcd key missing; no ACL set");
+            continue;
+        };
+        match crate::acl::grant_user_read(&local, crate::fs::MODE_KEY, uid) {
+            Ok(acl_changed) => {
+                let owner_changed = meta.uid() != 0 || meta.gid() != 0;
+                if owner_changed {
+                    // A key an older plinth gave to the etcd user comes back to root.
+                    std::os::unix::fs::lchown(&local, Some(0), Some(0)).map_err(|source| {
+                        SecurityError::Io {
+                            op: "chown",
+                            path: local.clone(),
+                            source,
+                        }
+                    })?;
+                }
+                if acl_changed || owner_changed {
+                    changed.push(KeyAccess::Acl(host));
+                }
+            }
+            Err(crate::acl::AclError::Unsupported { .. }) => {
+                if chown_tree(&local, uid, gid, false)? {
+                    changed.push(KeyAccess::OwnedFallback(host));
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(changed)
@@ -261,6 +345,7 @@ mod tests {
     use super::*;
     use crate::config::defaults_for;
     use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn chown_is_idempotent_and_skips_missing() {
@@ -277,13 +362,9 @@ mod tests {
         fs::create_dir_all(root.path("/var/lib/etcd/member/snap")).unwrap();
         fs::write(root.path("/var/lib/etcd/member/snap/db"), "d").unwrap();
         let changed = chown_etcd_paths(&root, &spec, 4242, 4343).unwrap();
-        assert_eq!(
-            changed,
-            vec![
-                PathBuf::from("/var/lib/etcd"),
-                PathBuf::from("/etc/kubernetes/pki/etcd/server.key")
-            ]
-        );
+        assert_eq!(changed, vec![PathBuf::from("/var/lib/etcd")]);
+        let key = fs::metadata(root.path("/etc/kubernetes/pki/etcd/server.key")).unwrap();
+        assert_eq!(key.uid(), 0, "keys stay root-owned (CIS 1.1.19)");
         let m = fs::metadata(root.path("/var/lib/etcd")).unwrap();
         assert_eq!((m.uid(), m.gid()), (4242, 4343));
         let db = fs::metadata(root.path("/var/lib/etcd/member/snap/db")).unwrap();
@@ -295,6 +376,44 @@ mod tests {
         let dir = fs::metadata(root.path("/etc/kubernetes/pki/etcd")).unwrap();
         assert_eq!(dir.uid(), 0, "the etcd certs dir stays root-owned");
         assert!(chown_etcd_paths(&root, &spec, 4242, 4343)
+            .unwrap()
+            .is_empty());
+    }
+
+    /// etcd's keys stay root:root (CIS 1.1.19) with an ACL read grant for the etcd user; a key
+    /// an older plinth chowned to etcd comes back to root; a second run changes nothing.
+    #[test]
+    fn etcd_keys_are_root_owned_with_an_acl_read_grant() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: chown needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(d.path()));
+        let spec = defaults_for("cp1", "10.0.0.1".parse().unwrap());
+        let dir = root.path("/etc/kubernetes/pki/etcd");
+        fs::create_dir_all(&dir).unwrap();
+        for k in ["server.key", "peer.key"] {
+            fs::write(dir.join(k), "k").unwrap();
+            fs::set_permissions(dir.join(k), fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        std::os::unix::fs::lchown(dir.join("peer.key"), Some(4242), Some(4343)).unwrap();
+        let changed = grant_etcd_keys(&root, &spec, 4242, 4343).unwrap();
+        if matches!(changed.first(), Some(KeyAccess::OwnedFallback(_))) {
+            eprintln!("skipped: no ACL support here");
+            return;
+        }
+        assert_eq!(changed.len(), 2, "{changed:?}");
+        for k in ["server.key", "peer.key"] {
+            let p = dir.join(k);
+            let m = fs::metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (0, 0), "{k}");
+            assert_eq!(crate::acl::logical_mode(&p, &m), 0o600, "{k}");
+            let acl = crate::acl::get(&p).unwrap().expect("ACL");
+            assert_eq!(acl.user_perm(4242), Some(crate::acl::READ), "{k}");
+            assert_eq!(acl.users.len(), 1, "{k}: only the etcd user");
+        }
+        assert!(grant_etcd_keys(&root, &spec, 4242, 4343)
             .unwrap()
             .is_empty());
     }

@@ -253,17 +253,111 @@ pub fn file_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
         }
     }
     for (host, want) in files {
-        out.push(mode_check(root, &host, want));
+        out.push(mode_check(root, &host, want, spec));
+    }
+    out.extend(etcd_key_checks(spec, root));
+    out
+}
+
+/// Under the cis profile: etcd's keys are root-owned with an ACL read grant for the etcd user
+/// ([`crate::security::grant_etcd_keys`]), or — on a filesystem without ACLs — owned by it.
+pub fn etcd_key_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
+    if spec.plinth.security_profile != crate::config::SecurityProfile::Cis {
+        return Vec::new();
+    }
+    let Some((uid, _)) = crate::security::lookup_etcd_user() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for host in crate::security::etcd_key_paths(spec) {
+        let name = format!("{} (etcd read access)", host.display());
+        let local = root.path(&host);
+        let Ok(meta) = std::fs::metadata(&local) else {
+            out.push(row("file", name, Status::Fail, "missing"));
+            continue;
+        };
+        let fix = format!(
+            "run `plinth init` again, or: chown root:root {0} && setfacl -m u:etcd:r {0}",
+            host.display()
+        );
+        let acl = match crate::acl::get(&local) {
+            Ok(a) => a,
+            Err(e) => {
+                out.push(row("file", name, Status::Fail, e.to_string()));
+                continue;
+            }
+        };
+        let granted = acl
+            .as_ref()
+            .and_then(|a| a.user_perm(uid))
+            .is_some_and(|p| p & crate::acl::READ != 0);
+        let check = match (meta.uid(), granted) {
+            (0, true) => row(
+                "file",
+                name,
+                Status::Pass,
+                format!("root-owned; ACL user:etcd:r-- (uid {uid}) present and effective"),
+            ),
+            (owner, _) if owner == uid => {
+                if crate::acl::supported(&local) {
+                    row(
+                        "file",
+                        name,
+                        Status::Fail,
+                        format!("owned by the etcd user (CIS 1.1.19 wants root:root); {fix}"),
+                    )
+                } else {
+                    row(
+                        "file",
+                        name,
+                        Status::Warn,
+                        "owned by the etcd user: the filesystem does not support POSIX ACLs (CIS 1.1.19 reports it)",
+                    )
+                }
+            }
+            _ => row(
+                "file",
+                name,
+                Status::Fail,
+                format!(
+                    "etcd (uid {uid}) cannot read it: no effective ACL entry user:etcd:r; {fix}"
+                ),
+            ),
+        };
+        out.push(check);
     }
     out
 }
 
-fn mode_check(root: &HostRoot, host: &str, want: u32) -> Check {
+fn mode_check(root: &HostRoot, host: &str, want: u32, spec: &ClusterSpec) -> Check {
     let local = root.path(host);
     let Ok(meta) = std::fs::metadata(&local) else {
         return row("file", host, Status::Fail, "missing");
     };
-    let mode = meta.mode() & 0o7777;
+    // With a POSIX ACL the group bits are its mask: compare the base mode, and allow only the
+    // etcd user's read grant on etcd's keys as named entries.
+    let mode = crate::acl::logical_mode(&local, &meta);
+    if let Ok(Some(acl)) = crate::acl::get(&local) {
+        let etcd_key = crate::security::etcd_key_paths(spec)
+            .iter()
+            .any(|k| k == Path::new(host));
+        let etcd_uid = crate::security::lookup_etcd_user().map(|(u, _)| u);
+        let extra: Vec<String> = acl
+            .users
+            .iter()
+            .filter(|(u, p)| !(etcd_key && Some(*u) == etcd_uid && p & !crate::acl::READ == 0))
+            .map(|(u, p)| format!("user:{u}:{p:o}"))
+            .chain(acl.groups.iter().map(|(g, p)| format!("group:{g}:{p:o}")))
+            .collect();
+        if !extra.is_empty() {
+            return row(
+                "file",
+                host,
+                Status::Fail,
+                format!("has ACL entries granting access: {}", extra.join(", ")),
+            );
+        }
+    }
     let owner_ok = meta.uid() == 0 || owner_is_etcd(host, meta.uid());
     if mode & !want != 0 {
         row(
@@ -349,21 +443,22 @@ mod tests {
     fn loose_modes_fail_and_exact_modes_pass() {
         let d = tempfile::tempdir().unwrap();
         let root = HostRoot::new(Some(d.path()));
+        let spec = crate::config::defaults_for("cp1", "10.0.0.1".parse().unwrap());
         let p = root.path("/etc/kubernetes/admin.conf");
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, "x").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(
-            mode_check(&root, "/etc/kubernetes/admin.conf", 0o600).status,
+            mode_check(&root, "/etc/kubernetes/admin.conf", 0o600, &spec).status,
             Status::Fail
         );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(
-            mode_check(&root, "/etc/kubernetes/admin.conf", 0o600).status,
+            mode_check(&root, "/etc/kubernetes/admin.conf", 0o600, &spec).status,
             Status::Pass
         );
         assert_eq!(
-            mode_check(&root, "/etc/kubernetes/nope.conf", 0o600).status,
+            mode_check(&root, "/etc/kubernetes/nope.conf", 0o600, &spec).status,
             Status::Fail
         );
     }

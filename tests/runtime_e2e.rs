@@ -465,7 +465,14 @@ async fn setup_failures_are_reported_by_start() {
     let fx = Fixture::new(plain_shim);
     let mut spec = fx.spec("missing-exe", "true");
     spec.executable = "/nonexistent/bin/tool".into();
-    let err = fx.rt.start(&spec).unwrap_err().to_string();
+    let err = fx.rt.start(&spec).unwrap_err();
+    // The errno of the exec itself is typed (the agent tells failures no retry cures by it).
+    assert!(
+        matches!(&err, plinth::runtime::RuntimeError::Exec { source, .. }
+            if source.raw_os_error() == Some(libc::ENOENT)),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("missing-exe") && err.contains("execve /nonexistent/bin/tool"),
         "{err}"

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod env;
+pub mod failures;
 pub mod hostpath;
 pub mod pod;
 pub mod podconfig;

@@ -4,7 +4,9 @@
 //! - `GET /pods` → a Kubernetes `PodList` (JSON) with full pod status: phase, conditions
 //!   (PodScheduled, Initialized, ContainersReady, Ready), containerStatuses (state, lastState,
 //!   restartCount, ready, started, containerID `plinth://<id>`). Each container's host pid is
-//!   in the pod annotation `plinth.io/pids` (a JSON object, container → pid). Source problems
+//!   in the pod annotation `plinth.io/pids` (a JSON object, container → pid); a container that
+//!   fails to start or keeps exiting quickly has typed facts in `plinth.io/failures`
+//!   ([`super::failures`]). Source problems
 //!   (invalid files, conflicts) appear in the affected pod's `status.message` and in a
 //!   top-level `problems` array next to `items` (k8s clients ignore the extra field).
 //! - `GET /errors` → `{"problems": [...]}`.
@@ -26,6 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use super::failures::{ContainerFailures, ANN_FAILURES};
 use super::podconfig::Problem;
 use super::worker::{container_id, CState, ContainerSnapshot, Lifecycle, PodSnapshot, Terminated};
 
@@ -168,6 +171,21 @@ pub fn to_k8s_pod(s: &PodSnapshot, problems: &[Problem], node_ip: Option<IpAddr>
             ANN_PIDS.into(),
             serde_json::to_string(&pids).unwrap_or_default(),
         );
+    let failures: BTreeMap<&str, &ContainerFailures> = s
+        .containers
+        .iter()
+        .chain(s.init_containers.iter())
+        .filter(|c| !c.failures.is_empty())
+        .map(|c| (c.name.as_str(), &c.failures))
+        .collect();
+    if !failures.is_empty() {
+        if let Ok(json) = serde_json::to_string(&failures) {
+            pod.metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(ANN_FAILURES.into(), json);
+        }
+    }
     if matches!(s.lifecycle, Lifecycle::Terminating | Lifecycle::Terminated) {
         pod.metadata.deletion_timestamp = time(SystemTime::now());
     }
@@ -448,6 +466,7 @@ mod tests {
                 ready: true,
                 started: true,
                 handle: Some(handle),
+                failures: Default::default(),
             }],
             start_time: Some(SystemTime::now()),
             initialized: true,

@@ -23,12 +23,13 @@ use std::time::{Duration, Instant, SystemTime};
 use k8s_openapi::api::core::v1::Container;
 use tokio::sync::mpsc;
 
+use super::failures::ContainerFailures;
 use super::pod::StaticPod;
-use super::resolve::Resolver;
+use super::resolve::{ResolveError, Resolver};
 use super::state::{grace_seconds, PersistedContainer, PersistedPod, StateStore};
 use crate::backoff::{BackoffPolicy, CrashLoopBackoff};
 use crate::probe::{ProbeKind, ProbeOutcome, ProbeSpec, ProbeState, ProbeTransition};
-use crate::runtime::{BoxFuture, ContainerHandle, ExitStatus, Runtime, StopSignal};
+use crate::runtime::{BoxFuture, ContainerHandle, ExitStatus, Runtime, RuntimeError, StopSignal};
 
 /// Runs probes; the real one is [`RealProber`], tests inject their own.
 pub trait Prober: Send + Sync + 'static {
@@ -162,6 +163,8 @@ pub struct ContainerSnapshot {
     pub started: bool,
     /// The running instance.
     pub handle: Option<ContainerHandle>,
+    /// Typed failure facts (start failures, quick exits) for the status API.
+    pub failures: ContainerFailures,
 }
 
 impl ContainerSnapshot {
@@ -178,6 +181,7 @@ impl ContainerSnapshot {
             ready: false,
             started: false,
             handle: None,
+            failures: ContainerFailures::default(),
         }
     }
 }
@@ -632,6 +636,9 @@ impl ContainerRun {
         };
         if let Some(c) = c {
             f(c);
+            if c.ready {
+                c.failures.instance_ready = true;
+            }
         }
     }
 
@@ -759,7 +766,15 @@ async fn run_container(
                         .resolver
                         .container_spec(&run.pod, run.container(), restart_count)
                     {
-                        Err(e) => Err((e.reason().to_string(), e.to_string())),
+                        Err(e) => {
+                            let (step, errno) = match &e {
+                                ResolveError::ExecutableNotFound { .. } => {
+                                    ("resolve", Some(libc::ENOENT))
+                                }
+                                _ => ("setup", None),
+                            };
+                            Err((e.reason().to_string(), e.to_string(), step, errno))
+                        }
                         Ok(spec) => {
                             // Starting blocks (fork, exec handshake): keep it off the async thread
                             // so other pods and the status API carry on meanwhile.
@@ -771,7 +786,15 @@ async fn run_container(
                                         "start task failed: {e}"
                                     )))
                                 })
-                                .map_err(|e| ("RunContainerError".to_string(), e.to_string()))
+                                .map_err(|e| {
+                                    let (step, errno) = match &e {
+                                        RuntimeError::Exec { source, .. } => {
+                                            ("execve", source.raw_os_error())
+                                        }
+                                        _ => ("setup", None),
+                                    };
+                                    ("RunContainerError".to_string(), e.to_string(), step, errno)
+                                })
                         }
                     };
                 match started {
@@ -789,13 +812,14 @@ async fn run_container(
                         started_at = now();
                         h
                     }
-                    Err((reason, message)) => {
+                    Err((reason, message, step, errno)) => {
                         tracing::warn!(pod = %run.pod.name, container = %name, "{message}");
                         run.update(|c| {
                             c.state = CState::Waiting {
                                 reason: reason.clone(),
                                 message: Some(message.clone()),
-                            }
+                            };
+                            c.failures.on_start_failed(step, errno, message.clone());
                         });
                         let t = now();
                         let delay = backoff.on_exit(t, t).max(Duration::from_secs(1));
@@ -817,10 +841,12 @@ async fn run_container(
             };
             c.handle = Some(h.clone());
             c.restart_count = restart_count;
+            c.failures.on_started();
         });
         // SUPERVISE
         let mut exit = ctx.runtime.wait(&h);
         let outcome = supervise(&run, started_at, &mut exit, &mut ctl).await;
+        let own_exit = matches!(outcome, Outcome::Exited(_));
         let (status, reason_override, message) = match outcome {
             Outcome::Detach => return ContainerEnd::Detached,
             Outcome::Exited(st) => (st, None, None),
@@ -852,10 +878,12 @@ async fn run_container(
             .clone()
             .unwrap_or_else(|| terminated(&h, status, reason_override, message));
         tracing::info!(pod = %run.pod.name, container = %name, exit_code = term.exit_code, reason = %term.reason, "container exited");
+        let ran = now().saturating_duration_since(started_at);
         run.update(|c| {
             c.handle = None;
             c.ready = false;
             c.started = false;
+            c.failures.on_exit(ran, term.exit_code, !own_exit);
         });
         last_term = Some(term.clone());
         if restart_reason.is_some() {

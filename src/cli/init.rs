@@ -327,6 +327,9 @@ fn preflight_context(
             if let Some(bin) = container.command.as_ref().and_then(|v| v.first()) {
                 pc.binaries.push((c.name().to_string(), bin.clone()));
             }
+            if let Some(run_as) = run_as_of(&m.pod, container, c, spec) {
+                pc.run_as.insert(c.name().to_string(), run_as);
+            }
         }
     }
     pc.ports = vec![
@@ -352,6 +355,52 @@ fn preflight_context(
         pc.etcd_data_is_ours = ledger.created_dirs.contains(&l.data_dir);
     }
     Ok(pc)
+}
+
+/// The non-root identity a component's pod runs as (container over pod securityContext).
+/// Under the cis profile etcd runs as the `etcd` system user, which a first init has yet to
+/// create (the dry render then says uid 0).
+fn run_as_of(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    container: &k8s_openapi::api::core::v1::Container,
+    c: Component,
+    spec: &ClusterSpec,
+) -> Option<preflight::RunAs> {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let csc = container.security_context.as_ref();
+    let uid = csc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| psc.and_then(|s| s.run_as_user))
+        .and_then(|u| u32::try_from(u).ok());
+    let gid = csc
+        .and_then(|s| s.run_as_group)
+        .or_else(|| psc.and_then(|s| s.run_as_group))
+        .and_then(|g| u32::try_from(g).ok());
+    match uid {
+        Some(uid) if uid != 0 => {
+            let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| format!("uid {uid}"));
+            Some(preflight::RunAs {
+                user,
+                uid: Some(uid),
+                gid,
+            })
+        }
+        _ if c == Component::Etcd
+            && spec.plinth.security_profile == plinth::config::SecurityProfile::Cis
+            && plinth::security::lookup_etcd_user().is_none() =>
+        {
+            Some(preflight::RunAs {
+                user: plinth::security::ETCD_USER.to_string(),
+                uid: None,
+                gid: None,
+            })
+        }
+        _ => None,
+    }
 }
 
 fn run_preflight(cmd: &InitCmd, spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<bool> {
@@ -443,6 +492,7 @@ fn wait(
         interval: Duration::from_millis(100),
         require_agent,
         expected_uids,
+        logs: Some((root.clone(), spec.plinth.log_dir.clone())),
     };
     let mut progress = WaitProgress::new("[wait-control-plane]");
     let report = rt.block_on(plinth::health::wait(&targets, &opts, |c, e| {
@@ -457,10 +507,25 @@ fn wait(
         );
         return Ok(true);
     }
-    eprintln!(
-        "[wait-control-plane] the control plane did not become healthy within {}s:",
-        timeout.as_secs()
-    );
+    let failed: Vec<&str> = report
+        .components
+        .iter()
+        .filter(|c| matches!(c.stage, plinth::health::Stage::Failed(_)))
+        .map(|c| c.target.component.as_str())
+        .collect();
+    if failed.is_empty() {
+        eprintln!(
+            "[wait-control-plane] the control plane did not become healthy within {}s:",
+            timeout.as_secs()
+        );
+    } else {
+        eprintln!(
+            "[wait-control-plane] {} failed after {:.1}s in a way no retry will fix; not waiting for the {}s timeout:",
+            failed.join(", "),
+            report.elapsed.as_secs_f64(),
+            timeout.as_secs()
+        );
+    }
     for c in report
         .components
         .iter()

@@ -33,15 +33,18 @@
 //! and turning anonymous access off makes the unauthenticated HTTP probes of `/livez` and
 //! `/readyz` fail (RBAC still grants anonymous users nothing but the health endpoints).
 //!
-//! # Deliberate exceptions (scored checks this profile does not pass)
+//! | 1.1.19 | every file under the PKI dir stays `root:root`; etcd reads `etcd/server.key` and `etcd/peer.key` through a POSIX ACL read grant for the etcd user ([`crate::security::grant_etcd_keys`]), kept across renewals by [`crate::fs::write_atomic`] and checked by `plinth verify` |
 //!
-//! * **1.1.19** (PKI directory and file ownership root:root): `etcd/server.key` and
-//!   `etcd/peer.key` are owned by the `etcd` user, because etcd runs as that user (1.1.12's
-//!   intent, and kubeadm's RootlessControlPlane does the same) and must read its own keys,
-//!   which stay mode 0600. Every other file and directory under the PKI dir, including the
-//!   `etcd/` directory itself, stays root:root. Running etcd as root would pass 1.1.19 but
-//!   give the process that holds the cluster's data full root rights; we prefer the
-//!   non-root etcd.
+//! # Scored checks: none fails
+//!
+//! etcd stays unprivileged (its own user, no capabilities) and every scored check passes.
+//! The price of the ACL shows in one **unscored** (Manual) check: **1.1.21** (key files
+//! 600) reads `stat -c %a`, and with a named ACL entry the kernel keeps the ACL *mask* in
+//! the mode's group bits, so `etcd/server.key` and `etcd/peer.key` show `640` (base mode
+//! `rw-,---,---`, mask `r--`: only the etcd user gains read). No ACL can avoid it — a named
+//! entry is only effective under a mask that allows it — and `chmod 600` would take etcd's
+//! access away. A filesystem without ACLs falls back to chowning the two keys to the etcd
+//! user (1.1.19 then reports them, and init says so).
 //!
 //! # Checks plinth cannot decide on its own (all unscored / manual)
 //!

@@ -829,6 +829,7 @@ fn cis_results(spec: &ClusterSpec, chown_etcd: bool) -> (tempfile::TempDir, Vec<
     write_stand_in_tree(&root, spec);
     if chown_etcd {
         crate::security::chown_etcd_paths(&root, spec, TEST_ETCD_UID, TEST_ETCD_GID).unwrap();
+        crate::security::grant_etcd_keys(&root, spec, TEST_ETCD_UID, TEST_ETCD_GID).unwrap();
     }
     let owners = cis::OwnerNames {
         user: &test_user,
@@ -874,14 +875,12 @@ fn cis_profile_passes_every_scored_control_plane_check() {
         assert!(!r.detail.is_empty(), "skipped without a reason: {r}");
     }
 
-    // The one documented exception (see cis.rs): 1.1.19, only because etcd owns its keys.
+    // No scored check fails: etcd's keys stay root:root with an ACL read grant (see cis.rs).
     assert_eq!(
         failing_scored(&results),
-        BTreeSet::from(["1.1.19".to_string()]),
+        BTreeSet::new(),
         "failing scored checks"
     );
-    let r119 = results.iter().find(|r| r.id == "1.1.19").unwrap();
-    assert!(r119.detail.contains("etcd:etcd"), "{r119}");
     let mut not_root = Vec::new();
     let mut stack = vec![dir.path().join("etc/kubernetes/pki")];
     while let Some(p) = stack.pop() {
@@ -893,14 +892,16 @@ fn cis_profile_passes_every_scored_control_plane_check() {
             stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
         }
     }
-    not_root.sort();
     assert_eq!(
         not_root,
-        vec![
-            "etc/kubernetes/pki/etcd/peer.key",
-            "etc/kubernetes/pki/etcd/server.key"
-        ]
+        Vec::<String>::new(),
+        "not root:root under the PKI dir"
     );
+    for k in ["etcd/server.key", "etcd/peer.key"] {
+        let p = dir.path().join("etc/kubernetes/pki").join(k);
+        let acl = crate::acl::get(&p).unwrap().expect("an ACL on etcd's key");
+        assert_eq!(acl.user_perm(TEST_ETCD_UID), Some(crate::acl::READ), "{k}");
+    }
 
     // Unscored checks the profile also satisfies.
     let status = |id: &str| results.iter().find(|r| r.id == id).unwrap().status;

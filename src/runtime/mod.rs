@@ -144,6 +144,19 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// The container's executable could not be executed: `execve` failed after setup, as the
+    /// container's user (ENOENT: file or ELF interpreter missing; EACCES: no search permission
+    /// on a directory, no exec permission, noexec mount; ENOEXEC: not an executable format).
+    #[error("container {container}: execve {}: {source}", executable.display())]
+    Exec {
+        /// Container name.
+        container: String,
+        /// The executable.
+        executable: PathBuf,
+        /// Cause (carries the errno).
+        #[source]
+        source: std::io::Error,
+    },
     /// Any other OS-level failure.
     #[error("{op}: {source}")]
     Os {

@@ -6,7 +6,8 @@
 //!   shuts its write side; container-init reads to EOF.
 //! - container-init keeps a close-on-exec duplicate of that socket as its *status channel* and
 //!   puts `/dev/null` on fd 0 (a container has no stdin). On any setup failure it writes one
-//!   UTF-8 error message to the status channel and exits 1. A successful `execve` closes the
+//!   [`InitReport`] (JSON: the message, plus the errno when `execve` itself failed) to the
+//!   status channel and exits 1. A successful `execve` closes the
 //!   channel: the agent reads EOF with no message and knows the container runs, under the pid
 //!   it spawned.
 //!
@@ -61,9 +62,40 @@ pub enum InitError {
         /// The offending value.
         value: String,
     },
+    /// `execve` of the container's executable failed (ENOENT, EACCES, ENOEXEC, ...).
+    #[error("execve {}: {source}", executable.display())]
+    Exec {
+        /// The executable.
+        executable: PathBuf,
+        /// Cause (carries the errno).
+        #[source]
+        source: io::Error,
+    },
     /// The failure was already written to the status channel (by the shim's launcher).
     #[error("reported")]
     Reported,
+}
+
+/// What container-init writes to the status channel when setup fails (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InitReport {
+    /// The error, in words.
+    pub message: String,
+    /// The errno of a failed `execve` of the container's executable: the agent tells these
+    /// (ENOENT, EACCES, ENOEXEC: no retry cures them) from other setup failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_errno: Option<i32>,
+}
+
+impl InitReport {
+    /// Parses what the status channel carried (a plain message from an older container-init
+    /// is taken as the message).
+    pub fn parse(text: &str) -> InitReport {
+        serde_json::from_str(text).unwrap_or_else(|_| InitReport {
+            message: text.to_string(),
+            exec_errno: None,
+        })
+    }
 }
 
 fn os_err(op: impl Into<String>) -> impl FnOnce(io::Error) -> InitError {
@@ -84,7 +116,26 @@ struct Status(OwnedFd);
 
 impl Status {
     fn report(&self, msg: &str) {
-        write_all_fd(self.0.as_raw_fd(), msg.as_bytes());
+        self.send(&InitReport {
+            message: msg.to_string(),
+            exec_errno: None,
+        });
+    }
+
+    fn report_error(&self, e: &InitError) {
+        let exec_errno = match e {
+            InitError::Exec { source, .. } => source.raw_os_error(),
+            _ => None,
+        };
+        self.send(&InitReport {
+            message: e.to_string(),
+            exec_errno,
+        });
+    }
+
+    fn send(&self, r: &InitReport) {
+        let json = serde_json::to_string(r).unwrap_or_else(|_| r.message.clone());
+        write_all_fd(self.0.as_raw_fd(), json.as_bytes());
     }
 }
 
@@ -126,7 +177,7 @@ pub fn container_init_main(args: &[String]) -> i32 {
     match result {
         Ok(Err(InitError::Reported)) => 1,
         Ok(Err(e)) => {
-            status.report(&e.to_string());
+            status.report_error(&e);
             1
         }
         Ok(Ok(never)) => match never {},
@@ -246,8 +297,8 @@ fn run(status: &Status) -> Result<Never, InitError> {
     reset_signals();
     mark_inherited_fds_cloexec();
     let err = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
-    Err(InitError::Os {
-        op: format!("execve {}", spec.executable.display()),
+    Err(InitError::Exec {
+        executable: spec.executable.clone(),
         source: io::Error::from(err),
     })
 }

@@ -324,7 +324,15 @@ impl ProcessRuntime {
             Ok(msg) if msg.is_empty() => Ok((pid, pidfd, ticks)),
             Ok(msg) => {
                 let _ = child.wait();
-                Err(start_err(io::Error::other(msg)))
+                let report = init::InitReport::parse(&msg);
+                Err(match report.exec_errno {
+                    Some(errno) => RuntimeError::Exec {
+                        container: container.clone(),
+                        executable: spec.executable.clone(),
+                        source: io::Error::from_raw_os_error(errno),
+                    },
+                    None => start_err(io::Error::other(report.message)),
+                })
             }
             Err(e)
                 if matches!(
