@@ -142,6 +142,29 @@ fn restart_number(file_name: &str) -> Option<u32> {
     n.parse().ok()
 }
 
+/// The restart number of an instance log file: `<n>.log` or a rotated `<n>.log.<suffix>`.
+fn instance_number(file_name: &str) -> Option<u32> {
+    match file_name.split_once(".log.") {
+        Some((n, _)) => restart_number(&format!("{n}.log")),
+        None => restart_number(file_name),
+    }
+}
+
+/// The restart count for the next instance of the container whose log directory is
+/// `container_dir` (`<log_root>/<ns>_<pod>_<uid>/<container>`): one more than the highest
+/// `<n>.log` (or rotated `<n>.log.*`) there, 0 when there is none. Like the kubelet's
+/// `calcRestartCountByLogDir`: a container restarted after its runtime state was lost (agent
+/// restart, rollback to an earlier pod version) never appends to a dead instance's file.
+pub fn next_restart_count(container_dir: &Path) -> u32 {
+    std::fs::read_dir(container_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| instance_number(e.file_name().to_str()?))
+        .max()
+        .map_or(0, |n| n.saturating_add(1))
+}
+
 /// The log of the previous instance of the container whose current log is `current`
 /// (`<dir>/<n>.log`): the existing `<k>.log` in the same directory with the highest `k < n`.
 /// `None` when there is none or `current` is not named `<n>.log`.
@@ -175,6 +198,19 @@ mod tests {
             p,
             Path::new("/var/log/pods/kube-system_etcd-node1_0a1b2c/etcd/3.log")
         );
+    }
+
+    #[test]
+    fn next_restart_count_follows_the_highest_instance_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(next_restart_count(&dir.path().join("missing")), 0);
+        assert_eq!(next_restart_count(dir.path()), 0);
+        for name in ["0.log", "2.log", "x.log", "current.log"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        assert_eq!(next_restart_count(dir.path()), 3);
+        std::fs::write(dir.path().join("4.log.20240101-000000"), "").unwrap();
+        assert_eq!(next_restart_count(dir.path()), 5);
     }
 
     #[test]
