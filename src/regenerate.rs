@@ -260,13 +260,14 @@ pub async fn regenerate(
         ));
         report.backup = Some(backup);
     }
+    let base = restarts_before(spec, root, &new.pod, &path);
     manifests::write(root, spec, std::slice::from_ref(&new), false)?;
     progress(&format!(
         "[regenerate] wrote the new {}; waiting for the new pod",
         component.file_name()
     ));
     let node_ip = spec.advertise_address;
-    match wait_new_pod(spec, &new.pod, &path, node_ip, opts).await? {
+    match wait_new_pod(spec, &new.pod, &path, node_ip, opts, base).await? {
         Ok(()) => {
             report.outcome = Outcome::Applied;
             Ok(report)
@@ -281,9 +282,10 @@ pub async fn regenerate(
                 };
                 return Ok(report);
             };
-            fs::write_atomic(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
             let old_pod = manifests::parse_manifest(&old)?;
-            report.outcome = match wait_new_pod(spec, &old_pod, &path, node_ip, opts).await? {
+            let base = restarts_before(spec, root, &old_pod, &path);
+            fs::write_atomic(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
+            report.outcome = match wait_new_pod(spec, &old_pod, &path, node_ip, opts, base).await? {
                 Ok(()) => Outcome::RolledBack { reason },
                 Err(e) => Outcome::RollbackUnhealthy {
                     reason: format!("{reason}; after rollback: {e}"),
@@ -294,6 +296,34 @@ pub async fn regenerate(
     }
 }
 
+/// The restart count the first container of `pod` (for the manifest at `local_path`) will
+/// start with: the agent numbers instances after the log files its pod version already has
+/// (after a rollback the restored version continues its count), so crash-loop detection
+/// counts restarts from there.
+fn restarts_before(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    pod: &k8s_openapi::api::core::v1::Pod,
+    local_path: &Path,
+) -> i32 {
+    let host_path =
+        Path::new(&spec.plinth.manifests_dir).join(local_path.file_name().unwrap_or_default());
+    let Ok(sp) = crate::agent::pod::identify(pod.clone(), &spec.node_name, &host_path) else {
+        return 0;
+    };
+    let Some(c) = sp.spec().containers.first() else {
+        return 0;
+    };
+    let dir = crate::logs::pod_log_dir(
+        Path::new(&spec.plinth.log_dir),
+        &sp.namespace,
+        &sp.name,
+        &sp.uid,
+    )
+    .join(&c.name);
+    i32::try_from(crate::logs::next_restart_count(&root.path(dir))).unwrap_or(0)
+}
+
 /// Waits until the agent runs `pod` (by its UID for this file) Ready and its endpoint is
 /// healthy. `Ok(Err(reason))` when it does not within the timeout or crash-loops.
 async fn wait_new_pod(
@@ -302,6 +332,7 @@ async fn wait_new_pod(
     local_path: &Path,
     node_ip: std::net::IpAddr,
     opts: &Options,
+    base_restarts: i32,
 ) -> Result<Result<(), String>, RegenerateError> {
     let target = health::target_for(pod, node_ip)?;
     let host_path =
@@ -320,10 +351,11 @@ async fn wait_new_pod(
             .and_then(|l| health::agent_view(l, &target.pod_name, &spec.node_name));
         match view {
             Some(v) if v.uid == expected_uid => {
-                if v.restarts >= opts.max_restarts && !v.running {
+                let restarts = v.restarts - base_restarts;
+                if restarts >= opts.max_restarts && !v.running {
                     return Ok(Err(format!(
                         "crash-looping: {} restarts, last exit code {}",
-                        v.restarts,
+                        restarts,
                         v.last_exit_code
                             .map(|c| c.to_string())
                             .unwrap_or_else(|| "?".into())
