@@ -18,7 +18,9 @@ mod shim;
 mod writer;
 
 pub use format::{format_record, format_timestamp, parse_cri_line, LineSplitter, MAX_LINE_BYTES};
-pub use reader::{follow, follow_from, tail, tail_lines, Tail, FOLLOW_POLL_INTERVAL};
+pub use reader::{
+    follow, follow_from, follow_instances, tail, tail_lines, Tail, FOLLOW_POLL_INTERVAL,
+};
 pub use shim::{pass_stderr_fd, pump, run_shim, shim_command, shim_command_with_policy, ShimArgs};
 pub use writer::{rotated_logs, CriWriter, RotatePolicy, LOG_FILE_MODE};
 
