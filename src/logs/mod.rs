@@ -9,8 +9,10 @@
 //!   started with [`shim_command`]) reads the container's stdout and stderr pipes and feeds
 //!   the writer, so logs survive restarts of the agent.
 //! - Reading: [`parse_cri_line`], [`tail_lines`] (reads from the end, joins `P` records into
-//!   full lines), [`follow`] (like `kubectl logs -f`, survives rotation) and
+//!   full lines), [`follow`] (like `kubectl logs -f`, survives rotation),
+//!   [`follow_instances`] (also moves on to the next container instance) and
 //!   [`previous_log_path`] (`kubectl logs --previous`).
+//! - Instances: one file per container instance, never reused ([`next_restart_count`]).
 
 pub mod format;
 mod reader;
