@@ -463,6 +463,19 @@ fn check_binary(
             ),
         );
     }
+    if version.trim_start_matches('v') != want.to_string().trim_start_matches('v') {
+        // The agent runs this binary whatever the image tag says: the manifests will claim
+        // `want` while `version` runs, and a later regenerate that only changes the tag would
+        // restart the component for nothing.
+        return finding(
+            format!("KubernetesVersion-{binary}"),
+            Severity::Warning,
+            format!(
+                "{} is v{version} but kubernetesVersion is {want}: the manifests' image tags will say {want} while v{version} runs (the agent runs the binary from binPath/$PATH; the image is only a label)",
+                path.display()
+            ),
+        );
+    }
     finding(
         name,
         Severity::Pass,
@@ -845,6 +858,38 @@ mod tests {
             "{}",
             f.message
         );
+    }
+
+    #[test]
+    fn binary_version_other_than_kubernetes_version_is_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = tempfile::tempdir().unwrap();
+        let p = bin.path().join("kube-scheduler");
+        std::fs::write(&p, "#!/bin/sh\necho 'Kubernetes v1.24.0-alpha.1'\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
+        spec.kubernetes_version = crate::config::validate::parse_kube_version("v1.24.1").unwrap();
+        let f = check_binary(
+            "kube-scheduler",
+            "kube-scheduler",
+            &[bin.path().to_path_buf()],
+            &spec,
+        );
+        assert_eq!(f.severity, Severity::Warning, "{}", f.message);
+        assert!(
+            f.message.contains("v1.24.0-alpha.1") && f.message.contains("v1.24.1"),
+            "{}",
+            f.message
+        );
+        spec.kubernetes_version =
+            crate::config::validate::parse_kube_version("v1.24.0-alpha.1").unwrap();
+        let f = check_binary(
+            "kube-scheduler",
+            "kube-scheduler",
+            &[bin.path().to_path_buf()],
+            &spec,
+        );
+        assert_eq!(f.severity, Severity::Pass, "{}", f.message);
     }
 
     #[test]

@@ -388,3 +388,111 @@ fn wrong_api_version_or_kind_adds_spurious_advertise_address_error() {
         );
     }
 }
+
+// ---- issue 10, item 5: regenerate shows every field and never restarts for a tag alone.
+
+/// A v1beta4 config for `version` whose binPath is `bin` (kubeadm profile: regenerate then
+/// needs no etcd system user on the host).
+fn versioned_config(dir: &Path, version: &str, bin: &Path) -> PathBuf {
+    let path = dir.join(format!("config-{version}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
+             nodeRegistration: {{name: cp1}}\nlocalAPIEndpoint: {{advertiseAddress: 127.0.0.1}}\n---\n\
+             apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n\
+             kubernetesVersion: {version}\n---\n\
+             apiVersion: plinth.io/v1alpha1\nkind: PlinthConfiguration\nbinPath: [{}]\n\
+             securityProfile: kubeadm\n",
+            bin.display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+/// `kubernetesVersion: v1.24.1` with a v1.24.0-alpha.1 kube-scheduler on the bin path (as
+/// the v1.24 source tree builds): `--diff` shows the image change and warns that the binary
+/// is another version; the real run refuses instead of restarting the scheduler for nothing.
+#[test]
+fn regenerate_reports_an_image_version_the_binary_does_not_have() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("kube-scheduler");
+    std::fs::write(&fake, "#!/bin/sh\necho 'Kubernetes v1.24.0-alpha.1'\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = crate::support::TempRoot::new().expect("root");
+
+    // The manifest as init wrote it for v1.24.0.
+    let old_cfg = versioned_config(dir.path(), "v1.24.0", &bin);
+    let spec = plinth::config::load(
+        Some(&old_cfg),
+        &Default::default(),
+        &plinth::config::RealHost,
+    )
+    .expect("config");
+    let host = plinth::fs::HostRoot::new(Some(root.dir()));
+    let ctx = plinth::manifests::RenderContext::for_host(&host, &spec);
+    let old = plinth::manifests::render(&spec, plinth::manifests::Component::KubeScheduler, &ctx)
+        .expect("render");
+    root.write(
+        "/etc/kubernetes/manifests/kube-scheduler.yaml",
+        old.yaml.as_bytes(),
+        0o600,
+    )
+    .expect("write manifest");
+    let before = root.snapshot().expect("snapshot");
+
+    let cfg = versioned_config(dir.path(), "v1.24.1", &bin);
+    let regenerate = |diff: bool| {
+        let mut cmd = cargo_bin_cmd!("plinth");
+        cmd.args([
+            "manifest",
+            "regenerate",
+            "kube-scheduler",
+            "--timeout",
+            "1",
+            "--root",
+        ])
+        .arg(root.dir())
+        .arg("--config")
+        .arg(&cfg);
+        if diff {
+            cmd.arg("--diff");
+        }
+        cmd.output().expect("run plinth")
+    };
+    let out = regenerate(true);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("~ image (kube-scheduler): registry.k8s.io/kube-scheduler:v1.24.0 → registry.k8s.io/kube-scheduler:v1.24.1"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("no flag changes") && !stdout.contains("no changes"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("warning")
+            && stderr.contains("v1.24.0-alpha.1")
+            && stderr.contains(&fake.display().to_string()),
+        "{stderr}"
+    );
+
+    let out = regenerate(false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refusing a restart that changes nothing")
+            && stderr.contains("v1.24.0-alpha.1"),
+        "{stderr}"
+    );
+    let after = root.snapshot().expect("snapshot");
+    assert_eq!(after, before, "{}", diff_snapshots(&before, &after));
+}

@@ -100,6 +100,15 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// The local directory holding the log files of container `container` of `pod`, one
+    /// `<restartCount>.log` per instance.
+    pub fn container_log_dir(&self, pod: &StaticPod, container: &str) -> PathBuf {
+        self.root.path(
+            crate::logs::pod_log_dir(&self.log_dir, &pod.namespace, &pod.name, &pod.uid)
+                .join(container),
+        )
+    }
+
     /// Pod-level checks (run before any container starts): hostNetwork, volumes.
     pub fn prepare_pod(&self, pod: &StaticPod) -> Result<(), ResolveError> {
         let spec = pod.spec();

@@ -752,6 +752,11 @@ async fn run_container(
         let h = match current.take() {
             Some(h) => h,
             None => {
+                // One log file per instance, never reused: after an agent restart that lost
+                // the state, or for a pod version whose log dir survived (rollback), continue
+                // after the highest instance file (the kubelet's calcRestartCountByLogDir).
+                let dir = ctx.resolver.container_log_dir(&run.pod, &name);
+                restart_count = restart_count.max(crate::logs::next_restart_count(&dir));
                 run.update(|c| {
                     c.state = CState::Waiting {
                         reason: "ContainerCreating".into(),

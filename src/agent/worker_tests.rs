@@ -574,3 +574,44 @@ async fn init_containers_run_to_completion_first() {
         matches!(&s.init_containers[0].state, CState::Terminated(t) if t.reason == "Completed")
     );
 }
+
+/// Issue 10: after a rollback the restored pod version's container appended to the 0.log of
+/// a dead instance. A container starting where instance files already exist (agent restart
+/// without state, a pod version whose log dir survived) continues after the highest one.
+#[tokio::test(start_paused = true)]
+async fn log_file_names_never_reused_across_instances() {
+    let seen: Arc<Mutex<Vec<(u32, PathBuf)>>> = Arc::default();
+    let seen2 = seen.clone();
+    let mut h = harness(move |spec| {
+        // The log shim creates the instance's file when it starts.
+        std::fs::create_dir_all(spec.log_path.parent().unwrap()).unwrap();
+        std::fs::write(&spec.log_path, "").unwrap();
+        seen2
+            .lock()
+            .unwrap()
+            .push((spec.restart_count, spec.log_path.clone()));
+        Behaviour::ExitAfter(Duration::ZERO, 1)
+    });
+    let p = pod("a", "Always", "'false'", "");
+    let dir = h.ctx.resolver.container_log_dir(&p, "c");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("0.log"), "dead instance 0\n").unwrap();
+    std::fs::write(dir.join("1.log"), "dead instance 1\n").unwrap();
+    let w = h.spawn(p);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() >= 3, "{seen:?}");
+    let counts: Vec<u32> = seen.iter().map(|(n, _)| *n).collect();
+    assert_eq!(counts[..3], [2, 3, 4], "{seen:?}");
+    for (n, path) in &seen {
+        assert_eq!(path, &dir.join(format!("{n}.log")));
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("0.log")).unwrap(),
+        "dead instance 0\n"
+    );
+    assert_eq!(
+        w.snapshot().containers[0].restart_count,
+        *counts.last().unwrap()
+    );
+}

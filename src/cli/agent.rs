@@ -76,12 +76,20 @@ pub struct LogsCmd {
     /// Container name (default: the pod's only/first container).
     #[arg(short, long)]
     pub container: Option<String>,
-    /// Follow the log.
+    /// Follow the log of the live container: when it restarts (or its pod's manifest changes
+    /// or is rolled back), continue with the new instance's log, until interrupted (kubectl
+    /// instead ends when the container ends).
     #[arg(short, long)]
     pub follow: bool,
-    /// Show the previous instance's log.
+    /// Show the log of the instance before the current one (the highest `<n>.log` below the
+    /// current in the same pod version; for the first instance of a pod version, the last
+    /// instance of the version before it). With --follow: printed, not followed.
     #[arg(short, long)]
     pub previous: bool,
+    /// Agent status address, asked which instance is current (when it does not answer, the
+    /// newest log file is taken).
+    #[arg(long, default_value = "127.0.0.1:10248")]
+    pub agent: String,
     /// Pod log directory (host path).
     #[arg(long, default_value = "/var/log/pods")]
     pub log_dir: PathBuf,
@@ -220,15 +228,46 @@ pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The containers the agent at `addr` reports running, or nothing when it does not answer.
+fn live_containers(addr: &str) -> Vec<plinth::agent::podlogs::LiveContainer> {
+    let url = format!("http://{addr}/pods");
+    let fetch = async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(2))
+            .build()?;
+        client
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<plinth::agent::status::PodList>()
+            .await
+    };
+    let list = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(fetch).map_err(|e| e.to_string()));
+    match list {
+        Ok(l) => plinth::agent::podlogs::live_containers(&l),
+        Err(e) => {
+            tracing::debug!("agent status at {url}: {e}; taking the newest log file");
+            Vec::new()
+        }
+    }
+}
+
 /// Prints a container log.
 pub fn run_logs(cmd: LogsCmd) -> anyhow::Result<i32> {
     let root = cmd.root.host_root();
     let dir = root.path(&cmd.log_dir);
+    let live = live_containers(&cmd.agent);
     let path = plinth::agent::podlogs::find_container_log(
         &dir,
         &cmd.pod,
         cmd.container.as_deref(),
         cmd.previous,
+        &live,
     )?;
     let tail = plinth::logs::tail(&path, cmd.tail.unwrap_or(usize::MAX))?;
     {
@@ -239,14 +278,25 @@ pub fn run_logs(cmd: LogsCmd) -> anyhow::Result<i32> {
         }
         out.flush()?;
     }
-    if cmd.follow {
+    if cmd.follow && !cmd.previous {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        rt.block_on(plinth::logs::follow_from(
+        let mut seen = plinth::agent::podlogs::instance_files(&path);
+        let next = move |cur: &std::path::Path| {
+            let n = plinth::agent::podlogs::next_instance(cur, &mut seen)?;
+            eprintln!(
+                "plinth logs: {} ended; following the next instance ({})",
+                cur.display(),
+                n.display()
+            );
+            Some(n)
+        };
+        rt.block_on(plinth::logs::follow_instances(
             &path,
             tail.end_offset,
             tokio::io::stdout(),
+            next,
         ))?;
     }
     Ok(0)

@@ -24,7 +24,7 @@ pub struct RegenerateCmd {
     pub root: RootArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Only show the flag-level diff.
+    /// Only show the diff (every field of the Pod, flags one by one).
     #[arg(long)]
     pub diff: bool,
     /// Seconds the new pod has to become healthy (default: the config's control-plane timeout).
@@ -69,12 +69,15 @@ pub fn run(cmd: ManifestCmd) -> anyhow::Result<i32> {
     // Applied/rolled-back runs printed the diff before swapping; diff-only prints it here.
     if report.outcome == Outcome::DiffOnly || report.outcome == Outcome::Unchanged {
         if report.diff.is_empty() {
-            println!("[regenerate] {}: no flag changes", report.component);
+            println!("[regenerate] {}: no changes", report.component);
         } else {
             println!("[regenerate] {} changes:", report.component);
             for d in &report.diff {
                 println!("  {d}");
             }
+        }
+        for w in &report.warnings {
+            eprintln!("[regenerate] warning: {w}");
         }
     }
     let code = match &report.outcome {

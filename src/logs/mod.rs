@@ -9,8 +9,10 @@
 //!   started with [`shim_command`]) reads the container's stdout and stderr pipes and feeds
 //!   the writer, so logs survive restarts of the agent.
 //! - Reading: [`parse_cri_line`], [`tail_lines`] (reads from the end, joins `P` records into
-//!   full lines), [`follow`] (like `kubectl logs -f`, survives rotation) and
+//!   full lines), [`follow`] (like `kubectl logs -f`, survives rotation),
+//!   [`follow_instances`] (also moves on to the next container instance) and
 //!   [`previous_log_path`] (`kubectl logs --previous`).
+//! - Instances: one file per container instance, never reused ([`next_restart_count`]).
 
 pub mod format;
 mod reader;
@@ -18,7 +20,9 @@ mod shim;
 mod writer;
 
 pub use format::{format_record, format_timestamp, parse_cri_line, LineSplitter, MAX_LINE_BYTES};
-pub use reader::{follow, follow_from, tail, tail_lines, Tail, FOLLOW_POLL_INTERVAL};
+pub use reader::{
+    follow, follow_from, follow_instances, tail, tail_lines, Tail, FOLLOW_POLL_INTERVAL,
+};
 pub use shim::{pass_stderr_fd, pump, run_shim, shim_command, shim_command_with_policy, ShimArgs};
 pub use writer::{rotated_logs, CriWriter, RotatePolicy, LOG_FILE_MODE};
 
@@ -142,6 +146,29 @@ fn restart_number(file_name: &str) -> Option<u32> {
     n.parse().ok()
 }
 
+/// The restart number of an instance log file: `<n>.log` or a rotated `<n>.log.<suffix>`.
+fn instance_number(file_name: &str) -> Option<u32> {
+    match file_name.split_once(".log.") {
+        Some((n, _)) => restart_number(&format!("{n}.log")),
+        None => restart_number(file_name),
+    }
+}
+
+/// The restart count for the next instance of the container whose log directory is
+/// `container_dir` (`<log_root>/<ns>_<pod>_<uid>/<container>`): one more than the highest
+/// `<n>.log` (or rotated `<n>.log.*`) there, 0 when there is none. Like the kubelet's
+/// `calcRestartCountByLogDir`: a container restarted after its runtime state was lost (agent
+/// restart, rollback to an earlier pod version) never appends to a dead instance's file.
+pub fn next_restart_count(container_dir: &Path) -> u32 {
+    std::fs::read_dir(container_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| instance_number(e.file_name().to_str()?))
+        .max()
+        .map_or(0, |n| n.saturating_add(1))
+}
+
 /// The log of the previous instance of the container whose current log is `current`
 /// (`<dir>/<n>.log`): the existing `<k>.log` in the same directory with the highest `k < n`.
 /// `None` when there is none or `current` is not named `<n>.log`.
@@ -175,6 +202,19 @@ mod tests {
             p,
             Path::new("/var/log/pods/kube-system_etcd-node1_0a1b2c/etcd/3.log")
         );
+    }
+
+    #[test]
+    fn next_restart_count_follows_the_highest_instance_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(next_restart_count(&dir.path().join("missing")), 0);
+        assert_eq!(next_restart_count(dir.path()), 0);
+        for name in ["0.log", "2.log", "x.log", "current.log"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        assert_eq!(next_restart_count(dir.path()), 3);
+        std::fs::write(dir.path().join("4.log.20240101-000000"), "").unwrap();
+        assert_eq!(next_restart_count(dir.path()), 5);
     }
 
     #[test]

@@ -211,12 +211,27 @@ pub async fn follow(path: &Path, out: impl AsyncWrite + Unpin) -> Result<(), Log
 pub async fn follow_from(
     path: &Path,
     offset: u64,
-    mut out: impl AsyncWrite + Unpin,
+    out: impl AsyncWrite + Unpin,
 ) -> Result<(), LogError> {
-    let (mut file, mut ident) = open_follow(path).await?;
+    follow_instances(path, offset, out, |_| None).await
+}
+
+/// Like [`follow_from`], and moves on to the next container instance: whenever the followed
+/// file has no new data, `next(current)` is asked for the next instance's log; when it
+/// returns one, the rest of the current file is written (the instance ended before the next
+/// one started), then the new file from its start. `next` should be cheap (it runs every
+/// [`FOLLOW_POLL_INTERVAL`] while idle).
+pub async fn follow_instances(
+    path: &Path,
+    offset: u64,
+    mut out: impl AsyncWrite + Unpin,
+    mut next: impl FnMut(&Path) -> Option<std::path::PathBuf>,
+) -> Result<(), LogError> {
+    let mut current = path.to_path_buf();
+    let (mut file, mut ident) = open_follow(&current).await?;
     file.seek(SeekFrom::Start(offset))
         .await
-        .map_err(|e| LogError::io("seek", path, e))?;
+        .map_err(|e| LogError::io("seek", &current, e))?;
     let mut pos = offset;
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -224,42 +239,65 @@ pub async fn follow_from(
         let n = file
             .read(&mut buf)
             .await
-            .map_err(|e| LogError::io("read", path, e))?;
+            .map_err(|e| LogError::io("read", &current, e))?;
         if n > 0 {
             pos += n as u64;
             pending.extend_from_slice(&buf[..n]);
-            write_complete(path, &mut pending, &mut out).await?;
+            write_complete(&current, &mut pending, &mut out).await?;
             continue;
         }
-        match tokio::fs::metadata(path).await {
+        match tokio::fs::metadata(&current).await {
             Ok(meta) if (meta.dev(), meta.ino()) != ident => {
                 // Rotated: the writer has moved on, so the old file is final. Drain it.
                 loop {
                     let n = file
                         .read(&mut buf)
                         .await
-                        .map_err(|e| LogError::io("read", path, e))?;
+                        .map_err(|e| LogError::io("read", &current, e))?;
                     if n == 0 {
                         break;
                     }
                     pending.extend_from_slice(&buf[..n]);
                 }
-                write_complete(path, &mut pending, &mut out).await?;
+                write_complete(&current, &mut pending, &mut out).await?;
                 pending.clear();
-                (file, ident) = open_follow(path).await?;
+                (file, ident) = open_follow(&current).await?;
                 pos = 0;
                 continue;
             }
             Ok(meta) if meta.len() < pos => {
                 file.seek(SeekFrom::Start(0))
                     .await
-                    .map_err(|e| LogError::io("seek", path, e))?;
+                    .map_err(|e| LogError::io("seek", &current, e))?;
                 pos = 0;
                 pending.clear();
                 continue;
             }
-            // Unchanged, or briefly missing between rename and re-create: wait.
-            _ => tokio::time::sleep(FOLLOW_POLL_INTERVAL).await,
+            // Unchanged, or briefly missing between rename and re-create: a next instance,
+            // or wait.
+            _ => {
+                if let Some(n) = next(&current) {
+                    // Let the ended instance's log shim write its last records, then drain.
+                    tokio::time::sleep(FOLLOW_POLL_INTERVAL).await;
+                    loop {
+                        let k = file
+                            .read(&mut buf)
+                            .await
+                            .map_err(|e| LogError::io("read", &current, e))?;
+                        if k == 0 {
+                            break;
+                        }
+                        pending.extend_from_slice(&buf[..k]);
+                    }
+                    write_complete(&current, &mut pending, &mut out).await?;
+                    pending.clear();
+                    current = n;
+                    (file, ident) = open_follow(&current).await?;
+                    pos = 0;
+                    continue;
+                }
+                tokio::time::sleep(FOLLOW_POLL_INTERVAL).await
+            }
         }
     }
 }

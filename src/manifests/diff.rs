@@ -64,7 +64,8 @@ pub enum Change {
     },
     /// Any other field (JSON path and compact JSON values).
     Field {
-        /// JSON path, e.g. `spec.containers[0].livenessProbe.httpGet.path`.
+        /// JSON path; list elements with a `name` by name, others by index, e.g.
+        /// `spec.containers[kube-apiserver].livenessProbe.httpGet.path`.
         path: String,
         /// Old value.
         old: Option<String>,
@@ -283,6 +284,22 @@ fn compact(v: &Value) -> String {
     }
 }
 
+/// `(name, element)` pairs when every element is an object with a unique string `name`.
+fn by_name(a: &[Value]) -> Option<Vec<(&str, &Value)>> {
+    if a.is_empty() {
+        return None;
+    }
+    let mut out: Vec<(&str, &Value)> = Vec::new();
+    for v in a {
+        let n = v.get("name")?.as_str()?;
+        if out.iter().any(|(m, _)| *m == n) {
+            return None;
+        }
+        out.push((n, v));
+    }
+    Some(out)
+}
+
 fn field_diff(old: &Value, new: &Value, path: &str, out: &mut Vec<Change>) {
     if old == new {
         return;
@@ -304,6 +321,32 @@ fn field_diff(old: &Value, new: &Value, path: &str, out: &mut Vec<Change>) {
                     (Some(x), Some(y)) => field_diff(x, y, &join(k), out),
                     (x, y) => out.push(Change::Field {
                         path: join(k),
+                        old: x.map(compact),
+                        new: y.map(compact),
+                    }),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if by_name(a).is_some() && by_name(b).is_some() => {
+            // Containers, env, volumeMounts, ports...: matched by name, not position.
+            let (ma, mb) = (
+                by_name(a).unwrap_or_default(),
+                by_name(b).unwrap_or_default(),
+            );
+            let mut names: Vec<&str> = mb.iter().map(|(n, _)| *n).collect();
+            names.extend(
+                ma.iter()
+                    .map(|(n, _)| *n)
+                    .filter(|n| !mb.iter().any(|(m, _)| m == n)),
+            );
+            for n in names {
+                let x = ma.iter().find(|(m, _)| *m == n).map(|(_, v)| *v);
+                let y = mb.iter().find(|(m, _)| *m == n).map(|(_, v)| *v);
+                let p = format!("{path}[{n}]");
+                match (x, y) {
+                    (Some(x), Some(y)) => field_diff(x, y, &p, out),
+                    (x, y) => out.push(Change::Field {
+                        path: p,
                         old: x.map(compact),
                         new: y.map(compact),
                     }),

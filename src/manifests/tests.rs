@@ -690,7 +690,7 @@ const NEWER_KUBEADM: [(&str, &str); 9] = [
         "newer kubeadm sets the numeric priority of system-node-critical next to the class name",
     ),
     (
-        "etcd: ~ spec.containers[0].livenessProbe.httpGet.path: /health → /health?exclude=NOSPACE&serializable=true",
+        "etcd: ~ spec.containers[etcd].livenessProbe.httpGet.path: /health → /health?exclude=NOSPACE&serializable=true",
         "kubeadm 1.25+ probes etcd < 3.5.11 with serializable, NOSPACE-tolerant health checks (kubernetes#110072)",
     ),
 ];
@@ -719,7 +719,7 @@ fn kubeadm_profile_matches_the_v1_24_reference_flag_for_flag() {
     // Everything else differs only where newer kubeadm differs.
     let mut allowed: BTreeSet<String> = NEWER_KUBEADM.iter().map(|(d, _)| d.to_string()).collect();
     allowed.insert(
-        "etcd: ~ spec.containers[0].startupProbe.httpGet.path: /health → /health?serializable=false"
+        "etcd: ~ spec.containers[etcd].startupProbe.httpGet.path: /health → /health?serializable=false"
             .into(),
     );
     assert_differences_are_exactly(&diffs, &allowed);
@@ -744,15 +744,15 @@ fn kubeadm_profile_with_new_etcd_differs_only_as_documented() {
             "the etcd version under test",
         ),
         (
-            "etcd: ~ spec.containers[0].livenessProbe.httpGet.path: /health → /livez",
+            "etcd: ~ spec.containers[etcd].livenessProbe.httpGet.path: /health → /livez",
             "etcd >= 3.5.11 liveness uses /livez (kubernetes#124465)",
         ),
         (
-            "etcd: ~ spec.containers[0].startupProbe.httpGet.path: /health → /readyz",
+            "etcd: ~ spec.containers[etcd].startupProbe.httpGet.path: /health → /readyz",
             "etcd >= 3.5.11 startup uses /readyz (kubernetes#124465)",
         ),
         (
-            "etcd: + spec.containers[0].readinessProbe: {\"failureThreshold\":3,\"httpGet\":{\"host\":\"127.0.0.1\",\"path\":\"/readyz\",\"port\":2381,\"scheme\":\"HTTP\"},\"periodSeconds\":1,\"timeoutSeconds\":15}",
+            "etcd: + spec.containers[etcd].readinessProbe: {\"failureThreshold\":3,\"httpGet\":{\"host\":\"127.0.0.1\",\"path\":\"/readyz\",\"port\":2381,\"scheme\":\"HTTP\"},\"periodSeconds\":1,\"timeoutSeconds\":15}",
             "etcd >= 3.5.11 gets a readiness probe on /readyz (kubernetes#124465)",
         ),
     ];
