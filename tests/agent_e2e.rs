@@ -22,6 +22,10 @@ struct Node {
     ns: NetNs,
     agent: Option<ChildGuard>,
     starts: u32,
+    /// `--file-check-frequency` (the relist period).
+    relist: &'static str,
+    /// More agent flags.
+    extra_args: Vec<String>,
 }
 
 impl Node {
@@ -34,6 +38,8 @@ impl Node {
             ns,
             agent: None,
             starts: 0,
+            relist: "2s",
+            extra_args: Vec::new(),
         }
     }
 
@@ -48,7 +54,8 @@ impl Node {
             .args(["--pod-manifest-path", MANIFESTS])
             .args(["--node-name", NODE])
             .args(["--node-ip", &self.ns.addr().to_string()])
-            .args(["--file-check-frequency", "2s"]);
+            .args(["--file-check-frequency", self.relist])
+            .args(&self.extra_args);
         self.agent = Some(ChildGuard::spawn_logged(&mut cmd, &log).expect("start agent"));
         let up = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
             self.try_pods().is_some()
@@ -594,4 +601,56 @@ fn shell_pods_never_liveness_grace_and_mounts() {
         .map(|e| std::fs::read_to_string(e.path().join("main/0.log")).unwrap_or_default())
         .unwrap_or_default();
     assert!(glog.contains("got-term") && glog.contains("bye"), "{glog}");
+}
+
+/// A small shell pod (`script` runs under `sh -c`), restartPolicy Always, grace 1 s.
+fn shell_pod(name: &str, script: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, '{script}']\n{extra}"
+    )
+}
+
+/// Lines of the agent log saying a container of pod `name` started.
+fn starts_logged(node: &Node, name: &str) -> usize {
+    let full = format!("{name}-{NODE}");
+    node.agent_log()
+        .lines()
+        .filter(|l| l.contains("container started") && l.contains(&full))
+        .count()
+}
+
+/// Regression (issue 8, item 1): kube-apiserver and kube-controller-manager were restarted
+/// with reason MountedFileChanged ~20 s after init although no file changed: the digest was
+/// taken before the agent created their missing DirectoryOrCreate hostPaths. Here a pod
+/// mounts such paths and runs across many relists (every 200 ms): it is never restarted.
+#[test]
+fn no_spurious_mounted_file_restart_after_hostpath_dirs_created() {
+    let mut node = Node::new("ag-mfc");
+    node.relist = "200ms";
+    assert!(!node.root.path("/etc/plinth-e2e-ca").exists());
+    node.write(
+        &format!("{MANIFESTS}/cacerts.yaml"),
+        shell_pod(
+            "cacerts",
+            "exec sleep 1000",
+            "    volumeMounts:\n    - {name: ca, mountPath: /etc/plinth-e2e-ca, readOnly: true}\n    - {name: local, mountPath: /usr/local/share/plinth-e2e-ca, readOnly: true}\n  volumes:\n  - name: ca\n    hostPath: {path: /etc/plinth-e2e-ca, type: DirectoryOrCreate}\n  - name: local\n    hostPath: {path: /usr/local/share/plinth-e2e-ca, type: DirectoryOrCreate}\n",
+        ),
+    );
+    node.start_agent();
+    node.wait("cacerts running", 30, |n| n.pid("cacerts").is_some());
+    let pid = node.pid("cacerts").unwrap();
+    assert!(node.root.path("/etc/plinth-e2e-ca").is_dir());
+    assert!(node.root.path("/usr/local/share/plinth-e2e-ca").is_dir());
+    // 15 relist periods, each checking the mounted files.
+    std::thread::sleep(Duration::from_secs(3));
+    let cs = node.cs("cacerts");
+    assert_eq!(cs["restartCount"], 0, "{cs}\n{}", node.agent_log());
+    assert_eq!(node.pid("cacerts"), Some(pid));
+    assert!(pid_alive(pid));
+    assert!(
+        !node.agent_log().contains("mounted files changed"),
+        "{}",
+        node.agent_log()
+    );
+    assert_eq!(starts_logged(&node, "cacerts"), 1, "{}", node.agent_log());
 }

@@ -71,12 +71,10 @@ struct Registry {
 struct Agent {
     cfg: AgentConfig,
     ctx: Arc<WorkerCtx>,
-    host_paths: Arc<HostPaths>,
     pod_config: PodConfig,
     workers: HashMap<String, PodWorker>,
     gates: Gates,
     adoptable: HashMap<String, PersistedPod>,
-    digests: HashMap<String, String>,
     desired: Desired,
     registry: Arc<Mutex<Registry>>,
 }
@@ -109,7 +107,6 @@ pub async fn run(
         }
         None => None,
     };
-    let host_paths = Arc::new(HostPaths::new(root.clone(), &cfg.state_dir));
     let resolver = Arc::new(Resolver {
         root: root.clone(),
         bin_path: cfg.bin_path.clone(),
@@ -136,11 +133,9 @@ pub async fn run(
         pod_config: PodConfig::new(&cfg.node_name, known),
         cfg,
         ctx,
-        host_paths,
         workers: HashMap::new(),
         gates: Gates::default(),
         adoptable: persisted.into_iter().map(|p| (p.uid.clone(), p)).collect(),
-        digests: HashMap::new(),
         desired: Desired::default(),
         registry,
     };
@@ -309,10 +304,6 @@ impl Agent {
             tracing::info!(pod = %p.name, uid = %p.uid, file = %p.file.display(), "starting pod worker");
             let adopted = self.adoptable.remove(&p.uid);
             let gate = self.gates.get(&p.name);
-            self.digests.insert(
-                p.uid.clone(),
-                self.host_paths.mounted_files_digest(p.spec()),
-            );
             let w = PodWorker::spawn(self.ctx.clone(), p.clone(), gate, adopted);
             self.workers.insert(p.uid.clone(), w);
         }
@@ -324,11 +315,16 @@ impl Agent {
             let Some(w) = self.workers.get(&p.uid) else {
                 continue;
             };
-            let now = self.host_paths.mounted_files_digest(p.spec());
-            let prev = self.digests.insert(p.uid.clone(), now.clone());
-            if prev.is_some_and(|d| d != now) {
-                tracing::info!(pod = %p.name, "a mounted file changed: restarting the pod's containers");
-                w.restart_containers("MountedFileChanged");
+            // No baseline yet: the pod's containers have not been started.
+            let Some(base) = w.mounted_files() else {
+                continue;
+            };
+            let now = self.ctx.resolver.host_paths.mounted_files(p.spec());
+            let changed = base.changed(&now);
+            if !changed.is_empty() {
+                let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
+                tracing::info!(pod = %p.name, files = %names.join(", "), "mounted files changed: restarting the pod's containers");
+                w.restart_for_mounted_files(now);
             }
         }
     }
@@ -361,8 +357,6 @@ impl Agent {
             );
         }
         if self.workers.len() != before {
-            self.digests
-                .retain(|uid, _| desired_uids.contains(uid.as_str()));
             self.gates.prune();
             self.publish();
         }
@@ -431,9 +425,19 @@ mod tests {
         tokio::task::JoinHandle<Result<(), AgentError>>,
         tokio::sync::oneshot::Sender<()>,
     ) {
+        spawn_agent_with(cfg(root, stop_pods_on_exit), rt)
+    }
+
+    fn spawn_agent_with(
+        cfg: AgentConfig,
+        rt: &Arc<FakeRuntime>,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), AgentError>>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(run(
-            cfg(root, stop_pods_on_exit),
+            cfg,
             rt.clone(),
             Arc::new(FakeProber::default()),
             async move {
@@ -532,6 +536,41 @@ mod tests {
             0,
             "state forgotten"
         );
+    }
+
+    /// Regression (issue 8, item 1): the agent creates a missing `DirectoryOrCreate`
+    /// hostPath when the pod starts; the relists that follow must not see that as a mounted
+    /// file change (kube-apiserver was restarted with MountedFileChanged ~20 s after init).
+    /// A real change of a mounted file still restarts the pod.
+    #[tokio::test]
+    async fn no_spurious_mounted_file_restart_after_hostpath_dirs_created() {
+        let d = tempfile::tempdir().unwrap();
+        let mdir = d.path().join("etc/kubernetes/manifests");
+        std::fs::create_dir_all(&mdir).unwrap();
+        let pod = POD.replace("ARG", "100")
+            + "    volumeMounts:\n    - {name: ca, mountPath: /etc/ca-certificates, readOnly: true}\n    - {name: local, mountPath: /usr/local/share/ca-certificates, readOnly: true}\n  volumes:\n  - name: ca\n    hostPath: {path: /etc/ca-certificates, type: DirectoryOrCreate}\n  - name: local\n    hostPath: {path: /usr/local/share/ca-certificates, type: DirectoryOrCreate}\n";
+        std::fs::write(mdir.join("web.yaml"), pod).unwrap();
+        let rt = FakeRuntime::new(|_| Behaviour::Forever { ignore_term: false });
+        let mut c = cfg(d.path(), true);
+        c.file_check_frequency = Duration::from_millis(50);
+        let (agent, tx) = spawn_agent_with(c, &rt);
+        eventually("first start", || count(&rt, "start c 0 sleep 100") == 1).await;
+        assert!(d.path().join("etc/ca-certificates").is_dir());
+        assert!(d.path().join("usr/local/share/ca-certificates").is_dir());
+        // Many relist periods (each checks the mounted files).
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(count(&rt, "start"), 1, "restarted: {:?}", rt.texts());
+        assert_eq!(count(&rt, "term"), 0, "{:?}", rt.texts());
+        // A real change does restart it.
+        std::fs::write(d.path().join("etc/ca-certificates/extra.pem"), "x").unwrap();
+        eventually("restart for a real change", || {
+            count(&rt, "start c 1 sleep 100") == 1
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count(&rt, "start"), 2, "once: {:?}", rt.texts());
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
     }
 
     #[test]
