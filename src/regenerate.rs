@@ -141,7 +141,7 @@ pub async fn regenerate(
                 };
                 return Ok(report);
             };
-            fs::write_atomic(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
+            fs::write_atomic_sealed(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
             let old_pod = manifests::parse_manifest(&old)?;
             report.outcome = match wait_new_pod(spec, &old_pod, &path, node_ip, opts).await? {
                 Ok(()) => Outcome::RolledBack { reason },

@@ -16,6 +16,7 @@ pub mod pod;
 pub mod podconfig;
 pub mod podlogs;
 pub mod resolve;
+pub mod settle;
 pub mod source;
 pub mod state;
 pub mod status;
@@ -77,6 +78,10 @@ struct Agent {
     adoptable: HashMap<String, PersistedPod>,
     desired: Desired,
     registry: Arc<Mutex<Registry>>,
+    /// Admission of manifests that may still be being written.
+    settle: settle::Settle,
+    /// Pod UIDs recorded in the state dir at start (content the agent started before).
+    recorded: BTreeSet<String>,
 }
 
 /// Runs the agent until `shutdown` resolves.
@@ -130,6 +135,8 @@ pub async fn run(
         offload_blocking: true,
     });
     let mut agent = Agent {
+        settle: settle::Settle::new(cfg.settle_window),
+        recorded: known.clone(),
         pod_config: PodConfig::new(&cfg.node_name, known),
         cfg,
         ctx,
@@ -157,9 +164,20 @@ pub async fn run(
     let mut reap = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(shutdown);
     loop {
+        let settle_deadline = agent.settle.next_deadline();
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = watcher.changed() => {
+            events = watcher.changed() => {
+                agent.note_events(events);
+                agent.relist();
+                agent.sync();
+            }
+            _ = async {
+                match settle_deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 agent.relist();
                 agent.sync();
             }
@@ -245,8 +263,66 @@ pub fn prune_pod_logs(
 }
 
 impl Agent {
+    /// Records inotify events (names in the watched directory) for the settle window.
+    fn note_events(&mut self, events: Vec<(std::ffi::OsString, settle::FileEvent)>) {
+        let now = tokio::time::Instant::now().into_std();
+        let is_dir = self
+            .cfg
+            .manifest_root
+            .path(&self.cfg.manifest_path)
+            .is_dir();
+        for (name, ev) in events {
+            let host = if is_dir {
+                self.cfg.manifest_path.join(&name)
+            } else if self.cfg.manifest_path.file_name() == Some(name.as_os_str()) {
+                self.cfg.manifest_path.clone()
+            } else {
+                continue;
+            };
+            self.settle.note(&host, ev, now);
+        }
+    }
+
+    /// Holds back files that are still being written: each becomes a `settling` problem
+    /// (the pod it defined before, if any, keeps running) until it has settled.
+    fn gate(&mut self, files: &mut [source::ManifestFile]) {
+        let now = tokio::time::Instant::now().into_std();
+        let wall = std::time::SystemTime::now();
+        let present: BTreeSet<std::path::PathBuf> =
+            files.iter().map(|f| f.host_path.clone()).collect();
+        self.settle.retain(&present);
+        for f in files.iter_mut() {
+            let recorded = match &f.result {
+                Ok(pod) => pod::identify(pod.clone(), &self.cfg.node_name, &f.host_path)
+                    .is_ok_and(|p| self.recorded.contains(&p.uid)),
+                Err(_) => false,
+            };
+            let verdict = self
+                .settle
+                .check(&f.host_path, f.stamp, recorded, now, wall);
+            if let settle::Verdict::Wait { .. } = verdict {
+                let mut reason = format!(
+                    "written in place and still changing: waiting until it has been unchanged for {:?} (--manifest-settle-window) before applying it",
+                    self.settle.window()
+                );
+                if let Err(e) = &f.result {
+                    reason.push_str(&format!("; as it stands: {}", e.reason));
+                }
+                f.result = Err(source::SourceError {
+                    file: f.host_path.clone(),
+                    line: None,
+                    reason,
+                });
+                f.settling = true;
+            }
+        }
+    }
+
     fn relist(&mut self) {
-        let listing = source::list(&self.cfg.manifest_root, &self.cfg.manifest_path);
+        let mut listing = source::list(&self.cfg.manifest_root, &self.cfg.manifest_path);
+        if let Ok(files) = listing.as_mut() {
+            self.gate(files);
+        }
         let now = status::time(std::time::SystemTime::now())
             .map(|t| t.0.to_string())
             .unwrap_or_default();
@@ -259,7 +335,11 @@ impl Agent {
             .collect();
         for p in &desired.problems {
             if !old.contains(&p.to_string()) {
-                tracing::warn!("{p}");
+                if p.kind == podconfig::ProblemKind::Settling {
+                    tracing::info!("{p}");
+                } else {
+                    tracing::warn!("{p}");
+                }
             }
         }
         let new: BTreeSet<String> = desired.problems.iter().map(|p| p.to_string()).collect();
@@ -453,6 +533,7 @@ mod tests {
             manifest_root: crate::fs::HostRoot::new(Some(root)),
             manifest_path: PathBuf::from("/etc/kubernetes/manifests"),
             file_check_frequency: Duration::from_secs(20),
+            settle_window: Duration::from_millis(200),
             healthz: None,
             node_name: "n1".into(),
             node_ip: "127.0.0.1".parse().unwrap(),

@@ -47,6 +47,10 @@ pub struct AgentCmd {
     /// Full relist period (Go duration; overrides fileCheckFrequency).
     #[arg(long, value_name = "DURATION")]
     pub file_check_frequency: Option<String>,
+    /// How long a manifest written in place must stay unchanged before it is applied (Go
+    /// duration, default 1s); a manifest renamed into place is applied at once.
+    #[arg(long, value_name = "DURATION")]
+    pub manifest_settle_window: Option<String>,
     /// cgroup parent for containers (relative = below the agent's cgroup).
     #[arg(long, default_value = "plinth")]
     pub cgroup_parent: String,
@@ -110,6 +114,7 @@ pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
         healthz_port: cmd.healthz_port,
         healthz_bind_address: cmd.healthz_bind_address.clone(),
         file_check_frequency: cmd.file_check_frequency.clone(),
+        manifest_settle_window: cmd.manifest_settle_window.clone(),
         stop_pods_on_exit: cmd.stop_pods_on_exit,
     };
     let cfg = AgentConfig::resolve(&flags)?;
