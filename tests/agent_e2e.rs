@@ -788,3 +788,136 @@ fn renamed_in_manifest_starts_without_settle_wait() {
         node.agent_log()
     );
 }
+
+/// The cgroup directories `<parent>/<uid>` in every hierarchy this process sees (the agent
+/// runs in the test's cgroup, so a relative parent resolves the same way for it).
+fn pod_cgroup_dirs(parent: &str, uid: &str) -> Vec<std::path::PathBuf> {
+    use plinth::runtime::process::cgroups::{CgroupLayout, CgroupParent};
+    let layout = CgroupLayout::detect();
+    let p = CgroupParent::parse(parent).unwrap();
+    layout
+        .v2
+        .iter()
+        .chain(layout.v1.iter())
+        .filter_map(|h| h.dir_of(&p.path_in(h)))
+        .map(|d| d.join(uid))
+        .collect()
+}
+
+/// Removes the test's own cgroup parent (and anything left below it) on drop.
+struct CgroupParentGuard(String);
+
+impl Drop for CgroupParentGuard {
+    fn drop(&mut self) {
+        for parent in pod_cgroup_dirs(&self.0, "") {
+            if let Ok(rd) = std::fs::read_dir(&parent) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        // Leaves first (processes were killed by the test or the netns).
+                        for leaf in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                            let _ = std::fs::remove_dir(leaf.path());
+                        }
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&parent);
+        }
+    }
+}
+
+/// Runs a two-process pod under the test's own cgroup parent, SIGKILLs the agent and then
+/// every process of the pod; returns the pod's cgroup dirs (existing, now empty).
+fn run_then_kill_agent_and_pod(node: &mut Node, parent: &str) -> Vec<std::path::PathBuf> {
+    node.extra_args = vec!["--cgroup-parent".into(), parent.to_string()];
+    node.write(
+        &format!("{MANIFESTS}/victim.yaml"),
+        shell_pod("victim", "sleep 1000 & exec sleep 1001", ""),
+    );
+    node.start_agent();
+    node.wait("victim running", 30, |n| n.pid("victim").is_some());
+    let uid = node.pod("victim").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dirs: Vec<_> = pod_cgroup_dirs(parent, &uid)
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect();
+    assert!(!dirs.is_empty(), "no pod cgroup under {parent} for {uid}");
+    node.kill_agent();
+    let procs = |d: &std::path::Path| -> Vec<i32> {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .flat_map(|e| {
+                std::fs::read_to_string(e.path().join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<i32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let pids: std::collections::BTreeSet<i32> = dirs.iter().flat_map(|d| procs(d)).collect();
+    assert!(pids.len() >= 2, "{pids:?}");
+    for p in &pids {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || dirs.iter().all(|d| procs(d).is_empty())
+    ));
+    assert!(dirs.iter().all(|d| d.is_dir()), "stale cgroups expected");
+    dirs
+}
+
+/// Regression (issue 8, item 10): cgroups the agent created stayed behind when the agent
+/// and its pods were killed. A restarted agent (the pod's manifest now removed) removes them.
+#[test]
+fn stale_pod_cgroups_removed_after_agent_kill() {
+    let parent = format!("plinth-e2e-{}-cgkill", std::process::id());
+    let _guard = CgroupParentGuard(parent.clone());
+    let mut node = Node::new("ag-cgkill");
+    let dirs = run_then_kill_agent_and_pod(&mut node, &parent);
+    std::fs::remove_file(node.root.path(format!("{MANIFESTS}/victim.yaml"))).unwrap();
+    node.start_agent();
+    node.wait("stale pod cgroups removed", 20, |_| {
+        dirs.iter().all(|d| !d.exists())
+    });
+}
+
+/// Regression (issue 8, item 10): `plinth reset` removes the cgroups of the node's pods
+/// (found through the record in the agent's state dir) after the agent and pods were killed.
+#[test]
+fn stale_pod_cgroups_removed_by_reset() {
+    let parent = format!("plinth-e2e-{}-cgreset", std::process::id());
+    let _guard = CgroupParentGuard(parent.clone());
+    let mut node = Node::new("ag-cgreset");
+    let dirs = run_then_kill_agent_and_pod(&mut node, &parent);
+    let out = assert_cmd::Command::cargo_bin("plinth")
+        .unwrap()
+        .args(["reset", "--force", "--root"])
+        .arg(node.root.dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for d in &dirs {
+        assert!(!d.exists(), "{} left:\n{stdout}", d.display());
+        assert!(
+            stdout.contains(&format!("[reset] removed {}", d.display())),
+            "{stdout}"
+        );
+    }
+    for p in pod_cgroup_dirs(&parent, "") {
+        assert!(!p.exists(), "{} left:\n{stdout}", p.display());
+    }
+}

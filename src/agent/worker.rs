@@ -322,6 +322,9 @@ impl PodWorker {
             let mut stops = Vec::new();
             for (name, h) in orphan.handles() {
                 if !ctx.runtime.is_running(h) {
+                    // Gone while no agent watched it (agent and pods killed): release
+                    // what it held (its cgroup).
+                    ctx.runtime.cleanup(h);
                     continue;
                 }
                 tracing::info!(pod = %orphan.name, container = %name, pid = h.pid, "terminating orphaned container");
@@ -746,6 +749,9 @@ async fn run_container(
                 current = Some(h.clone());
             }
             Some(h) => {
+                // Ended while no agent watched it: release what it held (its cgroup)
+                // before a new instance starts.
+                ctx.runtime.cleanup(h);
                 pending_exit = Some((
                     Terminated {
                         exit_code: -1,

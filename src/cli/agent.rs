@@ -125,6 +125,14 @@ pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
         },
     )
     .context("starting the process runtime")?;
+    // Record where the pod cgroups live, so `plinth reset` (in another cgroup) finds them.
+    let state_dir = cfg.root.path(&cfg.state_dir);
+    plinth::fs::ensure_dir(&state_dir, 0o700)?;
+    plinth::runtime::process::cgroups::CgroupRecord::add(
+        &state_dir.join(plinth::runtime::process::cgroups::CGROUP_RECORD_FILE),
+        runtime.cgroup_parent_dirs(),
+    )
+    .context("recording the cgroup parent")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
