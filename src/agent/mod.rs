@@ -320,8 +320,10 @@ impl Agent {
 
     fn relist(&mut self) {
         let mut listing = source::list(&self.cfg.manifest_root, &self.cfg.manifest_path);
-        if let Ok(files) = listing.as_mut() {
-            self.gate(files);
+        match listing.as_mut() {
+            Ok(files) => self.gate(files),
+            // Nothing can be admitted or waited for while the path cannot be listed.
+            Err(_) => self.settle.clear(),
         }
         let now = status::time(std::time::SystemTime::now())
             .map(|t| t.0.to_string())

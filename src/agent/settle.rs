@@ -176,6 +176,11 @@ impl Settle {
     ) -> Verdict {
         let window = self.window;
         let Some(stamp) = stamp else {
+            // Unreadable: its error is reported as is; nothing to wait for.
+            if let Some(t) = self.files.get_mut(host) {
+                t.waiting_until = None;
+                t.stamp = None;
+            }
             return Verdict::Admit;
         };
         let t = self.track(host, now);
@@ -218,6 +223,11 @@ impl Settle {
         }
         t.waiting_until = Some(until);
         Verdict::Wait { until }
+    }
+
+    /// Forgets every file (the manifest path cannot be listed: nothing to wait for).
+    pub fn clear(&mut self) {
+        self.files.clear();
     }
 
     /// Forgets files that are gone.
@@ -369,6 +379,32 @@ mod tests {
             s.check(p, Some(sealed), false, t0, wall(200)),
             Verdict::Admit
         );
+    }
+
+    #[test]
+    fn no_stale_deadline_once_a_waiting_file_is_unreadable_or_gone() {
+        let mut s = Settle::new(W);
+        let t0 = Instant::now();
+        let p = Path::new("/m/a.yaml");
+        s.note(p, FileEvent::Written, t0);
+        assert!(matches!(
+            s.check(p, Some(stamp("a", 100, 100)), false, t0, wall(100)),
+            Verdict::Wait { .. }
+        ));
+        assert!(s.next_deadline().is_some());
+        assert_eq!(s.check(p, None, false, t0, wall(100)), Verdict::Admit);
+        assert_eq!(
+            s.next_deadline(),
+            None,
+            "an unreadable file must not leave a deadline"
+        );
+        s.note(p, FileEvent::Written, t0);
+        assert!(matches!(
+            s.check(p, Some(stamp("b", 100, 100)), false, t0, wall(100)),
+            Verdict::Wait { .. }
+        ));
+        s.clear();
+        assert_eq!(s.next_deadline(), None);
     }
 
     #[test]
