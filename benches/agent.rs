@@ -250,7 +250,9 @@ fn bench_change_and_crash() {
         })
         .expect("new process");
         total.push(ms(started));
-        without_stop.push(ms(started - stopped_at.unwrap_or(Duration::ZERO)));
+        without_stop.push(ms(
+            started.saturating_sub(stopped_at.unwrap_or(Duration::ZERO))
+        ));
         current[i as usize] = new_marker;
     }
     println!(
