@@ -1,6 +1,8 @@
 //! Agent benchmark (not a test; `cargo bench --bench agent`, as root): runs the real
 //! `plinth agent` with the process runtime on a temp root and prints
 //!
+//! 0. a new manifest renamed into place → its process running (no settle wait), and one
+//!    written in place → running (the settle window, `--manifest-settle-window`, default 1 s),
 //! 1. manifest change → new process running (and how much of it was the old process's stop),
 //! 2. kill -9 → restarted (first crash of each pod, restarted without back-off),
 //! 3. agent RSS and CPU with 4 idle pods (each with a readiness probe every 10 s),
@@ -28,8 +30,14 @@ impl Agent {
             .expect("temp root");
         let dir = root.path().join("etc/kubernetes/manifests");
         std::fs::create_dir_all(&dir).unwrap();
+        // As `plinth init` writes them (atomic, sealed): found complete at the agent's start.
         for (name, yaml) in pods {
-            std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
+            plinth::fs::write_atomic_sealed(
+                &dir.join(format!("{name}.yaml")),
+                yaml.as_bytes(),
+                0o600,
+            )
+            .unwrap();
         }
         let log = std::fs::File::create(root.path().join("agent.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
@@ -60,6 +68,11 @@ impl Agent {
             .join(format!("etc/kubernetes/manifests/.{name}.tmp"));
         std::fs::write(&tmp, yaml).unwrap();
         std::fs::rename(&tmp, self.manifest(name)).unwrap();
+    }
+
+    /// Writes a manifest in place (as an editor, `cp` or `cat >` does).
+    fn write_in_place(&self, name: &str, yaml: &str) {
+        std::fs::write(self.manifest(name), yaml).unwrap();
     }
 
     /// (utime + stime) in clock ticks, RSS in KiB.
@@ -190,6 +203,34 @@ fn bench_change_and_crash() {
     for i in 0..5 {
         wait_for(Duration::from_secs(30), || find(&mk(i, 0)).len() == 1).expect("pods running");
     }
+    // 0. New manifests: renamed into place (at once) and written in place (settle window).
+    let mut renamed = Vec::new();
+    for n in 0..5u32 {
+        let marker = format!("{}{:03}77", run % 10000, n);
+        agent.write(&format!("new{n}"), &pod(&format!("new{n}"), &marker, None));
+        let d = wait_for(Duration::from_secs(30), || !find(&marker).is_empty())
+            .expect("renamed-in pod running");
+        renamed.push(ms(d));
+    }
+    println!(
+        "new manifest renamed into place → process running: {}",
+        summary(&mut renamed)
+    );
+    let mut in_place = Vec::new();
+    for n in 0..3u32 {
+        let marker = format!("{}{:03}88", run % 10000, n);
+        agent.write_in_place(
+            &format!("inplace{n}"),
+            &pod(&format!("inplace{n}"), &marker, None),
+        );
+        let d = wait_for(Duration::from_secs(30), || !find(&marker).is_empty())
+            .expect("in-place pod running");
+        in_place.push(ms(d));
+    }
+    println!(
+        "new manifest written in place → process running (settle window 1 s): {}",
+        summary(&mut in_place)
+    );
     // 1. Manifest change → new process running.
     let mut current: Vec<String> = (0..5).map(|i| mk(i, 0)).collect();
     let mut total = Vec::new();
@@ -209,7 +250,9 @@ fn bench_change_and_crash() {
         })
         .expect("new process");
         total.push(ms(started));
-        without_stop.push(ms(started - stopped_at.unwrap_or(Duration::ZERO)));
+        without_stop.push(ms(
+            started.saturating_sub(stopped_at.unwrap_or(Duration::ZERO))
+        ));
         current[i as usize] = new_marker;
     }
     println!(

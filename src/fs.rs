@@ -151,6 +151,71 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<bool, FsError> {
 /// carried over to the new file before the rename (with the base entries of `mode`), so a
 /// grant such as etcd's read access to its keys survives an atomic rewrite.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<WriteOutcome, FsError> {
+    write_atomic_inner(path, data, mode, false)
+}
+
+/// The extended attribute [`write_atomic_sealed`] sets: the hex SHA-256 of the content.
+pub const CONTENT_SEAL_XATTR: &str = "user.plinth.sha256";
+
+/// [`write_atomic`] for static pod manifests: the file also carries the SHA-256 of its
+/// complete content in the [`CONTENT_SEAL_XATTR`] extended attribute (set before the rename),
+/// so an agent that finds it at start knows it is complete without a settle wait. Where the
+/// filesystem has no user xattrs the file is written all the same, unsealed.
+pub fn write_atomic_sealed(path: &Path, data: &[u8], mode: u32) -> Result<WriteOutcome, FsError> {
+    write_atomic_inner(path, data, mode, true)
+}
+
+/// True when the open file `f`, whose content is `data`, carries a matching
+/// [`CONTENT_SEAL_XATTR`] (written complete by [`write_atomic_sealed`]).
+pub fn content_sealed(f: &fs::File, data: &[u8]) -> bool {
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(CONTENT_SEAL_XATTR).unwrap_or_default();
+    let mut buf = [0u8; 128];
+    // SAFETY: `f` is an open fd, `name` a NUL-terminated string, `buf` writable for its length.
+    let n = unsafe {
+        libc::fgetxattr(
+            f.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n > 0 && buf[..n as usize] == *content_seal(data).as_bytes()
+}
+
+fn content_seal(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn seal(f: &fs::File, data: &[u8]) {
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(CONTENT_SEAL_XATTR).unwrap_or_default();
+    let value = content_seal(data);
+    // SAFETY: `f` is an open fd, `name` a NUL-terminated string, `value` readable.
+    let rc = unsafe {
+        libc::fsetxattr(
+            f.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(
+            "cannot set {CONTENT_SEAL_XATTR}: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+fn write_atomic_inner(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    sealed: bool,
+) -> Result<WriteOutcome, FsError> {
     let existing = match fs::read(path) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -196,6 +261,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<WriteOutcome,
         }
         f.write_all(data)
             .map_err(|e| FsError::io("write", &tmp, e))?;
+        if sealed {
+            seal(&f, data);
+        }
         f.sync_all().map_err(|e| FsError::io("fsync", &tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| FsError::io("rename", path, e))?;
         sync_dir(dir)

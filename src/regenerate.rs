@@ -284,7 +284,7 @@ pub async fn regenerate(
             };
             let old_pod = manifests::parse_manifest(&old)?;
             let base = restarts_before(spec, root, &old_pod, &path);
-            fs::write_atomic(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
+            fs::write_atomic_sealed(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
             report.outcome = match wait_new_pod(spec, &old_pod, &path, node_ip, opts, base).await? {
                 Ok(()) => Outcome::RolledBack { reason },
                 Err(e) => Outcome::RollbackUnhealthy {

@@ -189,6 +189,8 @@ pub fn remove(
         .created_dirs
         .extend(agent_created.created_dirs.iter().cloned());
     let mut report = ResetReport::default();
+    // The pods' cgroups first: where they are is recorded in the state dir (removed below).
+    remove_pod_cgroups(spec, root, &mut report);
     for f in owned_files(
         spec,
         &agent_created
@@ -263,6 +265,61 @@ pub fn remove(
     Ok(report)
 }
 
+/// The UIDs of this node's pods: those recorded in the agent's state dir, and those named by
+/// its pod log dirs (`<namespace>_<name>-<node>_<uid>`).
+fn pod_uids(spec: &ClusterSpec, root: &HostRoot) -> BTreeSet<String> {
+    let (pods, _) =
+        crate::agent::state::StateStore::new(root, Path::new(&spec.plinth.state_dir)).load();
+    let mut uids: BTreeSet<String> = pods.into_iter().map(|p| p.uid).collect();
+    if let Ok(entries) = std::fs::read_dir(root.path(&spec.plinth.log_dir)) {
+        let marker = format!("-{}_", spec.node_name);
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some((_, uid)) = name.rsplit_once('_').filter(|_| name.contains(&marker)) {
+                uids.insert(uid.to_string());
+            }
+        }
+    }
+    uids
+}
+
+/// Removes the cgroups of this node's pods (whatever is left in them is killed) under every
+/// cgroup parent the agent recorded, then each parent if nothing else is in it. Other
+/// cgroups are never touched.
+fn remove_pod_cgroups(spec: &ClusterSpec, root: &HostRoot, report: &mut ResetReport) {
+    use crate::runtime::process::cgroups::{self, CgroupRecord, CGROUP_RECORD_FILE};
+    let record = CgroupRecord::load(&root.path(&spec.plinth.state_dir).join(CGROUP_RECORD_FILE));
+    if record.parents.is_empty() {
+        return;
+    }
+    let uids = pod_uids(spec, root);
+    for parent in &record.parents {
+        for uid in &uids {
+            if cgroups::check_name("pod uid", uid).is_err() {
+                continue;
+            }
+            let dir = parent.join(uid);
+            match cgroups::remove_pod_dir(&dir) {
+                Ok(true) => report.removed.push(dir.display().to_string()),
+                Ok(false) => {}
+                Err(e) => report.left.push((
+                    dir.display().to_string(),
+                    format!("cannot remove cgroup: {e}"),
+                )),
+            }
+        }
+        if parent.is_dir() {
+            match std::fs::remove_dir(parent) {
+                Ok(()) => report.removed.push(parent.display().to_string()),
+                Err(_) => report.left.push((
+                    parent.display().to_string(),
+                    "holds cgroups of pods this node does not know".into(),
+                )),
+            }
+        }
+    }
+}
+
 /// Removes a directory tree. A container's log shim may still flush its last record for a
 /// moment after the container died (it exits on EOF), re-creating a file mid-removal: retry.
 fn remove_tree(p: &Path) -> Result<(), FsError> {
@@ -315,5 +372,75 @@ mod tests {
         );
         assert!(r.left.iter().any(|(p, _)| p == "/etc/kubernetes"));
         assert!(r.removed.iter().any(|p| p == "/etc/kubernetes/admin.conf"));
+    }
+
+    /// Regression (issue 8, item 10): the pod cgroups the agent created are removed by
+    /// reset, found through the record in the state dir; cgroups of pods this node does not
+    /// know (another agent's) are left. (A plain directory tree stands in for cgroupfs.)
+    #[test]
+    fn reset_removes_the_pod_cgroups_of_the_node() {
+        use crate::runtime::process::cgroups::{CgroupRecord, CGROUP_RECORD_FILE};
+        let d = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(&d.path().join("root")));
+        let spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
+        record_ledger(&spec, &root).unwrap();
+        let cg = d.path().join("cgroupfs");
+        let parents = [cg.join("unified/plinth"), cg.join("memory/x/plinth")];
+        for p in &parents {
+            for leaf in [
+                "u-state/etcd-0",
+                "u-state/etcd-1",
+                "u-log/main-0",
+                "other/c-0",
+            ] {
+                std::fs::create_dir_all(p.join(leaf)).unwrap();
+            }
+        }
+        let state = root.path(&spec.plinth.state_dir);
+        let pod = crate::agent::state::PersistedPod {
+            uid: "u-state".into(),
+            name: "etcd-n".into(),
+            namespace: "kube-system".into(),
+            ..Default::default()
+        };
+        fs::write_atomic(
+            &state.join("pods/u-state.json"),
+            &serde_json::to_vec(&pod).unwrap(),
+            0o600,
+        )
+        .unwrap();
+        std::fs::create_dir_all(
+            root.path(&spec.plinth.log_dir)
+                .join("kube-system_kube-scheduler-n_u-log/main"),
+        )
+        .unwrap();
+        CgroupRecord::add(&state.join(CGROUP_RECORD_FILE), parents.iter().cloned()).unwrap();
+        let r = remove(&spec, &root, None).unwrap();
+        for p in &parents {
+            assert!(!p.join("u-state").exists());
+            assert!(!p.join("u-log").exists());
+            assert!(
+                p.join("other/c-0").exists(),
+                "another agent's pod cgroup is kept"
+            );
+            assert!(
+                r.removed.contains(&p.join("u-state").display().to_string()),
+                "{r:?}"
+            );
+            assert!(
+                r.left.iter().any(|(l, _)| *l == p.display().to_string()),
+                "{r:?}"
+            );
+        }
+        // Without other pods the parent goes too.
+        for p in &parents {
+            std::fs::remove_dir_all(p.join("other")).unwrap();
+        }
+        CgroupRecord::add(&state.join(CGROUP_RECORD_FILE), parents.iter().cloned()).unwrap();
+        let r = remove(&spec, &root, None).unwrap();
+        for p in &parents {
+            assert!(!p.exists());
+            assert!(r.removed.contains(&p.display().to_string()), "{r:?}");
+        }
     }
 }

@@ -22,6 +22,10 @@ struct Node {
     ns: NetNs,
     agent: Option<ChildGuard>,
     starts: u32,
+    /// `--file-check-frequency` (the relist period).
+    relist: &'static str,
+    /// More agent flags.
+    extra_args: Vec<String>,
 }
 
 impl Node {
@@ -34,6 +38,8 @@ impl Node {
             ns,
             agent: None,
             starts: 0,
+            relist: "2s",
+            extra_args: Vec::new(),
         }
     }
 
@@ -48,7 +54,8 @@ impl Node {
             .args(["--pod-manifest-path", MANIFESTS])
             .args(["--node-name", NODE])
             .args(["--node-ip", &self.ns.addr().to_string()])
-            .args(["--file-check-frequency", "2s"]);
+            .args(["--file-check-frequency", self.relist])
+            .args(&self.extra_args);
         self.agent = Some(ChildGuard::spawn_logged(&mut cmd, &log).expect("start agent"));
         let up = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
             self.try_pods().is_some()
@@ -399,6 +406,8 @@ fn bad_files_never_stop_etcd_and_are_reported() {
         ]
         .iter()
         .all(|f| p.contains(&format!("{MANIFESTS}/{f}")))
+            // Written in place: each is judged once it has stopped changing.
+            && !p.contains("\"settling\"")
     });
     let problems = node.problems();
     assert!(
@@ -721,4 +730,321 @@ fn logs_after_restart_show_the_live_instance() {
         );
     }
     follower.kill();
+}
+
+/// A small shell pod (`script` runs under `sh -c`), restartPolicy Always, grace 1 s.
+fn shell_pod(name: &str, script: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, '{script}']\n{extra}"
+    )
+}
+
+/// Lines of the agent log saying a container of pod `name` started.
+fn starts_logged(node: &Node, name: &str) -> usize {
+    let full = format!("{name}-{NODE}");
+    node.agent_log()
+        .lines()
+        .filter(|l| l.contains("container started") && l.contains(&full))
+        .count()
+}
+
+/// The pod log dirs (`<ns>_<name>-<node>_<uid>`) of pod `name`: one per pod version started.
+fn log_dirs(node: &Node, name: &str) -> Vec<std::path::PathBuf> {
+    let marker = format!("_{name}-{NODE}_");
+    let mut v: Vec<_> = std::fs::read_dir(node.root.path("/var/log/pods"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains(&marker))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Regression (issue 8, item 1): kube-apiserver and kube-controller-manager were restarted
+/// with reason MountedFileChanged ~20 s after init although no file changed: the digest was
+/// taken before the agent created their missing DirectoryOrCreate hostPaths. Here a pod
+/// mounts such paths and runs across many relists (every 200 ms): it is never restarted.
+#[test]
+fn no_spurious_mounted_file_restart_after_hostpath_dirs_created() {
+    let mut node = Node::new("ag-mfc");
+    node.relist = "200ms";
+    assert!(!node.root.path("/etc/plinth-e2e-ca").exists());
+    node.write(
+        &format!("{MANIFESTS}/cacerts.yaml"),
+        shell_pod(
+            "cacerts",
+            "exec sleep 1000",
+            "    volumeMounts:\n    - {name: ca, mountPath: /etc/plinth-e2e-ca, readOnly: true}\n    - {name: local, mountPath: /usr/local/share/plinth-e2e-ca, readOnly: true}\n  volumes:\n  - name: ca\n    hostPath: {path: /etc/plinth-e2e-ca, type: DirectoryOrCreate}\n  - name: local\n    hostPath: {path: /usr/local/share/plinth-e2e-ca, type: DirectoryOrCreate}\n",
+        ),
+    );
+    node.start_agent();
+    node.wait("cacerts running", 30, |n| n.pid("cacerts").is_some());
+    let pid = node.pid("cacerts").unwrap();
+    assert!(node.root.path("/etc/plinth-e2e-ca").is_dir());
+    assert!(node.root.path("/usr/local/share/plinth-e2e-ca").is_dir());
+    // 15 relist periods, each checking the mounted files.
+    std::thread::sleep(Duration::from_secs(3));
+    let cs = node.cs("cacerts");
+    assert_eq!(cs["restartCount"], 0, "{cs}\n{}", node.agent_log());
+    assert_eq!(node.pid("cacerts"), Some(pid));
+    assert!(pid_alive(pid));
+    assert!(
+        !node.agent_log().contains("mounted files changed"),
+        "{}",
+        node.agent_log()
+    );
+    assert_eq!(starts_logged(&node, "cacerts"), 1, "{}", node.agent_log());
+}
+
+/// Regression (issue 8, item 7): a NEW manifest written in place in 24-byte chunks 0.3 s
+/// apart (each chunk opened, appended, closed) was admitted after 192 of 325 bytes and its
+/// pod started with 0 of its 4 env vars. Now the pod starts exactly once, from the complete
+/// file; an in-place edit of the running pod's file is applied once, complete, too.
+#[test]
+fn half_written_new_manifest_never_starts() {
+    use std::io::Write;
+    let mut node = Node::new("ag-chunk");
+    node.start_agent();
+    let manifest = |vars: &[(&str, &str)]| {
+        let names: Vec<String> = vars.iter().map(|(k, _)| format!("{k}=${k}")).collect();
+        let env: String = vars
+            .iter()
+            .map(|(k, v)| format!("    - {{name: {k}, value: \"{v}\"}}\n"))
+            .collect();
+        shell_pod(
+            "chunky",
+            &format!("echo \"vars: {}\"; exec sleep 1000", names.join(" ")),
+            &format!("    env:\n{env}"),
+        )
+    };
+    let write_chunked = |text: &str| {
+        // In place: the first chunk truncates the file, the others append; the file is
+        // closed after each chunk, as a chunked network copy does.
+        let path = node.root.path(format!("{MANIFESTS}/chunky.yaml"));
+        for (i, chunk) in text.as_bytes().chunks(24).enumerate() {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(i == 0)
+                .append(i > 0)
+                .open(&path)
+                .unwrap();
+            f.write_all(chunk).unwrap();
+            drop(f);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let v1 = manifest(&[("A", "1"), ("B", "2"), ("C", "3"), ("D", "4")]);
+    assert!(v1.len() > 300, "{}", v1.len());
+    // While it is being written the agent says it is waiting, and starts nothing.
+    let path = node.root.path(format!("{MANIFESTS}/chunky.yaml"));
+    std::fs::write(&path, &v1.as_bytes()[..24]).unwrap();
+    node.wait("settling reported", 10, |n| {
+        n.problems().contains("settling") && n.problems().contains("chunky.yaml")
+    });
+    write_chunked(&v1);
+    node.wait("chunky running", 30, |n| n.pid("chunky").is_some());
+    let logs = log_dirs(&node, "chunky");
+    assert_eq!(
+        logs.len(),
+        1,
+        "more than one version started: {logs:?}\n{}",
+        node.agent_log()
+    );
+    node.wait("chunky logged its env", 10, |_| {
+        std::fs::read_to_string(logs[0].join("main/0.log"))
+            .unwrap_or_default()
+            .contains("vars: A=1 B=2 C=3 D=4")
+    });
+    assert_eq!(starts_logged(&node, "chunky"), 1, "{}", node.agent_log());
+    let pid = node.pid("chunky").unwrap();
+
+    // An in-place edit of the running pod's file, in chunks: replaced once, by the complete
+    // new version (the old one keeps running meanwhile).
+    let v2 = manifest(&[("A", "1"), ("B", "2"), ("C", "3"), ("D", "4"), ("E", "5")]);
+    write_chunked(&v2);
+    node.wait("chunky replaced", 30, |n| {
+        n.pid("chunky").is_some_and(|p| p != pid)
+    });
+    let logs = log_dirs(&node, "chunky");
+    assert_eq!(logs.len(), 2, "{logs:?}\n{}", node.agent_log());
+    assert_eq!(starts_logged(&node, "chunky"), 2, "{}", node.agent_log());
+    node.wait("the new version logged its env", 10, |_| {
+        logs.iter().any(|d| {
+            std::fs::read_to_string(d.join("main/0.log"))
+                .unwrap_or_default()
+                .contains("vars: A=1 B=2 C=3 D=4 E=5")
+        })
+    });
+    assert!(node.problems() == "[]", "{}", node.problems());
+}
+
+/// A manifest renamed into place (the atomic write) starts at once, without waiting for the
+/// settle window (here 10 s), while one written in place waits for it.
+#[test]
+fn renamed_in_manifest_starts_without_settle_wait() {
+    let mut node = Node::new("ag-rename");
+    node.extra_args = vec!["--manifest-settle-window".into(), "10s".into()];
+    node.start_agent();
+    let tmp = node.root.path(format!("{MANIFESTS}/.quick.yaml.tmp"));
+    std::fs::write(&tmp, shell_pod("quick", "exec sleep 1000", "")).unwrap();
+    let t0 = Instant::now();
+    std::fs::rename(&tmp, node.root.path(format!("{MANIFESTS}/quick.yaml"))).unwrap();
+    node.wait("quick running", 10, |n| n.pid("quick").is_some());
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "renamed-in pod took {took:?}"
+    );
+    // Written in place: held back, reported as waiting.
+    node.write(
+        &format!("{MANIFESTS}/slow.yaml"),
+        shell_pod("slow", "exec sleep 1000", ""),
+    );
+    node.wait("slow reported as settling", 5, |n| {
+        n.problems().contains("slow.yaml") && n.problems().contains("settling")
+    });
+    assert!(node.pod("slow").is_none(), "{}", node.pods());
+    assert!(
+        node.agent_log()
+            .contains("waiting until it has been unchanged for 10s"),
+        "{}",
+        node.agent_log()
+    );
+}
+
+/// The cgroup directories `<parent>/<uid>` in every hierarchy this process sees (the agent
+/// runs in the test's cgroup, so a relative parent resolves the same way for it).
+fn pod_cgroup_dirs(parent: &str, uid: &str) -> Vec<std::path::PathBuf> {
+    use plinth::runtime::process::cgroups::{CgroupLayout, CgroupParent};
+    let layout = CgroupLayout::detect();
+    let p = CgroupParent::parse(parent).unwrap();
+    layout
+        .v2
+        .iter()
+        .chain(layout.v1.iter())
+        .filter_map(|h| h.dir_of(&p.path_in(h)))
+        .map(|d| d.join(uid))
+        .collect()
+}
+
+/// Removes the test's own cgroup parent (and anything left below it) on drop.
+struct CgroupParentGuard(String);
+
+impl Drop for CgroupParentGuard {
+    fn drop(&mut self) {
+        for parent in pod_cgroup_dirs(&self.0, "") {
+            if let Ok(rd) = std::fs::read_dir(&parent) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        // Leaves first (processes were killed by the test or the netns).
+                        for leaf in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                            let _ = std::fs::remove_dir(leaf.path());
+                        }
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&parent);
+        }
+    }
+}
+
+/// Runs a two-process pod under the test's own cgroup parent, SIGKILLs the agent and then
+/// every process of the pod; returns the pod's cgroup dirs (existing, now empty).
+fn run_then_kill_agent_and_pod(node: &mut Node, parent: &str) -> Vec<std::path::PathBuf> {
+    node.extra_args = vec!["--cgroup-parent".into(), parent.to_string()];
+    node.write(
+        &format!("{MANIFESTS}/victim.yaml"),
+        shell_pod("victim", "sleep 1000 & exec sleep 1001", ""),
+    );
+    node.start_agent();
+    node.wait("victim running", 30, |n| n.pid("victim").is_some());
+    let uid = node.pod("victim").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dirs: Vec<_> = pod_cgroup_dirs(parent, &uid)
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect();
+    assert!(!dirs.is_empty(), "no pod cgroup under {parent} for {uid}");
+    node.kill_agent();
+    let procs = |d: &std::path::Path| -> Vec<i32> {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .flat_map(|e| {
+                std::fs::read_to_string(e.path().join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<i32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let pids: std::collections::BTreeSet<i32> = dirs.iter().flat_map(|d| procs(d)).collect();
+    assert!(pids.len() >= 2, "{pids:?}");
+    for p in &pids {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || dirs.iter().all(|d| procs(d).is_empty())
+    ));
+    assert!(dirs.iter().all(|d| d.is_dir()), "stale cgroups expected");
+    dirs
+}
+
+/// Regression (issue 8, item 10): cgroups the agent created stayed behind when the agent
+/// and its pods were killed. A restarted agent (the pod's manifest now removed) removes them.
+#[test]
+fn stale_pod_cgroups_removed_after_agent_kill() {
+    let parent = format!("plinth-e2e-{}-cgkill", std::process::id());
+    let _guard = CgroupParentGuard(parent.clone());
+    let mut node = Node::new("ag-cgkill");
+    let dirs = run_then_kill_agent_and_pod(&mut node, &parent);
+    std::fs::remove_file(node.root.path(format!("{MANIFESTS}/victim.yaml"))).unwrap();
+    node.start_agent();
+    node.wait("stale pod cgroups removed", 20, |_| {
+        dirs.iter().all(|d| !d.exists())
+    });
+}
+
+/// Regression (issue 8, item 10): `plinth reset` removes the cgroups of the node's pods
+/// (found through the record in the agent's state dir) after the agent and pods were killed.
+#[test]
+fn stale_pod_cgroups_removed_by_reset() {
+    let parent = format!("plinth-e2e-{}-cgreset", std::process::id());
+    let _guard = CgroupParentGuard(parent.clone());
+    let mut node = Node::new("ag-cgreset");
+    let dirs = run_then_kill_agent_and_pod(&mut node, &parent);
+    let out = assert_cmd::Command::cargo_bin("plinth")
+        .unwrap()
+        .args(["reset", "--force", "--root"])
+        .arg(node.root.dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for d in &dirs {
+        assert!(!d.exists(), "{} left:\n{stdout}", d.display());
+        assert!(
+            stdout.contains(&format!("[reset] removed {}", d.display())),
+            "{stdout}"
+        );
+    }
+    for p in pod_cgroup_dirs(&parent, "") {
+        assert!(!p.exists(), "{} left:\n{stdout}", p.display());
+    }
 }

@@ -17,6 +17,8 @@ use crate::fs::HostRoot;
 pub const KUBELET_CONFIG_API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
 /// Default relist period.
 pub const DEFAULT_FILE_CHECK_FREQUENCY: Duration = Duration::from_secs(20);
+/// Longest accepted settle window.
+pub const MAX_SETTLE_WINDOW: Duration = Duration::from_secs(600);
 /// Default status port.
 pub const DEFAULT_HEALTHZ_PORT: u16 = 10248;
 
@@ -78,6 +80,8 @@ pub struct AgentFlags {
     pub image_commands: Vec<String>,
     /// `--healthz-port`.
     pub healthz_port: Option<u16>,
+    /// `--manifest-settle-window` (Go duration).
+    pub manifest_settle_window: Option<String>,
     /// `--healthz-bind-address`.
     pub healthz_bind_address: Option<String>,
     /// `--file-check-frequency` (Go duration).
@@ -98,6 +102,9 @@ pub struct AgentConfig {
     pub manifest_root: HostRoot,
     /// Full relist period.
     pub file_check_frequency: Duration,
+    /// How long a manifest written in place must stay unchanged before it is applied
+    /// (files renamed into place are applied at once; see [`super::settle`]).
+    pub settle_window: Duration,
     /// Status server address (`None` = disabled).
     pub healthz: Option<SocketAddr>,
     /// Node name.
@@ -247,6 +254,16 @@ impl AgentConfig {
                 })?,
             None => DEFAULT_FILE_CHECK_FREQUENCY,
         };
+        let settle_window = match &flags.manifest_settle_window {
+            Some(s) => parse_go_duration(s)
+                .filter(|d| !d.is_zero() && *d <= MAX_SETTLE_WINDOW)
+                .ok_or_else(|| ConfigError::Field {
+                    field: "--manifest-settle-window".into(),
+                    value: s.clone(),
+                    allowed: "a positive duration up to 10m, such as 1s or 500ms".into(),
+                })?,
+            None => super::settle::DEFAULT_SETTLE_WINDOW,
+        };
         let port: i64 = flags
             .healthz_port
             .map(i64::from)
@@ -320,6 +337,7 @@ impl AgentConfig {
             manifest_path,
             manifest_root,
             file_check_frequency: fcf,
+            settle_window,
             healthz: (port != 0).then_some(SocketAddr::new(bind_ip, port)),
             node_name,
             node_ip,
@@ -458,6 +476,22 @@ mod tests {
         assert!(
             e.contains("fileCheckFrequency") && e.contains("\"soon\""),
             "{e}"
+        );
+        assert_eq!(c.settle_window, Duration::from_secs(1));
+        for v in ["0s", "soon", "11m"] {
+            let mut bad = f.clone();
+            bad.manifest_settle_window = Some(v.into());
+            let e = AgentConfig::resolve(&bad).unwrap_err().to_string();
+            assert!(
+                e.contains("--manifest-settle-window") && e.contains(&format!("{v:?}")),
+                "{e}"
+            );
+        }
+        let mut ok = f.clone();
+        ok.manifest_settle_window = Some("250ms".into());
+        assert_eq!(
+            AgentConfig::resolve(&ok).unwrap().settle_window,
+            Duration::from_millis(250)
         );
         let mut bad = f.clone();
         bad.healthz_bind_address = Some("localhost:1".into());

@@ -4,14 +4,17 @@
 //!
 //! Every hostPath is opened as `--root` + path; the container sees it at its `mountPath`.
 //!
-//! **Mounted-file digest.** Per pod, a hash of the regular files under the hostPath volumes
-//! that hold configuration: volumes mounted read-only by every container that mounts them,
-//! `File`/`FileOrCreate` volumes, and any volume under `/etc/`. Data directories (such as
-//! etcd's `/var/lib/etcd`, a writable `DirectoryOrCreate` outside /etc) are never hashed.
+//! **Mounted files.** Per pod, the content hash of each regular file under the hostPath
+//! volumes that hold configuration: volumes mounted read-only by every container that mounts
+//! them, `File`/`FileOrCreate` volumes, and any volume under `/etc/`. Data directories (such
+//! as etcd's `/var/lib/etcd`, a writable `DirectoryOrCreate` outside /etc) are never hashed.
+//! Directories themselves never count (a `DirectoryOrCreate` path the agent creates is not a
+//! change); the baseline is taken by the pod worker after the volumes are prepared, i.e. over
+//! exactly what the containers start with.
 //! Bounded: files over [`DIGEST_MAX_FILE`] and directories with more than
 //! [`DIGEST_MAX_ENTRIES`] entries are skipped, recursion stops at depth [`DIGEST_MAX_DEPTH`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileTypeExt;
@@ -216,19 +219,70 @@ impl HostPaths {
         Ok(out)
     }
 
-    /// The digest of the configuration files the pod mounts (see the module docs).
-    pub fn mounted_files_digest(&self, spec: &PodSpec) -> String {
-        let mut h = Sha256::new();
+    /// The content signatures of the configuration files the pod mounts (see the module
+    /// docs). Only regular files count: a directory that appears (a created `DirectoryOrCreate`
+    /// path) or an empty one is not a change.
+    pub fn mounted_files(&self, spec: &PodSpec) -> MountedFiles {
+        let mut files = BTreeMap::new();
         for v in spec.volumes.iter().flatten() {
             let Some(hp) = &v.host_path else { continue };
             if !digest_volume(spec, v, &hp.path, hp.type_.as_deref().unwrap_or("")) {
                 continue;
             }
-            h.update(hp.path.as_bytes());
-            h.update(b"\0");
-            hash_tree(&mut h, &self.root.path(&hp.path), 0);
+            collect_files(
+                &mut files,
+                Path::new(&hp.path),
+                &self.root.path(&hp.path),
+                0,
+            );
         }
-        hex::encode(&h.finalize()[..16])
+        MountedFiles { files }
+    }
+}
+
+/// What a mounted configuration file looked like: its content hash, or only its presence
+/// for files over [`DIGEST_MAX_FILE`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FileSig {
+    Content([u8; 16]),
+    TooLarge,
+}
+
+/// The mounted configuration files of a pod (host path → content signature), taken when
+/// its containers are started and compared on each relist: a pod is restarted only when
+/// one of these files changed content, appeared or disappeared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountedFiles {
+    files: BTreeMap<PathBuf, FileSig>,
+}
+
+impl MountedFiles {
+    /// The host paths of the files that differ between `self` (before) and `now`
+    /// (changed content, new or removed files); empty when nothing changed.
+    pub fn changed(&self, now: &MountedFiles) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for (p, sig) in &self.files {
+            if now.files.get(p) != Some(sig) {
+                out.push(p.clone());
+            }
+        }
+        for p in now.files.keys() {
+            if !self.files.contains_key(p) {
+                out.push(p.clone());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Number of files tracked.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// True when no file is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
     }
 }
 
@@ -246,33 +300,38 @@ fn digest_volume(spec: &PodSpec, v: &Volume, path: &str, ty: &str) -> bool {
     mounts.peek().is_some() && mounts.all(|m| m.read_only == Some(true))
 }
 
-fn hash_tree(h: &mut Sha256, local: &Path, depth: usize) {
+fn collect_files(out: &mut BTreeMap<PathBuf, FileSig>, host: &Path, local: &Path, depth: usize) {
     let Ok(meta) = fs::metadata(local) else {
-        h.update(b"<missing>");
         return;
     };
     if meta.is_file() {
-        if meta.len() <= DIGEST_MAX_FILE {
-            if let Ok(b) = fs::read(local) {
-                h.update((b.len() as u64).to_le_bytes());
-                h.update(&b);
+        let sig = if meta.len() <= DIGEST_MAX_FILE {
+            match fs::read(local) {
+                Ok(b) => {
+                    let mut h = Sha256::new();
+                    h.update(&b);
+                    let mut d = [0u8; 16];
+                    d.copy_from_slice(&h.finalize()[..16]);
+                    FileSig::Content(d)
+                }
+                Err(_) => return,
             }
-        }
+        } else {
+            FileSig::TooLarge
+        };
+        out.insert(host.to_path_buf(), sig);
         return;
     }
     if !meta.is_dir() || depth >= DIGEST_MAX_DEPTH {
         return;
     }
     let Ok(rd) = fs::read_dir(local) else { return };
-    let mut names: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    let names: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     if names.len() > DIGEST_MAX_ENTRIES {
         return;
     }
-    names.sort();
     for n in names {
-        h.update(n.as_encoded_bytes());
-        h.update(b"\0");
-        hash_tree(h, &local.join(&n), depth + 1);
+        collect_files(out, &host.join(&n), &local.join(&n), depth + 1);
     }
 }
 
@@ -412,20 +471,67 @@ mod tests {
                 {"name": "data", "hostPath": {"path": "/var/lib/data", "type": "DirectoryOrCreate"}}],
         }));
         let hp = HostPaths::new(root, Path::new("/state"));
-        let d0 = hp.mounted_files_digest(&s);
+        let d0 = hp.mounted_files(&s);
+        assert_eq!(d0.len(), 1);
         fs::write(d.path().join("var/lib/data/wal"), "changes").unwrap();
-        assert_eq!(hp.mounted_files_digest(&s), d0, "data dir must not count");
+        assert!(
+            d0.changed(&hp.mounted_files(&s)).is_empty(),
+            "data dir must not count"
+        );
         fs::write(d.path().join("etc/pki/ca.crt"), "renewed").unwrap();
-        let d1 = hp.mounted_files_digest(&s);
-        assert_ne!(d1, d0);
+        let d1 = hp.mounted_files(&s);
+        assert_eq!(d0.changed(&d1), vec![PathBuf::from("/etc/pki/ca.crt")]);
         fs::write(d.path().join("etc/pki/big"), vec![0u8; 2 * 1024 * 1024]).unwrap();
-        assert_ne!(hp.mounted_files_digest(&s), d1, "a new name counts");
-        let d2 = hp.mounted_files_digest(&s);
-        fs::write(d.path().join("etc/pki/big"), vec![1u8; 2 * 1024 * 1024]).unwrap();
+        let d2 = hp.mounted_files(&s);
         assert_eq!(
-            hp.mounted_files_digest(&s),
-            d2,
+            d1.changed(&d2),
+            vec![PathBuf::from("/etc/pki/big")],
+            "a new file counts"
+        );
+        fs::write(d.path().join("etc/pki/big"), vec![1u8; 2 * 1024 * 1024]).unwrap();
+        assert!(
+            d2.changed(&hp.mounted_files(&s)).is_empty(),
             "big file content is skipped"
+        );
+    }
+}
+
+#[cfg(test)]
+mod mounted_file_tests {
+    use super::*;
+
+    /// Regression (issue 8, item 1): a `DirectoryOrCreate` path that did not exist and is
+    /// created by the agent (empty) is not a mounted-file change.
+    #[test]
+    fn created_empty_hostpath_dirs_are_not_a_mounted_file_change() {
+        let d = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(d.path()));
+        fs::create_dir_all(d.path().join("var/lib/plinth")).unwrap();
+        let s: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "c", "volumeMounts": [
+                {"name": "ca", "mountPath": "/etc/ca-certificates", "readOnly": true},
+                {"name": "local", "mountPath": "/usr/local/share/ca-certificates", "readOnly": true}]}],
+            "volumes": [
+                {"name": "ca", "hostPath": {"path": "/etc/ca-certificates", "type": "DirectoryOrCreate"}},
+                {"name": "local", "hostPath": {"path": "/usr/local/share/ca-certificates", "type": "DirectoryOrCreate"}}],
+        }))
+        .unwrap();
+        let hp = HostPaths::new(root, Path::new("/var/lib/plinth"));
+        let before = hp.mounted_files(&s);
+        hp.prepare(&s).unwrap();
+        assert!(d.path().join("etc/ca-certificates").is_dir());
+        let after = hp.mounted_files(&s);
+        assert!(
+            before.changed(&after).is_empty(),
+            "{:?}",
+            before.changed(&after)
+        );
+        fs::create_dir_all(d.path().join("etc/ca-certificates/sub/empty")).unwrap();
+        assert!(before.changed(&hp.mounted_files(&s)).is_empty());
+        fs::write(d.path().join("etc/ca-certificates/sub/x.pem"), "x").unwrap();
+        assert_eq!(
+            before.changed(&hp.mounted_files(&s)),
+            vec![PathBuf::from("/etc/ca-certificates/sub/x.pem")]
         );
     }
 }

@@ -17,6 +17,7 @@ pub mod pod;
 pub mod podconfig;
 pub mod podlogs;
 pub mod resolve;
+pub mod settle;
 pub mod source;
 pub mod state;
 pub mod status;
@@ -72,14 +73,16 @@ struct Registry {
 struct Agent {
     cfg: AgentConfig,
     ctx: Arc<WorkerCtx>,
-    host_paths: Arc<HostPaths>,
     pod_config: PodConfig,
     workers: HashMap<String, PodWorker>,
     gates: Gates,
     adoptable: HashMap<String, PersistedPod>,
-    digests: HashMap<String, String>,
     desired: Desired,
     registry: Arc<Mutex<Registry>>,
+    /// Admission of manifests that may still be being written.
+    settle: settle::Settle,
+    /// Pod UIDs recorded in the state dir at start (content the agent started before).
+    recorded: BTreeSet<String>,
 }
 
 /// Runs the agent until `shutdown` resolves.
@@ -110,7 +113,6 @@ pub async fn run(
         }
         None => None,
     };
-    let host_paths = Arc::new(HostPaths::new(root.clone(), &cfg.state_dir));
     let resolver = Arc::new(Resolver {
         root: root.clone(),
         bin_path: cfg.bin_path.clone(),
@@ -134,14 +136,14 @@ pub async fn run(
         offload_blocking: true,
     });
     let mut agent = Agent {
+        settle: settle::Settle::new(cfg.settle_window),
+        recorded: known.clone(),
         pod_config: PodConfig::new(&cfg.node_name, known),
         cfg,
         ctx,
-        host_paths,
         workers: HashMap::new(),
         gates: Gates::default(),
         adoptable: persisted.into_iter().map(|p| (p.uid.clone(), p)).collect(),
-        digests: HashMap::new(),
         desired: Desired::default(),
         registry,
     };
@@ -163,9 +165,20 @@ pub async fn run(
     let mut reap = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(shutdown);
     loop {
+        let settle_deadline = agent.settle.next_deadline();
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = watcher.changed() => {
+            events = watcher.changed() => {
+                agent.note_events(events);
+                agent.relist();
+                agent.sync();
+            }
+            _ = async {
+                match settle_deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 agent.relist();
                 agent.sync();
             }
@@ -251,8 +264,68 @@ pub fn prune_pod_logs(
 }
 
 impl Agent {
+    /// Records inotify events (names in the watched directory) for the settle window.
+    fn note_events(&mut self, events: Vec<(std::ffi::OsString, settle::FileEvent)>) {
+        let now = tokio::time::Instant::now().into_std();
+        let is_dir = self
+            .cfg
+            .manifest_root
+            .path(&self.cfg.manifest_path)
+            .is_dir();
+        for (name, ev) in events {
+            let host = if is_dir {
+                self.cfg.manifest_path.join(&name)
+            } else if self.cfg.manifest_path.file_name() == Some(name.as_os_str()) {
+                self.cfg.manifest_path.clone()
+            } else {
+                continue;
+            };
+            self.settle.note(&host, ev, now);
+        }
+    }
+
+    /// Holds back files that are still being written: each becomes a `settling` problem
+    /// (the pod it defined before, if any, keeps running) until it has settled.
+    fn gate(&mut self, files: &mut [source::ManifestFile]) {
+        let now = tokio::time::Instant::now().into_std();
+        let wall = std::time::SystemTime::now();
+        let present: BTreeSet<std::path::PathBuf> =
+            files.iter().map(|f| f.host_path.clone()).collect();
+        self.settle.retain(&present);
+        for f in files.iter_mut() {
+            let recorded = match &f.result {
+                Ok(pod) => pod::identify(pod.clone(), &self.cfg.node_name, &f.host_path)
+                    .is_ok_and(|p| self.recorded.contains(&p.uid)),
+                Err(_) => false,
+            };
+            let verdict = self
+                .settle
+                .check(&f.host_path, f.stamp, recorded, now, wall);
+            if let settle::Verdict::Wait { .. } = verdict {
+                let mut reason = format!(
+                    "written in place and still changing: waiting until it has been unchanged for {:?} (--manifest-settle-window) before applying it",
+                    self.settle.window()
+                );
+                if let Err(e) = &f.result {
+                    reason.push_str(&format!("; as it stands: {}", e.reason));
+                }
+                f.result = Err(source::SourceError {
+                    file: f.host_path.clone(),
+                    line: None,
+                    reason,
+                });
+                f.settling = true;
+            }
+        }
+    }
+
     fn relist(&mut self) {
-        let listing = source::list(&self.cfg.manifest_root, &self.cfg.manifest_path);
+        let mut listing = source::list(&self.cfg.manifest_root, &self.cfg.manifest_path);
+        match listing.as_mut() {
+            Ok(files) => self.gate(files),
+            // Nothing can be admitted or waited for while the path cannot be listed.
+            Err(_) => self.settle.clear(),
+        }
         let now = status::time(std::time::SystemTime::now())
             .map(|t| t.0.to_string())
             .unwrap_or_default();
@@ -265,7 +338,11 @@ impl Agent {
             .collect();
         for p in &desired.problems {
             if !old.contains(&p.to_string()) {
-                tracing::warn!("{p}");
+                if p.kind == podconfig::ProblemKind::Settling {
+                    tracing::info!("{p}");
+                } else {
+                    tracing::warn!("{p}");
+                }
             }
         }
         let new: BTreeSet<String> = desired.problems.iter().map(|p| p.to_string()).collect();
@@ -310,10 +387,6 @@ impl Agent {
             tracing::info!(pod = %p.name, uid = %p.uid, file = %p.file.display(), "starting pod worker");
             let adopted = self.adoptable.remove(&p.uid);
             let gate = self.gates.get(&p.name);
-            self.digests.insert(
-                p.uid.clone(),
-                self.host_paths.mounted_files_digest(p.spec()),
-            );
             let w = PodWorker::spawn(self.ctx.clone(), p.clone(), gate, adopted);
             self.workers.insert(p.uid.clone(), w);
         }
@@ -325,11 +398,16 @@ impl Agent {
             let Some(w) = self.workers.get(&p.uid) else {
                 continue;
             };
-            let now = self.host_paths.mounted_files_digest(p.spec());
-            let prev = self.digests.insert(p.uid.clone(), now.clone());
-            if prev.is_some_and(|d| d != now) {
-                tracing::info!(pod = %p.name, "a mounted file changed: restarting the pod's containers");
-                w.restart_containers("MountedFileChanged");
+            // No baseline yet: the pod's containers have not been started.
+            let Some(base) = w.mounted_files() else {
+                continue;
+            };
+            let now = self.ctx.resolver.host_paths.mounted_files(p.spec());
+            let changed = base.changed(&now);
+            if !changed.is_empty() {
+                let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
+                tracing::info!(pod = %p.name, files = %names.join(", "), "mounted files changed: restarting the pod's containers");
+                w.restart_for_mounted_files(now);
             }
         }
     }
@@ -362,8 +440,6 @@ impl Agent {
             );
         }
         if self.workers.len() != before {
-            self.digests
-                .retain(|uid, _| desired_uids.contains(uid.as_str()));
             self.gates.prune();
             self.publish();
         }
@@ -432,9 +508,19 @@ mod tests {
         tokio::task::JoinHandle<Result<(), AgentError>>,
         tokio::sync::oneshot::Sender<()>,
     ) {
+        spawn_agent_with(cfg(root, stop_pods_on_exit), rt)
+    }
+
+    fn spawn_agent_with(
+        cfg: AgentConfig,
+        rt: &Arc<FakeRuntime>,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), AgentError>>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(run(
-            cfg(root, stop_pods_on_exit),
+            cfg,
             rt.clone(),
             Arc::new(FakeProber::default()),
             async move {
@@ -450,6 +536,7 @@ mod tests {
             manifest_root: crate::fs::HostRoot::new(Some(root)),
             manifest_path: PathBuf::from("/etc/kubernetes/manifests"),
             file_check_frequency: Duration::from_secs(20),
+            settle_window: Duration::from_millis(200),
             healthz: None,
             node_name: "n1".into(),
             node_ip: "127.0.0.1".parse().unwrap(),
@@ -533,6 +620,41 @@ mod tests {
             0,
             "state forgotten"
         );
+    }
+
+    /// Regression (issue 8, item 1): the agent creates a missing `DirectoryOrCreate`
+    /// hostPath when the pod starts; the relists that follow must not see that as a mounted
+    /// file change (kube-apiserver was restarted with MountedFileChanged ~20 s after init).
+    /// A real change of a mounted file still restarts the pod.
+    #[tokio::test]
+    async fn no_spurious_mounted_file_restart_after_hostpath_dirs_created() {
+        let d = tempfile::tempdir().unwrap();
+        let mdir = d.path().join("etc/kubernetes/manifests");
+        std::fs::create_dir_all(&mdir).unwrap();
+        let pod = POD.replace("ARG", "100")
+            + "    volumeMounts:\n    - {name: ca, mountPath: /etc/ca-certificates, readOnly: true}\n    - {name: local, mountPath: /usr/local/share/ca-certificates, readOnly: true}\n  volumes:\n  - name: ca\n    hostPath: {path: /etc/ca-certificates, type: DirectoryOrCreate}\n  - name: local\n    hostPath: {path: /usr/local/share/ca-certificates, type: DirectoryOrCreate}\n";
+        std::fs::write(mdir.join("web.yaml"), pod).unwrap();
+        let rt = FakeRuntime::new(|_| Behaviour::Forever { ignore_term: false });
+        let mut c = cfg(d.path(), true);
+        c.file_check_frequency = Duration::from_millis(50);
+        let (agent, tx) = spawn_agent_with(c, &rt);
+        eventually("first start", || count(&rt, "start c 0 sleep 100") == 1).await;
+        assert!(d.path().join("etc/ca-certificates").is_dir());
+        assert!(d.path().join("usr/local/share/ca-certificates").is_dir());
+        // Many relist periods (each checks the mounted files).
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(count(&rt, "start"), 1, "restarted: {:?}", rt.texts());
+        assert_eq!(count(&rt, "term"), 0, "{:?}", rt.texts());
+        // A real change does restart it.
+        std::fs::write(d.path().join("etc/ca-certificates/extra.pem"), "x").unwrap();
+        eventually("restart for a real change", || {
+            count(&rt, "start c 1 sleep 100") == 1
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count(&rt, "start"), 2, "once: {:?}", rt.texts());
+        tx.send(()).unwrap();
+        agent.await.unwrap().unwrap();
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum ProblemKind {
     Conflict,
     /// The manifest path itself cannot be read.
     Source,
+    /// The file is being written in place: it is applied once it has stopped changing for
+    /// the settle window (see [`super::settle`]).
+    Settling,
 }
 
 /// A problem reported in status and logs until it is fixed.
@@ -80,6 +83,7 @@ impl Desired {
 struct FileEntry {
     good: Option<StaticPod>,
     error: Option<SourceError>,
+    settling: bool,
 }
 
 /// Merges successive listings into the desired state.
@@ -124,6 +128,7 @@ impl PodConfig {
                 let mut next = BTreeMap::new();
                 for f in files {
                     let prev = self.files.remove(&f.host_path).unwrap_or_default();
+                    let settling = f.settling;
                     let parsed = f
                         .result
                         .and_then(|pod| identify(pod, &self.node, &f.host_path))
@@ -142,10 +147,12 @@ impl PodConfig {
                         Ok(p) => FileEntry {
                             good: Some(p),
                             error: None,
+                            settling: false,
                         },
                         Err(e) => FileEntry {
                             good: prev.good,
                             error: Some(e),
+                            settling,
                         },
                     };
                     next.insert(f.host_path, entry);
@@ -218,7 +225,11 @@ impl PodConfig {
                     None => err.reason.clone(),
                 };
                 problems.push(Problem {
-                    kind: ProblemKind::InvalidManifest,
+                    kind: if e.settling {
+                        ProblemKind::Settling
+                    } else {
+                        ProblemKind::InvalidManifest
+                    },
                     file: path.clone(),
                     line: err.line,
                     reason,
@@ -283,6 +294,8 @@ mod tests {
             host_path: PathBuf::from(path),
             result: parse_manifest(Path::new(path), text.as_bytes()),
             ends_with_newline: text.ends_with('\n'),
+            stamp: None,
+            settling: false,
         }
     }
 
@@ -333,6 +346,8 @@ mod tests {
         // Unreadable (permission denied, vanished mid-read) is the same.
         let unreadable = ManifestFile {
             ends_with_newline: true,
+            stamp: None,
+            settling: false,
             host_path: "/m/a.yaml".into(),
             result: Err(SourceError {
                 file: "/m/a.yaml".into(),

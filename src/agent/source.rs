@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::settle::{FileEvent, FileStamp};
 use crate::fs::HostRoot;
 
 /// Manifests larger than this are rejected (kubelet's limit).
@@ -54,6 +55,10 @@ pub struct ManifestFile {
     /// False when the file does not end with a newline: it may be truncated or still being
     /// written (the pod config then refuses to let it replace a running pod).
     pub ends_with_newline: bool,
+    /// Size, times and content hash as read (`None` when unreadable), for the settle window.
+    pub stamp: Option<FileStamp>,
+    /// True when the error is "still being written, waiting for it to settle".
+    pub settling: bool,
 }
 
 /// Lists and parses the manifests at `manifest_path` (a host path; opened under `root`).
@@ -88,6 +93,8 @@ pub fn list(root: &HostRoot, manifest_path: &Path) -> Result<Vec<ManifestFile>, 
             Ok(_) => out.push(read_manifest(&local_file, &host_file)),
             Err(e) => out.push(ManifestFile {
                 ends_with_newline: true,
+                stamp: None,
+                settling: false,
                 result: Err(SourceError::new(
                     &host_file,
                     None,
@@ -102,22 +109,33 @@ pub fn list(root: &HostRoot, manifest_path: &Path) -> Result<Vec<ManifestFile>, 
 
 /// Reads and parses one manifest file (`local` is opened, `host` is reported).
 pub fn read_manifest(local: &Path, host: &Path) -> ManifestFile {
-    let bytes = read_bytes(local, host);
+    let mut stamp = None;
+    let bytes = read_bytes(local, host, &mut stamp);
     ManifestFile {
         host_path: host.to_path_buf(),
         ends_with_newline: bytes.as_ref().map_or(true, |b| b.ends_with(b"\n")),
         result: bytes.and_then(|b| parse_manifest(host, &b)),
+        stamp,
+        settling: false,
     }
 }
 
-fn read_bytes(local: &Path, host: &Path) -> Result<Vec<u8>, SourceError> {
+fn read_bytes(
+    local: &Path,
+    host: &Path,
+    stamp: &mut Option<FileStamp>,
+) -> Result<Vec<u8>, SourceError> {
     let f = fs::File::open(local)
         .map_err(|e| SourceError::new(host, None, format!("cannot read: {e}")))?;
     let mut buf = Vec::new();
     // Read at most one byte more than allowed, so a file growing under us is still caught.
-    f.take(MAX_MANIFEST_BYTES + 1)
+    (&f).take(MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut buf)
         .map_err(|e| SourceError::new(host, None, format!("cannot read: {e}")))?;
+    // Stat after reading: a write that lands during the read changes the stamp, so the
+    // next relist sees the file as changed.
+    let sealed = crate::fs::content_sealed(&f, &buf);
+    *stamp = f.metadata().ok().map(|m| FileStamp::new(&m, &buf, sealed));
     if buf.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(SourceError::new(
             host,
@@ -227,6 +245,20 @@ pub struct Watcher {
     /// Events were read but not yet reported (the future was dropped mid-way): report them
     /// on the next call, so [`Watcher::changed`] is cancel-safe.
     dirty: bool,
+    /// The file events read so far (name in the watched directory, what happened).
+    events: Vec<(std::ffi::OsString, FileEvent)>,
+}
+
+/// What an inotify event mask means for the file it names.
+fn file_event(m: inotify::EventMask) -> FileEvent {
+    use inotify::EventMask as E;
+    if m.contains(E::MOVED_TO) {
+        FileEvent::Renamed
+    } else if m.intersects(E::CREATE | E::MODIFY | E::CLOSE_WRITE) {
+        FileEvent::Written
+    } else {
+        FileEvent::Other
+    }
 }
 
 impl Watcher {
@@ -244,6 +276,7 @@ impl Watcher {
             fd: None,
             dir,
             dirty: false,
+            events: Vec::new(),
         };
         w.ensure();
         w
@@ -289,15 +322,16 @@ impl Watcher {
     }
 
     /// Waits for the next change in the directory, then for a short quiet period (so a burst
-    /// of events, such as an editor's write-rename, causes one relist). Never resolves when
-    /// no watch is installed.
+    /// of events, such as an editor's write-rename, causes one relist), and returns the file
+    /// events in order (name in the directory, what happened). Never resolves when no watch
+    /// is installed.
     /// Cancel-safe: events read by a dropped call are reported by the next one.
-    pub async fn changed(&mut self) {
+    pub async fn changed(&mut self) -> Vec<(std::ffi::OsString, FileEvent)> {
         let mut buf = [0u8; 4096];
         while !self.dirty {
             let Some(fd) = self.fd.as_mut() else {
                 std::future::pending::<()>().await;
-                return;
+                return Vec::new();
             };
             let mut guard = match fd.readable_mut().await {
                 Ok(g) => g,
@@ -308,12 +342,17 @@ impl Watcher {
             };
             let mut self_gone = false;
             match guard.try_io(|inner| {
-                inner
-                    .get_mut()
-                    .read_events(&mut buf)
-                    .map(|evs| evs.map(|e| e.mask).collect::<Vec<_>>())
+                inner.get_mut().read_events(&mut buf).map(|evs| {
+                    evs.map(|e| (e.mask, e.name.map(|n| n.to_os_string())))
+                        .collect::<Vec<_>>()
+                })
             }) {
-                Ok(Ok(masks)) => {
+                Ok(Ok(evs)) => {
+                    let masks: Vec<inotify::EventMask> = evs.iter().map(|e| e.0).collect();
+                    self.events.extend(
+                        evs.into_iter()
+                            .filter_map(|(m, n)| n.map(|n| (n, file_event(m)))),
+                    );
                     if masks.iter().any(|m| {
                         m.intersects(
                             inotify::EventMask::DELETE_SELF
@@ -341,12 +380,20 @@ impl Watcher {
         tokio::time::sleep(Duration::from_millis(10)).await;
         if let Some(fd) = self.fd.as_mut() {
             while let Ok(evs) = fd.get_mut().read_events(&mut buf) {
-                if evs.count() == 0 {
+                let mut n = 0;
+                for e in evs {
+                    n += 1;
+                    if let Some(name) = e.name {
+                        self.events.push((name.to_os_string(), file_event(e.mask)));
+                    }
+                }
+                if n == 0 {
                     break;
                 }
             }
         }
         self.dirty = false;
+        std::mem::take(&mut self.events)
     }
 }
 
@@ -453,6 +500,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.reason.starts_with("invalid Pod"), "{err}");
+    }
+
+    #[test]
+    fn plinth_sealed_manifest_is_recognised_and_an_edit_breaks_the_seal() {
+        let d = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(d.path()));
+        let p = d.path().join("a.yaml");
+        crate::fs::write_atomic_sealed(&p, POD.as_bytes(), 0o600).unwrap();
+        let f = read_manifest(&p, Path::new("/a.yaml"));
+        if !f.stamp.unwrap().sealed {
+            // No user xattrs on this filesystem: the agent falls back to the settle window.
+            return;
+        }
+        assert!(f.result.is_ok());
+        fs::write(&p, POD.replace("1000", "2000")).unwrap();
+        let f = read_manifest(&p, Path::new("/a.yaml"));
+        assert!(
+            !f.stamp.unwrap().sealed,
+            "edited in place: the seal no longer matches"
+        );
+        fs::write(&p, &POD[..40]).unwrap();
+        assert!(
+            !list(&root, Path::new("/")).unwrap()[0]
+                .stamp
+                .unwrap()
+                .sealed
+        );
+        fs::write(d.path().join("b.yaml"), POD).unwrap();
+        let f = read_manifest(&d.path().join("b.yaml"), Path::new("/b.yaml"));
+        assert!(!f.stamp.unwrap().sealed);
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ use k8s_openapi::api::core::v1::Container;
 use tokio::sync::mpsc;
 
 use super::failures::ContainerFailures;
+use super::hostpath::MountedFiles;
 use super::pod::StaticPod;
 use super::resolve::{ResolveError, Resolver};
 use super::state::{grace_seconds, PersistedContainer, PersistedPod, StateStore};
@@ -233,9 +234,14 @@ pub struct PodWorker {
     pub name: String,
     tx: mpsc::UnboundedSender<PodCommand>,
     shared: Shared,
+    mounted: Baseline,
     join: tokio::task::JoinHandle<()>,
     terminating: bool,
 }
+
+/// The mounted files a pod's containers were started with (`None` until its volumes are
+/// prepared).
+type Baseline = Arc<Mutex<Option<MountedFiles>>>;
 
 impl PodWorker {
     /// Spawns the worker of `pod`, gated by `gate` (shared by all workers of this name),
@@ -263,12 +269,22 @@ impl PodWorker {
             initialized: spec.init_containers.as_ref().is_none_or(|v| v.is_empty()),
         }));
         let (tx, rx) = mpsc::unbounded_channel();
-        let join = tokio::spawn(run_pod(ctx, pod.clone(), gate, adopted, rx, shared.clone()));
+        let mounted: Baseline = Arc::default();
+        let join = tokio::spawn(run_pod(
+            ctx,
+            pod.clone(),
+            gate,
+            adopted,
+            rx,
+            shared.clone(),
+            mounted.clone(),
+        ));
         PodWorker {
             uid: pod.uid.clone(),
             name: pod.name.clone(),
             tx,
             shared,
+            mounted,
             join,
             terminating: false,
         }
@@ -310,6 +326,9 @@ impl PodWorker {
             let mut stops = Vec::new();
             for (name, h) in orphan.handles() {
                 if !ctx.runtime.is_running(h) {
+                    // Gone while no agent watched it (agent and pods killed): release
+                    // what it held (its cgroup).
+                    ctx.runtime.cleanup(h);
                     continue;
                 }
                 tracing::info!(pod = %orphan.name, container = %name, pid = h.pid, "terminating orphaned container");
@@ -332,6 +351,7 @@ impl PodWorker {
             name: sp.name.clone(),
             tx,
             shared,
+            mounted: Arc::default(),
             join,
             terminating: true,
         }
@@ -355,6 +375,22 @@ impl PodWorker {
         let _ = self
             .tx
             .send(PodCommand::RestartContainers(reason.to_string()));
+    }
+
+    /// The mounted configuration files the containers were started with; `None` until the
+    /// pod's volumes are prepared (nothing runs yet, so no file change can matter).
+    pub fn mounted_files(&self) -> Option<MountedFiles> {
+        self.mounted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Restarts the pod's containers because mounted files changed; `now` becomes the
+    /// baseline (what the new instances start with).
+    pub fn restart_for_mounted_files(&self, now: MountedFiles) {
+        *self.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        self.restart_containers("MountedFileChanged");
     }
 
     /// Lets go of the processes without signalling them.
@@ -398,6 +434,7 @@ async fn run_pod(
     adopted: Option<PersistedPod>,
     mut rx: mpsc::UnboundedReceiver<PodCommand>,
     shared: Shared,
+    mounted: Baseline,
 ) {
     // 1. The start gate: the previous pod of this name must be gone.
     let guard = match gate.clone().try_lock_owned() {
@@ -474,6 +511,10 @@ async fn run_pod(
             }
         }
     }
+    // The mounted-file baseline: taken now that hostPath volumes exist (created ones
+    // included), i.e. over exactly what the containers are started with.
+    *mounted.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some(ctx.resolver.host_paths.mounted_files(pod.spec()));
     lock(&shared).start_time = Some(SystemTime::now());
     let spec = pod.spec();
     let adopted_containers = adopted.map(|a| a.containers).unwrap_or_default();
@@ -715,6 +756,9 @@ async fn run_container(
                 current = Some(h.clone());
             }
             Some(h) => {
+                // Ended while no agent watched it: release what it held (its cgroup)
+                // before a new instance starts.
+                ctx.runtime.cleanup(h);
                 pending_exit = Some((
                     Terminated {
                         exit_code: -1,

@@ -47,6 +47,10 @@ pub struct AgentCmd {
     /// Full relist period (Go duration; overrides fileCheckFrequency).
     #[arg(long, value_name = "DURATION")]
     pub file_check_frequency: Option<String>,
+    /// How long a manifest written in place must stay unchanged before it is applied (Go
+    /// duration, default 1s); a manifest renamed into place is applied at once.
+    #[arg(long, value_name = "DURATION")]
+    pub manifest_settle_window: Option<String>,
     /// cgroup parent for containers (relative = below the agent's cgroup).
     #[arg(long, default_value = "plinth")]
     pub cgroup_parent: String,
@@ -118,6 +122,7 @@ pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
         healthz_port: cmd.healthz_port,
         healthz_bind_address: cmd.healthz_bind_address.clone(),
         file_check_frequency: cmd.file_check_frequency.clone(),
+        manifest_settle_window: cmd.manifest_settle_window.clone(),
         stop_pods_on_exit: cmd.stop_pods_on_exit,
     };
     let cfg = AgentConfig::resolve(&flags)?;
@@ -128,6 +133,14 @@ pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
         },
     )
     .context("starting the process runtime")?;
+    // Record where the pod cgroups live, so `plinth reset` (in another cgroup) finds them.
+    let state_dir = cfg.root.path(&cfg.state_dir);
+    plinth::fs::ensure_dir(&state_dir, 0o700)?;
+    plinth::runtime::process::cgroups::CgroupRecord::add(
+        &state_dir.join(plinth::runtime::process::cgroups::CGROUP_RECORD_FILE),
+        runtime.cgroup_parent_dirs(),
+    )
+    .context("recording the cgroup parent")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -726,7 +726,7 @@ fn write_file(
     if dry_run {
         predict_write(path, data, mode)
     } else {
-        Ok(fs::write_atomic(path, data, mode)?)
+        Ok(fs::write_atomic_sealed(path, data, mode)?)
     }
 }
 

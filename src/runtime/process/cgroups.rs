@@ -740,8 +740,21 @@ pub fn freeze_kill(dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// Removes the container's leaf directories (retrying briefly while the last processes leave)
-/// and then its pod directories if they are empty.
+/// and then its pod directories if they are empty. The container has exited: processes it
+/// left behind in its cgroup (children that escaped its process group) are killed first, as
+/// a container runtime does when a container's main process ends.
 pub fn remove(cg: &ContainerCgroups) {
+    if let Some(track) = cg.tracking_leaf().filter(|d| d.is_dir()) {
+        if !procs(track).is_empty() {
+            tracing::info!(cgroup = %track.display(), "killing processes the container left behind");
+            if !kill_v2(track).unwrap_or(false) {
+                signal_all(track, nix::sys::signal::Signal::SIGKILL, true);
+                if track.join("freezer.state").exists() {
+                    let _ = write_file(track, "freezer.state", "THAWED");
+                }
+            }
+        }
+    }
     for leaf in cg.all_leaves() {
         for attempt in 0..50 {
             match std::fs::remove_dir(&leaf) {
@@ -761,6 +774,83 @@ pub fn remove(cg: &ContainerCgroups) {
             let _ = std::fs::remove_dir(pod);
         }
     }
+}
+
+/// The file in the agent's state dir that records where its cgroup parents are, so that
+/// `plinth reset` (which runs in another cgroup) finds the pod cgroups.
+pub const CGROUP_RECORD_FILE: &str = "cgroups.json";
+
+/// The cgroup parent directories an agent used (absolute paths under the cgroup mounts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CgroupRecord {
+    /// `<mount>/<...>/<cgroup parent>` per hierarchy.
+    pub parents: std::collections::BTreeSet<PathBuf>,
+}
+
+impl CgroupRecord {
+    /// Loads the record at `path` (empty when absent or unreadable).
+    pub fn load(path: &Path) -> CgroupRecord {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Adds `parents` to the record at `path` (written atomically, 0600) when any is new.
+    pub fn add(path: &Path, parents: impl IntoIterator<Item = PathBuf>) -> Result<(), CgroupError> {
+        let mut rec = CgroupRecord::load(path);
+        let before = rec.parents.len();
+        rec.parents.extend(parents);
+        if rec.parents.len() == before && path.exists() {
+            return Ok(());
+        }
+        let json = serde_json::to_vec_pretty(&rec).unwrap_or_default();
+        crate::fs::write_atomic(path, &json, crate::fs::MODE_PRIVATE)?;
+        Ok(())
+    }
+}
+
+/// Removes a pod's cgroup directory `dir` (`<parent>/<pod uid>`) in one hierarchy: SIGKILLs
+/// whatever is still in its container cgroups, removes those, then `dir`. `Ok(false)` when
+/// it does not exist.
+pub fn remove_pod_dir(dir: &Path) -> Result<bool, CgroupError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_err("list", dir)(e)),
+    };
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let leaf = e.path();
+        if !kill_v2(&leaf).unwrap_or(false) {
+            signal_all(&leaf, nix::sys::signal::Signal::SIGKILL, true);
+            if leaf.join("freezer.state").exists() {
+                // A kill cut short by the agent's death may have left it frozen.
+                let _ = write_file(&leaf, "freezer.state", "THAWED");
+            }
+        }
+        remove_dir_retrying(&leaf)?;
+    }
+    remove_dir_retrying(dir)?;
+    Ok(true)
+}
+
+/// `rmdir`, retrying briefly while the last processes leave a cgroup.
+fn remove_dir_retrying(dir: &Path) -> Result<(), CgroupError> {
+    for attempt in 0..200 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(io_err("remove", dir)(e)),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -196,6 +196,17 @@ impl ProcessRuntime {
         &self.layout
     }
 
+    /// The directory of the cgroup parent in every visible hierarchy (whether or not it
+    /// exists yet): where all of this runtime's pod cgroups live.
+    pub fn cgroup_parent_dirs(&self) -> Vec<PathBuf> {
+        self.layout
+            .v2
+            .iter()
+            .chain(self.layout.v1.iter())
+            .filter_map(|h| h.dir_of(&self.parent.path_in(h)))
+            .collect()
+    }
+
     /// The cgroup directories of a container id (whether or not they exist).
     pub fn cgroups_of(&self, id: &str) -> Option<ContainerCgroups> {
         let (uid, name, restart) = parse_container_id(id)?;
@@ -535,6 +546,10 @@ impl Runtime for ProcessRuntime {
                 }
                 drop(status);
                 children.remove(&handle.id);
+            } else if procfs::is_alive_with(handle.pid, handle.start_ticks) {
+                // Not our child (adopted) and still running: nothing to release yet.
+                tracing::warn!(container = %handle.id, pid = handle.pid, "cleanup of a running container skipped");
+                return;
             }
         }
         if let Some(cg) = self.cgroups_of(&handle.id) {
