@@ -12,6 +12,7 @@
 pub mod config;
 pub mod env;
 pub mod failures;
+pub mod fileuse;
 pub mod hostpath;
 pub mod pod;
 pub mod podconfig;
@@ -404,9 +405,27 @@ impl Agent {
             };
             let now = self.ctx.resolver.host_paths.mounted_files(p.spec());
             let changed = base.changed(&now);
-            if !changed.is_empty() {
-                let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
-                tracing::info!(pod = %p.name, files = %names.join(", "), "mounted files changed: restarting the pod's containers");
+            if changed.is_empty() {
+                continue;
+            }
+            let verdict = fileuse::FileUse::of(p.spec(), p.pod.metadata.annotations.as_ref())
+                .judge(&changed);
+            let names = |v: &[std::path::PathBuf]| {
+                v.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if !verdict.reloaded.is_empty() {
+                tracing::info!(pod = %p.name, files = %names(&verdict.reloaded), "mounted files changed that the component reloads by itself: no restart for them");
+            }
+            if !verdict.unused.is_empty() {
+                tracing::info!(pod = %p.name, files = %names(&verdict.unused), "mounted files changed that no container's command line uses: no restart for them");
+            }
+            if verdict.restart.is_empty() {
+                w.set_mounted_files(now);
+            } else {
+                tracing::info!(pod = %p.name, files = %names(&verdict.restart), "mounted files changed: restarting the pod's containers");
                 w.restart_for_mounted_files(now);
             }
         }

@@ -386,10 +386,15 @@ impl PodWorker {
             .clone()
     }
 
+    /// Takes `now` as the baseline without restarting (the changes need none).
+    pub fn set_mounted_files(&self, now: MountedFiles) {
+        *self.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+    }
+
     /// Restarts the pod's containers because mounted files changed; `now` becomes the
     /// baseline (what the new instances start with).
     pub fn restart_for_mounted_files(&self, now: MountedFiles) {
-        *self.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        self.set_mounted_files(now);
         self.restart_containers("MountedFileChanged");
     }
 
