@@ -62,10 +62,58 @@ fn changed(diff: &str) -> Vec<String> {
         .collect()
 }
 
+/// Replaces apiserver-kubelet-client with one a kubeadm before v1.29 issued (O =
+/// system:masters, which plinth's profile no longer has), signed by the cluster CA with the
+/// real openssl: a certificate init would re-issue, and a renewal of another one must leave.
+fn legacy_kubelet_client(root: &TempRoot) {
+    let pki = root.path("/etc/kubernetes/pki");
+    let s = |n: &str| pki.join(n).to_string_lossy().into_owned();
+    let ext = pki.join("legacy.ext");
+    std::fs::write(
+        &ext,
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("ext");
+    openssl_ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &s("apiserver-kubelet-client.key"),
+        "-subj",
+        "/O=system:masters/CN=kube-apiserver-kubelet-client",
+        "-out",
+        &s("legacy.csr"),
+    ]);
+    openssl_ok(&[
+        "x509",
+        "-req",
+        "-in",
+        &s("legacy.csr"),
+        "-CA",
+        &s("ca.crt"),
+        "-CAkey",
+        &s("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "300",
+        "-extfile",
+        &s("legacy.ext"),
+        "-out",
+        &s("apiserver-kubelet-client.crt"),
+    ]);
+    for f in ["legacy.ext", "legacy.csr", "ca.srl"] {
+        let _ = std::fs::remove_file(pki.join(f));
+    }
+}
+
 #[test]
 fn renew_one_touches_only_that_cert() {
     let ns = NetNs::create("renew1").expect("netns (run as root)");
     let (root, _) = initialised(&ns);
+    legacy_kubelet_client(&root);
     let before = root.snapshot().expect("snapshot");
     let old_id = identity(&root, "/etc/kubernetes/pki/apiserver.crt");
     let out = plinth(&ns, &root, &["certs", "renew", "apiserver"]);
