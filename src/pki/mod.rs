@@ -17,6 +17,8 @@
 //! - A CA is never replaced silently: an expired CA, a CA key without certificate or a key
 //!   that does not match is an error. A CA certificate without key is external CA mode.
 //! - A re-issued leaf keeps its key when the key is readable (renewal makes a new one).
+//! - `certs renew` does not reconcile: [`renew`] re-signs the existing certificate's subject,
+//!   SANs and usages, whatever the configuration says.
 //!   Changing `key_algorithm` does not by itself re-issue existing files.
 //! - Files are root-owned; giving the etcd keys to a dedicated `etcd` user (CIS profile) is
 //!   the manifests/etcd phase's job.
