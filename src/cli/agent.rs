@@ -55,9 +55,12 @@ pub struct AgentCmd {
 /// `plinth ps`.
 #[derive(Debug, Args)]
 pub struct PsCmd {
-    /// Agent status address.
-    #[arg(long, default_value = "127.0.0.1:10248")]
-    pub agent: String,
+    #[command(flatten)]
+    pub root: RootArgs,
+    /// Agent status address (default: the one plinth init configured for this root, else
+    /// 127.0.0.1:10248).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub agent: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -82,9 +85,10 @@ pub struct LogsCmd {
     /// Show the previous instance's log.
     #[arg(short, long)]
     pub previous: bool,
-    /// Pod log directory (host path).
-    #[arg(long, default_value = "/var/log/pods")]
-    pub log_dir: PathBuf,
+    /// Pod log directory (host path; default: the one plinth init configured for this root,
+    /// else /var/log/pods).
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
     /// Number of lines from the end to show (default: all).
     #[arg(long)]
     pub tail: Option<usize>,
@@ -146,12 +150,35 @@ pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The agent's status address and the pod log dir (host path) of the node on `root`: those
+/// plinth init persisted for it, else the agent's defaults (`127.0.0.1:10248`,
+/// `/var/log/pods`).
+fn node_settings(root: &plinth::fs::HostRoot) -> (String, String) {
+    let persisted = plinth::config::persisted::load(
+        root,
+        &plinth::config::Overrides::default(),
+        &plinth::config::RealHost,
+    );
+    match persisted {
+        Ok(Some(spec)) => (plinth::init::agent_addr(&spec), spec.plinth.log_dir.clone()),
+        Ok(None) => ("127.0.0.1:10248".into(), "/var/log/pods".into()),
+        Err(e) => {
+            tracing::warn!("using the agent's default address and log dir: {e}");
+            ("127.0.0.1:10248".into(), "/var/log/pods".into())
+        }
+    }
+}
+
 /// Prints the agent's containers.
 pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
     use anyhow::Context;
     use plinth::agent::status::{ps_rows, PodList};
 
-    let url = format!("http://{}/pods", cmd.agent);
+    let agent = cmd
+        .agent
+        .clone()
+        .unwrap_or_else(|| node_settings(&cmd.root.host_root()).0);
+    let url = format!("http://{agent}/pods");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -223,7 +250,11 @@ pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
 /// Prints a container log.
 pub fn run_logs(cmd: LogsCmd) -> anyhow::Result<i32> {
     let root = cmd.root.host_root();
-    let dir = root.path(&cmd.log_dir);
+    let log_dir = cmd
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(node_settings(&root).1));
+    let dir = root.path(&log_dir);
     let path = plinth::agent::podlogs::find_container_log(
         &dir,
         &cmd.pod,
