@@ -3,6 +3,7 @@
 mod support;
 
 mod agent_e2e;
+mod cli_consistency;
 mod cli_output;
 mod config_cli;
 mod init_e2e;
