@@ -51,9 +51,11 @@ pub struct AgentCmd {
     /// duration, default 1s); a manifest renamed into place is applied at once.
     #[arg(long, value_name = "DURATION")]
     pub manifest_settle_window: Option<String>,
-    /// cgroup parent for containers (relative = below the agent's cgroup).
-    #[arg(long, default_value = "plinth")]
-    pub cgroup_parent: String,
+    /// cgroup parent for containers (relative = below the agent's cgroup). Default `plinth`;
+    /// with a `--root` other than `/`, `plinth-<hash of the root>`, so agents on different
+    /// roots (test nodes, labs) never share a pod's cgroup.
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
 }
 
 /// `plinth ps`.
@@ -133,7 +135,10 @@ pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
     let cfg = AgentConfig::resolve(&flags)?;
     let runtime = plinth::runtime::process::ProcessRuntime::new(
         plinth::runtime::process::ProcessRuntimeConfig {
-            cgroup_parent: cmd.cgroup_parent.clone(),
+            cgroup_parent: cmd
+                .cgroup_parent
+                .clone()
+                .unwrap_or_else(|| plinth::runtime::process::cgroups::default_parent(&cfg.root)),
             ..Default::default()
         },
     )
