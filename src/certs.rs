@@ -1,34 +1,43 @@
-//! `plinth certs renew`: new keys and certificates from the current config (SANs are
-//! recomputed, never copied from the old certificate), then a nudge to the agent, which
-//! restarts exactly the pods that mount a renewed file — no manual restart step.
+//! `plinth certs renew`: re-sign the named certificates with their CA, keeping each one's
+//! subject, SANs and usages (see [`crate::pki::renew`]); renew the client certificates embedded
+//! in the kubeconfigs; then nudge the agent, which restarts exactly the pods that use a renewed
+//! file — no manual restart step.
+//!
+//! The configuration (normally the one persisted by `plinth init`) only says where the files
+//! are and how long the new certificates live: it never changes a renewed identity.
 
 use crate::config::ClusterSpec;
 use crate::fs::HostRoot;
 use crate::init::{InitError, PhaseReport};
+use crate::pki::renew::Selection;
 
-/// Renews `name` (`all`, a certificate name, or a kubeconfig file name like `admin.conf`).
+/// Renews `name`: `all`, a certificate name (`etcd-server` or `etcd/server`), or a kubeconfig
+/// file name like `admin.conf`.
 pub fn renew(spec: &ClusterSpec, root: &HostRoot, name: &str) -> Result<PhaseReport, InitError> {
+    let name = crate::pki::canonical_cert_name(spec, name).unwrap_or_else(|| name.to_string());
+    let name = name.as_str();
     let kubeconfig_names = crate::verify::KUBECONFIGS;
     let mut report = PhaseReport::default();
     let is_kubeconfig = kubeconfig_names.contains(&name);
     if name == "all" || !is_kubeconfig {
-        let renew = if name == "all" {
-            crate::pki::Renew::All
+        let selection = if name == "all" {
+            Selection::All
         } else {
-            crate::pki::Renew::Names(vec![name.to_string()])
+            Selection::Names(vec![name.to_string()])
         };
-        let opts = crate::pki::PkiOptions {
-            dry_run: false,
-            only: None,
-            renew,
-        };
-        let r = crate::pki::reconcile(spec, root, &opts)?;
+        let r = crate::pki::renew::renew(spec, root, &selection, false)?;
         report.lines.extend(r.lines());
-        report.changed.extend(r.changed_files());
-        // A renewed etcd key is a new file (atomic rename): the writer carries the old key's
-        // ACL over, and this makes sure the etcd user the etcd manifest runs as (cis profile)
-        // can read it, as init does, before the agent restarts etcd.
-        if spec.plinth.security_profile == crate::config::SecurityProfile::Cis
+        let changed = r.changed_files();
+        // A renewed etcd key is a new file (atomic rename): this makes sure the etcd user the
+        // etcd manifest runs as (cis profile) can read it, as init does, before the agent
+        // restarts etcd.
+        let etcd_key_renewed = r
+            .items
+            .iter()
+            .any(|i| !i.written.is_empty() && i.name.starts_with("etcd-"));
+        report.changed.extend(changed);
+        if etcd_key_renewed
+            && spec.plinth.security_profile == crate::config::SecurityProfile::Cis
             && spec.has_local_etcd()
         {
             if let Some((uid, gid)) = crate::security::lookup_etcd_user() {

@@ -191,23 +191,30 @@ pub fn phase_manifests(
         .map(|c| manifests::render(spec, *c, &ctx))
         .collect::<Result<_, _>>()?;
     let mut report = PhaseReport::default();
+    // A dry run shows what would change in each manifest already on disk.
+    let on_disk: Vec<(&RenderedManifest, Option<k8s_openapi::api::core::v1::Pod>)> = if dry_run {
+        rendered
+            .iter()
+            .map(|m| {
+                let host = Path::new(&spec.plinth.manifests_dir).join(m.file_name);
+                let old = std::fs::read_to_string(root.path(&host))
+                    .ok()
+                    .and_then(|t| manifests::parse_manifest(&t).ok());
+                (m, old)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let written = manifests::write(root, spec, &rendered, dry_run)?;
-    // After the write: it creates the etcd data dir, which must belong to the etcd user.
-    if let (Some((uid, gid)), false) = (ctx.etcd_user, dry_run) {
-        if components.contains(&Component::Etcd) {
-            for p in crate::security::chown_etcd_paths(root, spec, uid, gid)? {
-                report.lines.push(format!(
-                    "[etcd] {} is owned by the etcd user ({uid}:{gid})",
-                    p.display()
-                ));
-            }
-            for k in crate::security::grant_etcd_keys(root, spec, uid, gid)? {
-                report.lines.push(k.to_string());
-            }
-        }
-    }
+    // In the order things happen: the writes (which create the etcd data dir), then its
+    // ownership. A directory that already exists is not news (the etcd phase may just have
+    // created the manifests dir): only files are reported unchanged.
     for (path, outcome) in written {
         let host = root.host_path(&path);
+        if outcome == WriteOutcome::Unchanged && root.path(&path).is_dir() {
+            continue;
+        }
         let verb = match outcome {
             WriteOutcome::Created => "Creating",
             WriteOutcome::Updated => "Updating",
@@ -222,8 +229,32 @@ pub fn phase_manifests(
         report
             .lines
             .push(format!("[control-plane] {verb} {}", host.display()));
+        if dry_run && outcome == WriteOutcome::Updated {
+            let manifest = on_disk
+                .iter()
+                .find(|(m, _)| host.file_name().is_some_and(|n| n == m.file_name));
+            if let Some((new, Some(old))) = manifest {
+                for change in manifests::diff(old, &new.pod) {
+                    report.lines.push(format!("[control-plane]   {change}"));
+                }
+            }
+        }
         if outcome.changed() {
             report.changed.push(host);
+        }
+    }
+    // After the write: it creates the etcd data dir, which must belong to the etcd user.
+    if let (Some((uid, gid)), false) = (ctx.etcd_user, dry_run) {
+        if components.contains(&Component::Etcd) {
+            for p in crate::security::chown_etcd_paths(root, spec, uid, gid)? {
+                report.lines.push(format!(
+                    "[etcd] {} is owned by the etcd user ({uid}:{gid})",
+                    p.display()
+                ));
+            }
+            for k in crate::security::grant_etcd_keys(root, spec, uid, gid)? {
+                report.lines.push(k.to_string());
+            }
         }
     }
     Ok(report)

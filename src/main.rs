@@ -16,7 +16,11 @@ fn main() {
             }
             // Not `eprintln!`: it panics when stderr is gone too.
             use std::io::Write;
-            let _ = writeln!(std::io::stderr().lock(), "error: {err:#}");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "error: {}",
+                cli::out::error_chain(&err)
+            );
             std::process::exit(1);
         }
     }

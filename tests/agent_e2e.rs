@@ -1048,3 +1048,37 @@ fn stale_pod_cgroups_removed_by_reset() {
         assert!(!p.exists(), "{} left:\n{stdout}", p.display());
     }
 }
+
+/// Two agents on different roots with the same node name run a pod from the same manifest:
+/// equal pod UIDs. Removing the pod on one node must not touch the other node's process (they
+/// shared one cgroup `plinth/<uid>/…` below the test's cgroup, and the first agent's cleanup of
+/// that cgroup killed the second node's container). Each root now gets its own cgroup parent.
+#[test]
+fn agents_on_two_roots_never_share_a_pod_cgroup() {
+    let pod = shell_pod("twin", "exec sleep 1000", "");
+    let mut a = Node::new("ag-twin-a");
+    let mut b = Node::new("ag-twin-b");
+    for n in [&a, &b] {
+        n.write(&format!("{MANIFESTS}/twin.yaml"), &pod);
+    }
+    a.start_agent();
+    b.start_agent();
+    a.wait("twin running on a", 30, |n| n.pid("twin").is_some());
+    b.wait("twin running on b", 30, |n| n.pid("twin").is_some());
+    let uid = |n: &Node| n.pod("twin").unwrap()["metadata"]["uid"].clone();
+    assert_eq!(uid(&a), uid(&b), "the premise: equal pod UIDs");
+    let pid_b = b.pid("twin").unwrap();
+
+    std::fs::remove_file(a.root.path(format!("{MANIFESTS}/twin.yaml"))).unwrap();
+    a.wait("twin gone on a", 30, |n| n.pod("twin").is_none());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        pid_alive(pid_b),
+        "removing the pod on node a killed node b's container {pid_b}\nagent a:\n{}",
+        a.agent_log()
+    );
+    assert_eq!(b.pid("twin"), Some(pid_b));
+    assert_eq!(b.cs("twin")["restartCount"], 0, "{}", b.cs("twin"));
+    a.kill_agent();
+    b.kill_agent();
+}

@@ -3,6 +3,8 @@
 mod support;
 
 mod agent_e2e;
+mod certs_renew;
+mod cli_consistency;
 mod cli_output;
 mod config_cli;
 mod init_e2e;

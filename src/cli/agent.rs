@@ -51,17 +51,22 @@ pub struct AgentCmd {
     /// duration, default 1s); a manifest renamed into place is applied at once.
     #[arg(long, value_name = "DURATION")]
     pub manifest_settle_window: Option<String>,
-    /// cgroup parent for containers (relative = below the agent's cgroup).
-    #[arg(long, default_value = "plinth")]
-    pub cgroup_parent: String,
+    /// cgroup parent for containers (relative = below the agent's cgroup). Default `plinth`;
+    /// with a `--root` other than `/`, `plinth-<hash of the root>`, so agents on different
+    /// roots (test nodes, labs) never share a pod's cgroup.
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
 }
 
 /// `plinth ps`.
 #[derive(Debug, Args)]
 pub struct PsCmd {
-    /// Agent status address.
-    #[arg(long, default_value = "127.0.0.1:10248")]
-    pub agent: String,
+    #[command(flatten)]
+    pub root: RootArgs,
+    /// Agent status address (default: the one plinth init configured for this root, else
+    /// 127.0.0.1:10248).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub agent: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -91,12 +96,14 @@ pub struct LogsCmd {
     #[arg(short, long)]
     pub previous: bool,
     /// Agent status address, asked which instance is current (when it does not answer, the
-    /// newest log file is taken).
-    #[arg(long, default_value = "127.0.0.1:10248")]
-    pub agent: String,
-    /// Pod log directory (host path).
-    #[arg(long, default_value = "/var/log/pods")]
-    pub log_dir: PathBuf,
+    /// newest log file is taken; default: the one plinth init configured for this root, else
+    /// 127.0.0.1:10248).
+    #[arg(long, value_name = "ADDR")]
+    pub agent: Option<String>,
+    /// Pod log directory (host path; default: the one plinth init configured for this root,
+    /// else /var/log/pods).
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
     /// Number of lines from the end to show (default: all).
     #[arg(long)]
     pub tail: Option<usize>,
@@ -128,7 +135,10 @@ pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
     let cfg = AgentConfig::resolve(&flags)?;
     let runtime = plinth::runtime::process::ProcessRuntime::new(
         plinth::runtime::process::ProcessRuntimeConfig {
-            cgroup_parent: cmd.cgroup_parent.clone(),
+            cgroup_parent: cmd
+                .cgroup_parent
+                .clone()
+                .unwrap_or_else(|| plinth::runtime::process::cgroups::default_parent(&cfg.root)),
             ..Default::default()
         },
     )
@@ -167,12 +177,35 @@ pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The agent's status address and the pod log dir (host path) of the node on `root`: those
+/// plinth init persisted for it, else the agent's defaults (`127.0.0.1:10248`,
+/// `/var/log/pods`).
+fn node_settings(root: &plinth::fs::HostRoot) -> (String, String) {
+    let persisted = plinth::config::persisted::load(
+        root,
+        &plinth::config::Overrides::default(),
+        &plinth::config::RealHost,
+    );
+    match persisted {
+        Ok(Some(spec)) => (plinth::init::agent_addr(&spec), spec.plinth.log_dir.clone()),
+        Ok(None) => ("127.0.0.1:10248".into(), "/var/log/pods".into()),
+        Err(e) => {
+            tracing::warn!("using the agent's default address and log dir: {e}");
+            ("127.0.0.1:10248".into(), "/var/log/pods".into())
+        }
+    }
+}
+
 /// Prints the agent's containers.
 pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
     use anyhow::Context;
     use plinth::agent::status::{ps_rows, PodList};
 
-    let url = format!("http://{}/pods", cmd.agent);
+    let agent = cmd
+        .agent
+        .clone()
+        .unwrap_or_else(|| node_settings(&cmd.root.host_root()).0);
+    let url = format!("http://{agent}/pods");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -273,8 +306,13 @@ fn live_containers(addr: &str) -> Vec<plinth::agent::podlogs::LiveContainer> {
 /// Prints a container log.
 pub fn run_logs(cmd: LogsCmd) -> anyhow::Result<i32> {
     let root = cmd.root.host_root();
-    let dir = root.path(&cmd.log_dir);
-    let live = live_containers(&cmd.agent);
+    let (default_agent, default_log_dir) = node_settings(&root);
+    let log_dir = cmd
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(default_log_dir));
+    let dir = root.path(&log_dir);
+    let live = live_containers(cmd.agent.as_deref().unwrap_or(&default_agent));
     let path = plinth::agent::podlogs::find_container_log(
         &dir,
         &cmd.pod,

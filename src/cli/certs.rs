@@ -19,9 +19,13 @@ pub enum CertsCmd {
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
-    /// Renew `all` or one certificate; the agent restarts exactly the affected components.
+    /// Renew `all` or one certificate, keeping its subject, SANs and usages (new key, serial
+    /// and validity); the agent restarts exactly the affected components. The configuration
+    /// is the one `plinth init` persisted: flags or a --config that differ are shown and
+    /// ignored (change SANs with `plinth init`).
     Renew {
-        /// `all` or a certificate name.
+        /// `all`, a certificate name (`etcd-server` or `etcd/server`) or a kubeconfig
+        /// (`admin.conf`).
         name: String,
         #[command(flatten)]
         root: RootArgs,
@@ -136,15 +140,14 @@ pub fn run(cmd: CertsCmd) -> anyhow::Result<i32> {
         }
         CertsCmd::Renew { name, root, config } => {
             let root = root.host_root();
-            let spec =
-                super::dayconfig::load("certs renew", &config, &root, Policy::ApplyExplicit)?;
-            let names = plinth::pki::cert_names(&spec);
-            if name != "all" && !names.contains(&name) {
+            let spec = super::dayconfig::load("certs renew", &config, &root, Policy::KeepIdentity)?;
+            let Some(name) = plinth::pki::canonical_cert_name(&spec, &name) else {
                 anyhow::bail!(
-                    "certs renew: unknown certificate {name:?}: allowed are all, {}",
-                    names.join(", ")
+                    "certs renew: unknown certificate {name:?}: allowed are all, {} (etcd \
+                     certificates may also be spelled etcd/server etc.)",
+                    plinth::pki::cert_names(&spec).join(", ")
                 );
-            }
+            };
             let report = plinth::certs::renew(&spec, &root, &name)?;
             for l in &report.lines {
                 println!("{l}");

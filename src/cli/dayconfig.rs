@@ -19,7 +19,11 @@ pub enum Policy {
     /// Checks (verify, certs check-expiration): the persisted configuration — what the node
     /// was built from — stays authoritative; the difference is shown, not used.
     KeepPersisted,
-    /// Changes (certs renew, manifest regenerate): apply the explicit configuration, after the
+    /// certs renew: a renewal keeps each certificate's identity (read from the certificate),
+    /// and everything else (paths, CAs, validity) comes from the persisted configuration; a
+    /// configuration or flags given are shown as a difference and ignored.
+    KeepIdentity,
+    /// Changes (manifest regenerate): apply the explicit configuration, after the
     /// difference has been printed. The persisted configuration is not changed.
     ApplyExplicit,
 }
@@ -108,6 +112,15 @@ pub fn load(
                 "[config] {verb} checks against the persisted configuration (what this node was \
                  built from), not the one given; re-run `plinth init` with it to make it this \
                  node's configuration"
+            );
+            Ok(persisted_spec)
+        }
+        Policy::KeepIdentity => {
+            eprintln!(
+                "[config] ignored: {verb} keeps each certificate's subject, SANs and usages as \
+                 they are on disk and takes everything else from the persisted configuration; to \
+                 change SANs, re-run `plinth init` with the new configuration (it says which \
+                 certificates it re-issues and why)"
             );
             Ok(persisted_spec)
         }

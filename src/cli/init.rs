@@ -180,10 +180,20 @@ pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
     print_lines(&report.lines);
     changed.extend(report.changed);
     if cmd.dry_run {
-        println!(
-            "[dry-run] then start the agent ({:?}) and wait for the control plane",
-            cmd.agent
-        );
+        if !skip.contains(&InitPhase::Agent) {
+            println!(
+                "[dry-run] then {}",
+                dry_run_agent_action(
+                    resolve_agent_mode(cmd.agent, &root),
+                    init::agent_healthy(&spec),
+                    &spec,
+                    &root
+                )
+            );
+        }
+        if !skip.contains(&InitPhase::WaitControlPlane) {
+            println!("[dry-run] then wait for the control plane to become healthy");
+        }
         return Ok(0);
     }
     if changed.is_empty() {
@@ -424,18 +434,55 @@ fn run_preflight(cmd: &InitCmd, spec: &ClusterSpec, root: &HostRoot) -> anyhow::
     Ok(true)
 }
 
-fn start_agent(cmd: &InitCmd, spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<()> {
-    let how = match cmd.agent {
-        AgentMode::None => {
-            println!("[agent] --agent=none: not starting the agent");
-            return Ok(());
-        }
-        AgentMode::Systemd => AgentStart::Systemd,
-        AgentMode::Spawn => AgentStart::Spawn,
+/// How `--agent` starts the agent on this host; `None` for `--agent=none`.
+fn resolve_agent_mode(mode: AgentMode, root: &HostRoot) -> Option<AgentStart> {
+    match mode {
+        AgentMode::None => None,
+        AgentMode::Systemd => Some(AgentStart::Systemd),
+        AgentMode::Spawn => Some(AgentStart::Spawn),
         AgentMode::Auto if root.is_real_root() && init::systemd_unit_installed() => {
-            AgentStart::Systemd
+            Some(AgentStart::Systemd)
         }
-        AgentMode::Auto => AgentStart::Spawn,
+        AgentMode::Auto => Some(AgentStart::Spawn),
+    }
+}
+
+/// What a real init would do about the agent, in words, for `--dry-run`.
+fn dry_run_agent_action(
+    how: Option<AgentStart>,
+    running: bool,
+    spec: &ClusterSpec,
+    root: &HostRoot,
+) -> String {
+    let addr = init::agent_addr(spec);
+    match how {
+        None => "leave the agent alone (--agent=none): nothing to start".to_string(),
+        Some(_) if running => {
+            format!("the agent is already running on {addr}: nothing to start")
+        }
+        Some(AgentStart::Systemd) => {
+            "start the agent through systemd (systemctl start plinth-agent.service)".to_string()
+        }
+        Some(AgentStart::Spawn) => format!(
+            "start the agent as a detached `plinth agent` process (status on {addr}, log in {})",
+            root.path(init::agent_files(spec).log).display()
+        ),
+    }
+}
+
+/// ` --root DIR` for the commands init suggests, empty for the real root.
+pub(crate) fn root_flag(root: &HostRoot) -> String {
+    if root.is_real_root() {
+        String::new()
+    } else {
+        format!(" --root {}", root.dir().display())
+    }
+}
+
+fn start_agent(cmd: &InitCmd, spec: &ClusterSpec, root: &HostRoot) -> anyhow::Result<()> {
+    let Some(how) = resolve_agent_mode(cmd.agent, root) else {
+        println!("[agent] --agent=none: not starting the agent");
+        return Ok(());
     };
     let exe = std::env::current_exe().context("locating the plinth binary")?;
     match init::start_agent(spec, root, how, &exe)? {
@@ -557,7 +604,10 @@ fn wait(
                 }
             }
             None => {
-                eprintln!("    agent: no pod for this manifest (is the agent running? `plinth ps`)")
+                eprintln!(
+                    "    agent: no pod for this manifest (is the agent running? `plinth ps{}`)",
+                    root_flag(root)
+                )
             }
         }
     }
@@ -565,30 +615,77 @@ fn wait(
 }
 
 fn print_success(spec: &ClusterSpec, root: &HostRoot) {
+    print!("{}", success_text(spec, root));
+}
+
+/// init's closing text: how to use the cluster, and the exact plinth commands for this root.
+fn success_text(spec: &ClusterSpec, root: &HostRoot) -> String {
     let kdir = root.path(&spec.plinth.kubeconfig_dir);
-    println!();
-    println!("Your Kubernetes control-plane has initialized successfully!");
-    println!();
-    println!("To start using your cluster, run:");
-    println!();
-    println!("  export KUBECONFIG={}/admin.conf", kdir.display());
-    println!("  kubectl get --raw /readyz");
-    println!();
-    println!("Check the control plane at any time with:");
-    println!();
-    println!(
-        "  plinth verify{}",
-        if root.is_real_root() {
-            String::new()
-        } else {
-            format!(" --root {}", root.dir().display())
+    let root_flag = root_flag(root);
+    format!(
+        "\nYour Kubernetes control-plane has initialized successfully!\n\n\
+         To start using your cluster, run:\n\n  \
+         export KUBECONFIG={kdir}/admin.conf\n  \
+         kubectl get --raw /readyz\n\n\
+         Check the control plane at any time with:\n\n  \
+         plinth verify{root_flag}\n  \
+         plinth ps{root_flag}\n\n\
+         Pod logs are under {logs} (`plinth logs{root_flag} <pod>`); the agent logs to {agent}.\n",
+        kdir = kdir.display(),
+        logs = root.path(&spec.plinth.log_dir).display(),
+        agent = root.path(init::agent_files(spec).log).display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ClusterSpec {
+        plinth::config::defaults_for("cp1", "127.0.0.1".parse().unwrap())
+    }
+
+    #[test]
+    fn init_closing_text_suggests_ps_and_logs_with_the_root() {
+        let root = HostRoot::new(Some(std::path::Path::new("/tmp/node-a")));
+        let text = success_text(&spec(), &root);
+        assert!(
+            text.contains("  plinth verify --root /tmp/node-a\n"),
+            "{text}"
+        );
+        assert!(text.contains("  plinth ps --root /tmp/node-a\n"), "{text}");
+        assert!(
+            text.contains("(`plinth logs --root /tmp/node-a <pod>`)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn init_closing_text_has_no_root_flag_for_the_real_root() {
+        let text = success_text(&spec(), &HostRoot::new(None));
+        assert!(text.contains("  plinth ps\n"), "{text}");
+        assert!(text.contains("(`plinth logs <pod>`)"), "{text}");
+        assert!(!text.contains("--root"), "{text}");
+    }
+
+    #[test]
+    fn dry_run_agent_action_says_what_happens_in_words() {
+        let spec = spec();
+        let root = HostRoot::new(Some(std::path::Path::new("/tmp/node-a")));
+        let spawn = dry_run_agent_action(Some(AgentStart::Spawn), false, &spec, &root);
+        assert!(
+            spawn.starts_with("start the agent as a detached"),
+            "{spawn}"
+        );
+        let running = dry_run_agent_action(Some(AgentStart::Spawn), true, &spec, &root);
+        assert_eq!(
+            running,
+            "the agent is already running on 127.0.0.1:10248: nothing to start"
+        );
+        let none = dry_run_agent_action(None, true, &spec, &root);
+        assert!(none.contains("nothing to start"), "{none}");
+        for s in [spawn, running, none] {
+            assert!(!s.contains("Auto") && !s.contains("Spawn"), "{s}");
         }
-    );
-    println!("  plinth ps");
-    println!();
-    println!(
-        "Pod logs are under {} (`plinth logs <pod>`); the agent logs to {}.",
-        root.path(&spec.plinth.log_dir).display(),
-        root.path(init::agent_files(spec).log).display()
-    );
+    }
 }

@@ -15,10 +15,23 @@ pub enum ManifestCmd {
     Regenerate(RegenerateCmd),
 }
 
+/// The components `manifest regenerate` knows, offered by completion and listed by --help
+/// (the short names `apiserver`, `controller-manager`, `scheduler` stay accepted).
+fn components() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue;
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("etcd"),
+        PossibleValue::new("kube-apiserver").alias("apiserver"),
+        PossibleValue::new("kube-controller-manager").alias("controller-manager"),
+        PossibleValue::new("kube-scheduler").alias("scheduler"),
+    ])
+}
+
 /// `plinth manifest regenerate`.
 #[derive(Debug, Args)]
 pub struct RegenerateCmd {
-    /// etcd, kube-apiserver, kube-controller-manager or kube-scheduler.
+    /// The component whose manifest to regenerate.
+    #[arg(value_parser = components())]
     pub component: String,
     #[command(flatten)]
     pub root: RootArgs,

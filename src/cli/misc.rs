@@ -11,7 +11,12 @@ pub struct CompletionCmd {
 
 /// `plinth man`.
 #[derive(Debug, Args)]
-pub struct ManCmd {}
+pub struct ManCmd {
+    /// Write one page per command into DIR (plinth.1, plinth-init.1,
+    /// plinth-init-phase-certs.1, ...) instead of printing plinth(1).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+}
 
 /// Prints a completion script.
 pub fn completion(cmd: CompletionCmd) -> anyhow::Result<i32> {
@@ -24,12 +29,39 @@ pub fn completion(cmd: CompletionCmd) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Prints the man page.
-pub fn man(_cmd: ManCmd) -> anyhow::Result<i32> {
-    let c = super::Cli::command();
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(c).render(&mut buf)?;
-    std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
+/// The command tree as the man pages describe it: built (so each subcommand's page is named
+/// `plinth-<verb>[-<sub>]`) and without clap's `help` subcommand, which has no page.
+fn man_command() -> clap::Command {
+    let mut c = super::Cli::command().disable_help_subcommand(true);
+    c.build();
+    c
+}
+
+/// Prints plinth(1), or with `--dir` writes every page (the ones plinth(1) and each page's
+/// SUBCOMMANDS section refer to).
+pub fn man(cmd: ManCmd) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    match cmd.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating the man page dir {}", dir.display()))?;
+            clap_mangen::generate_to(man_command(), &dir)
+                .with_context(|| format!("writing the man pages into {}", dir.display()))?;
+            let mut pages: Vec<String> = std::fs::read_dir(&dir)
+                .with_context(|| format!("listing {}", dir.display()))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("plinth") && n.ends_with(".1"))
+                .collect();
+            pages.sort();
+            println!("wrote {} man pages into {}", pages.len(), dir.display());
+        }
+        None => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(man_command()).render(&mut buf)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
+        }
+    }
     Ok(0)
 }
 

@@ -58,7 +58,7 @@ pub enum Command {
     Reset(reset::ResetCmd),
     /// Print a shell completion script.
     Completion(misc::CompletionCmd),
-    /// Print the man page (roff) to stdout.
+    /// Print plinth(1) (roff), or write a page per command with `--dir DIR`.
     Man(misc::ManCmd),
     /// Internal: per-container log shim (reads a container's stdout/stderr, writes CRI logs).
     #[command(hide = true, name = "log-shim")]

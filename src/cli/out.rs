@@ -120,3 +120,51 @@ macro_rules! eprint {
         $crate::cli::out::stderr(format_args!($($arg)*), false)
     };
 }
+
+/// The error and its causes on one line, `outer: cause: root cause`, like anyhow's `{:#}` but
+/// without repeating a cause the message before it already ends with: most `thiserror`
+/// errors here print their `#[source]` in their own message too ("log dir X: {source}"), and
+/// `{:#}` would then print it twice.
+pub fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let c = cause.to_string();
+        if text.is_empty() {
+            text = c;
+        } else if !c.is_empty() && !text.ends_with(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("log dir /x: {source}")]
+    struct Repeats {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn logs_error_cause_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let cause = io.to_string();
+        let err = anyhow::Error::new(Repeats { source: io }).context("plinth logs");
+        let text = error_chain(&err);
+        assert_eq!(text.matches(&cause).count(), 1, "{text}");
+        assert_eq!(text, format!("plinth logs: log dir /x: {cause}"));
+    }
+
+    #[test]
+    fn error_chain_keeps_causes_not_in_the_message() {
+        let err = anyhow::anyhow!("root cause")
+            .context("middle")
+            .context("outer");
+        assert_eq!(error_chain(&err), "outer: middle: root cause");
+    }
+}

@@ -15,10 +15,38 @@ pub struct ResetCmd {
     #[command(flatten)]
     pub root: RootArgs,
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: ResetConfigArgs,
     /// Do not ask for confirmation.
     #[arg(long, short)]
     pub force: bool,
+}
+
+/// The configuration settings reset uses: where the node's files are (the config's paths,
+/// the certificates dir) and the node name (its pod log dirs). init's other flags (CIDRs,
+/// version, addresses, SANs) change nothing reset removes, so reset does not take them.
+#[derive(Debug, Clone, Args)]
+pub struct ResetConfigArgs {
+    /// kubeadm config file init used (default: the configuration init persisted).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Node name init used (default: the persisted one, else the hostname, lowercased).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Certificates directory init used (host path).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<String>,
+}
+
+impl ResetConfigArgs {
+    /// The full configuration arguments, the ones reset does not take unset.
+    fn config_args(&self) -> ConfigArgs {
+        ConfigArgs {
+            config: self.config.clone(),
+            node_name: self.node_name.clone(),
+            cert_dir: self.cert_dir.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Without `--config`, the configuration init persisted (its paths and node name, which may
@@ -40,7 +68,7 @@ fn reset_spec(config: &ConfigArgs, root: &HostRoot) -> anyhow::Result<ClusterSpe
 pub fn run(cmd: ResetCmd) -> anyhow::Result<i32> {
     // Reset needs the config's paths and node name, never the advertise address: do not fail
     // on a host whose default route (the address's default) is gone, e.g. a torn-down network.
-    let mut config = cmd.config.clone();
+    let mut config = cmd.config.config_args();
     config
         .advertise_address
         .get_or_insert_with(|| "127.0.0.1".to_string());

@@ -10,7 +10,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use super::keys::{describe_public_key, PrivateKey};
 use super::pem;
-use super::profile::{CertProfile, ExtKeyUsage, San};
+use super::profile::{CertProfile, ExtKeyUsage, KeyUsage, San};
 use super::PkiError;
 use crate::fs::FsError;
 
@@ -31,6 +31,8 @@ pub struct CertInfo {
     pub not_after: OffsetDateTime,
     /// BasicConstraints CA:TRUE.
     pub is_ca: bool,
+    /// Key usages plinth knows (digitalSignature, keyEncipherment, keyCertSign), in that order.
+    pub key_usages: Vec<KeyUsage>,
     /// Extended key usages plinth knows (serverAuth, clientAuth), sorted.
     pub ext_key_usages: Vec<ExtKeyUsage>,
     /// DNS SANs.
@@ -67,6 +69,18 @@ impl CertInfo {
             .map_err(|e| format!("bad basicConstraints: {e}"))?
             .map(|b| b.value.ca)
             .unwrap_or(false);
+        let mut key_usages = Vec::new();
+        if let Some(ku) = x.key_usage().map_err(|e| format!("bad keyUsage: {e}"))? {
+            if ku.value.digital_signature() {
+                key_usages.push(KeyUsage::DigitalSignature);
+            }
+            if ku.value.key_encipherment() {
+                key_usages.push(KeyUsage::KeyEncipherment);
+            }
+            if ku.value.key_cert_sign() {
+                key_usages.push(KeyUsage::KeyCertSign);
+            }
+        }
         let mut ext_key_usages = Vec::new();
         if let Some(eku) = x
             .extended_key_usage()
@@ -112,6 +126,7 @@ impl CertInfo {
             not_before: x.validity().not_before.to_datetime(),
             not_after: x.validity().not_after.to_datetime(),
             is_ca,
+            key_usages,
             ext_key_usages,
             dns_names,
             ips,

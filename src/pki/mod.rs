@@ -17,6 +17,8 @@
 //! - A CA is never replaced silently: an expired CA, a CA key without certificate or a key
 //!   that does not match is an error. A CA certificate without key is external CA mode.
 //! - A re-issued leaf keeps its key when the key is readable (renewal makes a new one).
+//! - `certs renew` does not reconcile: [`renew`] re-signs the existing certificate's subject,
+//!   SANs and usages, whatever the configuration says.
 //!   Changing `key_algorithm` does not by itself re-issue existing files.
 //! - Files are root-owned; giving the etcd keys to a dedicated `etcd` user (CIS profile) is
 //!   the manifests/etcd phase's job.
@@ -27,6 +29,7 @@ pub mod keys;
 pub mod pem;
 pub mod profile;
 mod reconcile;
+pub mod renew;
 pub(crate) mod write;
 
 use std::path::{Path, PathBuf};
@@ -193,6 +196,8 @@ pub enum PkiAction {
     Renewed,
     /// A CA certificate without key: external CA mode, used as is.
     ExternalCa,
+    /// `certs renew all`: the certificate does not exist, so there is nothing to renew.
+    Missing,
     /// Dry run: would generate.
     WouldGenerate,
     /// Dry run: would re-issue (or renew).
@@ -319,7 +324,9 @@ impl PkiReport {
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for it in &self.items {
-            let b = &it.base;
+            // One spelling everywhere: the name `certs renew` and check-expiration use
+            // (`etcd-server`, kubeadm's CLI name), not the file base name (`etcd/server`).
+            let b = &it.name;
             let keypair = it.kind == ProfileKind::Keypair;
             match (&it.action, it.kind) {
                 (PkiAction::Generated, ProfileKind::Keypair) => {
@@ -343,6 +350,9 @@ impl PkiReport {
                 (PkiAction::Renewed, _) => {
                     out.push(format!("[certs] Renewing {b:?}: new key and certificate"))
                 }
+                (PkiAction::Missing, _) => out.push(format!(
+                    "[certs] MISSING! {b:?}: not renewed (it does not exist; `plinth init` creates it)"
+                )),
                 (PkiAction::ExternalCa, _) => out.push(format!(
                     "[certs] External CA mode: using existing {b} keyless certificate authority"
                 )),
@@ -406,6 +416,23 @@ pub(crate) fn unknown_renew_name(spec: &ClusterSpec, renew: &Renew) -> Option<(S
         .iter()
         .find(|n| !allowed.contains(n))
         .map(|n| (n.clone(), allowed.join(", ")))
+}
+
+/// The one spelling of a certificate name: `etcd/server` (the file base name init's output used
+/// to print) and `etcd-server` (kubeadm's CLI name) are the same certificate, and both give
+/// `etcd-server`. Kubeconfig names (`admin.conf`) and `all` are returned as they are; `None`
+/// for a name that is neither a certificate nor a renewable kubeconfig.
+pub fn canonical_cert_name(spec: &ClusterSpec, name: &str) -> Option<String> {
+    if name == "all" {
+        return Some(name.to_string());
+    }
+    if let Some(p) = profiles(spec)
+        .into_iter()
+        .find(|p| p.kind == ProfileKind::Leaf && (p.name == name || p.base == name))
+    {
+        return Some(p.name);
+    }
+    cert_names(spec).into_iter().find(|n| n == name)
 }
 
 /// Names `certs renew` accepts, in kubeadm's naming: the leaf certificates, then the

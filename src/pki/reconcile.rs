@@ -17,7 +17,7 @@ use crate::config::ClusterSpec;
 use crate::fs::{self as pfs, HostRoot, MODE_CERT, MODE_KEY, MODE_PRIVATE};
 
 /// The state of one CA after assessment.
-enum CaPlan {
+pub(super) enum CaPlan {
     /// No files: create it.
     Generate,
     /// Valid certificate and matching key.
@@ -137,7 +137,11 @@ fn check_names(
     Ok(())
 }
 
-fn assess_ca(p: &CertProfile, root: &HostRoot, now: OffsetDateTime) -> Result<CaPlan, PkiError> {
+pub(super) fn assess_ca(
+    p: &CertProfile,
+    root: &HostRoot,
+    now: OffsetDateTime,
+) -> Result<CaPlan, PkiError> {
     let cert_local = root.path(&p.cert_path);
     let key_local = root.path(&p.key_path);
     let cert_text = read(&cert_local)?;

@@ -288,6 +288,20 @@ impl CgroupLayout {
     }
 }
 
+/// The default relative cgroup parent of an agent on `root`: `plinth` for the real root,
+/// `plinth-<first 8 hex digits of sha256(root dir)>` otherwise. Pod UIDs depend only on the
+/// manifest, the node name and the manifest path, so two agents on different roots (parallel
+/// test nodes, lab nodes on one host) can run pods with equal UIDs; a per-root parent keeps
+/// one agent's cgroup cleanup from ever killing the other's processes.
+pub fn default_parent(root: &crate::fs::HostRoot) -> String {
+    if root.is_real_root() {
+        return "plinth".to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(root.dir().as_os_str().as_encoded_bytes());
+    format!("plinth-{}", hex::encode(&digest[..4]))
+}
+
 /// A validated `cgroup_parent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupParent {
@@ -952,6 +966,24 @@ mod tests {
             parse_proc_cgroup("0::/a (deleted)\n")[0].path,
             Path::new("/a")
         );
+    }
+
+    #[test]
+    fn default_parent_is_per_root() {
+        use crate::fs::HostRoot;
+        assert_eq!(default_parent(&HostRoot::default()), "plinth");
+        let a = default_parent(&HostRoot::new(Some(Path::new("/tmp/node-a"))));
+        let b = default_parent(&HostRoot::new(Some(Path::new("/tmp/node-b"))));
+        assert!(
+            a.starts_with("plinth-") && a.len() == "plinth-".len() + 8,
+            "{a}"
+        );
+        assert_ne!(a, b, "two roots share a cgroup parent");
+        assert_eq!(
+            a,
+            default_parent(&HostRoot::new(Some(Path::new("/tmp/node-a"))))
+        );
+        assert!(CgroupParent::parse(&a).is_ok());
     }
 
     #[test]

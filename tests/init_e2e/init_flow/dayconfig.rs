@@ -135,7 +135,11 @@ fn verify_without_config_uses_persisted_config() {
         SHORT,
     );
     assert!(regen.ok(), "{}", regen.show());
-    assert!(regen.stdout.contains("no flag changes"), "{}", regen.show());
+    assert!(
+        regen.stdout.contains("kube-scheduler: no changes"),
+        "{}",
+        regen.show()
+    );
 
     // reset with no --config uses the persisted configuration and removes it: the root is as
     // empty as before init.
