@@ -46,7 +46,10 @@ pub struct Verdict {
 
 impl FileUse {
     /// Reads the containers' command lines, mounts and the reload annotation of `spec`.
-    pub fn of(spec: &PodSpec, annotations: Option<&std::collections::BTreeMap<String, String>>) -> FileUse {
+    pub fn of(
+        spec: &PodSpec,
+        annotations: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> FileUse {
         let reload_flags: BTreeSet<String> = annotations
             .and_then(|a| a.get(ANN_RELOADS_FLAGS))
             .map(|v| {
@@ -105,6 +108,8 @@ fn container_paths(
         .collect();
     let mut used = BTreeSet::new();
     let mut reloaded = BTreeSet::new();
+    // Files also named by a flag the component does not reload: a change restarts.
+    let mut not_reloaded = BTreeSet::new();
     let mut pending_flag: Option<&str> = None;
     for (i, arg) in argv.iter().enumerate() {
         let (flag, value) = match arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) {
@@ -124,10 +129,13 @@ fn container_paths(
             };
             if flag.is_some_and(|f| reload_flags.contains(f)) {
                 reloaded.insert(host.clone());
+            } else {
+                not_reloaded.insert(host.clone());
             }
             used.insert(host);
         }
     }
+    reloaded.retain(|p| !not_reloaded.contains(p));
     (used, reloaded)
 }
 
@@ -232,10 +240,26 @@ spec:
         ]);
         assert_eq!(
             v.restart,
-            vec![p("/srv/pki/apiserver-etcd-client.crt"), p("/srv/pki/sa.pub")],
+            vec![
+                p("/srv/pki/apiserver-etcd-client.crt"),
+                p("/srv/pki/sa.pub")
+            ],
             "{v:?}"
         );
         assert_eq!(v.unused, vec![p("/srv/pki/front-proxy-client.crt")]);
+    }
+
+    /// A file one flag reloads but another flag reads only at start (kube-controller-manager's
+    /// ca.crt: cluster-signing-cert-file reloads, root-ca-file does not) restarts.
+    #[test]
+    fn a_file_also_read_by_a_static_flag_restarts() {
+        let yaml = APISERVER.replace(
+            "- --etcd-servers=https://127.0.0.1:2379",
+            "- --root-ca-file=/etc/kubernetes/pki/ca.crt",
+        );
+        let (s, ann) = spec(&yaml);
+        let v = FileUse::of(&s, Some(&ann)).judge(&[p("/srv/pki/ca.crt")]);
+        assert_eq!(v.restart, vec![p("/srv/pki/ca.crt")], "{v:?}");
     }
 
     /// Without the annotation every used file restarts; a directory flag covers its files.

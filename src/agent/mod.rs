@@ -408,8 +408,8 @@ impl Agent {
             if changed.is_empty() {
                 continue;
             }
-            let verdict = fileuse::FileUse::of(p.spec(), p.pod.metadata.annotations.as_ref())
-                .judge(&changed);
+            let verdict =
+                fileuse::FileUse::of(p.spec(), p.pod.metadata.annotations.as_ref()).judge(&changed);
             let names = |v: &[std::path::PathBuf]| {
                 v.iter()
                     .map(|p| p.display().to_string())

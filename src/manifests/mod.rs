@@ -240,6 +240,40 @@ struct RunAs {
     gid: u32,
 }
 
+/// The flags whose files `component` watches and reloads by itself, without a restart
+/// (the agent's `plinth.io/reloads-flags`): the serving and client-CA files of the
+/// Kubernetes components (k8s.io/apiserver's dynamic certificate providers), the front-proxy
+/// client pair of kube-apiserver's aggregator, kube-controller-manager's CSR signing pair,
+/// and etcd's serving and peer pairs (etcd loads them at every TLS handshake). Everything else
+/// (etcd client certs, kubeconfigs, service-account keys, CA files of etcd) is read at start.
+pub fn reloads_flags(component: Component) -> &'static [&'static str] {
+    match component {
+        Component::KubeApiserver => &[
+            "client-ca-file",
+            "proxy-client-cert-file",
+            "proxy-client-key-file",
+            "requestheader-client-ca-file",
+            "tls-cert-file",
+            "tls-private-key-file",
+        ],
+        Component::KubeControllerManager => &[
+            "client-ca-file",
+            "cluster-signing-cert-file",
+            "cluster-signing-key-file",
+            "requestheader-client-ca-file",
+            "tls-cert-file",
+            "tls-private-key-file",
+        ],
+        Component::KubeScheduler => &[
+            "client-ca-file",
+            "requestheader-client-ca-file",
+            "tls-cert-file",
+            "tls-private-key-file",
+        ],
+        Component::Etcd => &["cert-file", "key-file", "peer-cert-file", "peer-key-file"],
+    }
+}
+
 /// Everything a template needs; all decisions are made here, in Rust.
 #[derive(Serialize)]
 struct PodModel {
@@ -318,7 +352,7 @@ fn model(
         env.insert(e.name.clone(), e.value.clone());
     }
 
-    let annotations = match component {
+    let mut annotations = match component {
         Component::KubeApiserver => vec![KeyValue {
             key: "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint".into(),
             value: args::host_port(&spec.advertise_address.to_string(), spec.bind_port),
@@ -329,6 +363,10 @@ fn model(
         }],
         _ => Vec::new(),
     };
+    annotations.push(KeyValue {
+        key: crate::agent::fileuse::ANN_RELOADS_FLAGS.into(),
+        value: reloads_flags(component).join(","),
+    });
 
     let p = probes::probes(spec, component);
     let mut probe_map = BTreeMap::new();

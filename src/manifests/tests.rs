@@ -695,6 +695,27 @@ const NEWER_KUBEADM: [(&str, &str); 9] = [
     ),
 ];
 
+/// plinth's own additions to every manifest, whatever the profile: the agent reads them,
+/// a kubelet ignores them.
+const PLINTH_ADDITIONS: [(&str, &str); 4] = [
+    (
+        "etcd: + metadata.annotations.plinth.io/reloads-flags: cert-file,key-file,peer-cert-file,peer-key-file",
+        "files the component reloads by itself: a renewal of them restarts nothing",
+    ),
+    (
+        "kube-apiserver: + metadata.annotations.plinth.io/reloads-flags: client-ca-file,proxy-client-cert-file,proxy-client-key-file,requestheader-client-ca-file,tls-cert-file,tls-private-key-file",
+        "files the component reloads by itself: a renewal of them restarts nothing",
+    ),
+    (
+        "kube-controller-manager: + metadata.annotations: {\"plinth.io/reloads-flags\":\"client-ca-file,cluster-signing-cert-file,cluster-signing-key-file,requestheader-client-ca-file,tls-cert-file,tls-private-key-file\"}",
+        "files the component reloads by itself: a renewal of them restarts nothing",
+    ),
+    (
+        "kube-scheduler: + metadata.annotations: {\"plinth.io/reloads-flags\":\"client-ca-file,requestheader-client-ca-file,tls-cert-file,tls-private-key-file\"}",
+        "files the component reloads by itself: a renewal of them restarts nothing",
+    ),
+];
+
 /// Every difference seen is documented in `allowed`, and every documented one is seen.
 fn assert_differences_are_exactly(diffs: &BTreeSet<String>, allowed: &BTreeSet<String>) {
     let unexpected: Vec<&String> = diffs.difference(allowed).collect();
@@ -718,6 +739,7 @@ fn kubeadm_profile_matches_the_v1_24_reference_flag_for_flag() {
 
     // Everything else differs only where newer kubeadm differs.
     let mut allowed: BTreeSet<String> = NEWER_KUBEADM.iter().map(|(d, _)| d.to_string()).collect();
+    allowed.extend(PLINTH_ADDITIONS.iter().map(|(d, _)| d.to_string()));
     allowed.insert(
         "etcd: ~ spec.containers[etcd].startupProbe.httpGet.path: /health → /health?serializable=false"
             .into(),
@@ -759,6 +781,7 @@ fn kubeadm_profile_with_new_etcd_differs_only_as_documented() {
     let mut allowed: BTreeSet<String> = documented.iter().map(|(d, _)| d.to_string()).collect();
     // The etcd-independent differences, except the old-etcd probe path.
     allowed.extend(NEWER_KUBEADM[..8].iter().map(|(d, _)| d.to_string()));
+    allowed.extend(PLINTH_ADDITIONS.iter().map(|(d, _)| d.to_string()));
     assert_differences_are_exactly(&diffs, &allowed);
 }
 
