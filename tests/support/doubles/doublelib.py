@@ -1161,7 +1161,8 @@ class TLSServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def finish_request(self, request, client_address):
         request.settimeout(10)
         try:
-            conn = self.ssl_ctx.wrap_socket(request, server_side=True)
+            ctx = self.ssl_ctx.current() if hasattr(self.ssl_ctx, "current") else self.ssl_ctx
+            conn = ctx.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as e:
             info("http: TLS handshake error from %s:%d: %s" % (client_address[0], client_address[1], describe_error(e)))
             return
@@ -1184,6 +1185,43 @@ def server_context(cert_file, key_file, client_ca=None):
     except NotImplementedError:
         pass
     return ctx
+
+
+class DynamicServerContext:
+    """Like k8s.io/apiserver's dynamic certificate providers (DynamicServingContentFromFiles,
+    DynamicCAContentFromFile): the serving cert/key and the client CA are files the real
+    components watch and reload without a restart. Here every new connection stats them; when
+    one changed (inode, size, mtime) and the new set loads, it is used from then on and a klog
+    line says so; a set that does not load is logged and the old one kept."""
+
+    def __init__(self, cert_file, key_file, client_ca=None):
+        self.files = [p for p in (cert_file, key_file, client_ca) if p]
+        self.args = (cert_file, key_file, client_ca)
+        self.lock = threading.Lock()
+        self.stamp = self._stamp()
+        self.ctx = server_context(*self.args)
+
+    def _stamp(self):
+        out = []
+        for p in self.files:
+            try:
+                st = os.stat(p)
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append(None)
+        return out
+
+    def current(self):
+        with self.lock:
+            stamp = self._stamp()
+            if stamp != self.stamp:
+                self.stamp = stamp
+                try:
+                    self.ctx = server_context(*self.args)
+                    info('"Loaded a new cert/key pair" name="serving-cert::%s::%s"' % self.args[:2])
+                except (ssl.SSLError, OSError) as e:
+                    error('"Failed to reload the serving certificate, keeping the old one" err="%s"' % describe_error(e))
+            return self.ctx
 
 
 def listen(bind, port, handler, ctx):
@@ -1387,7 +1425,10 @@ def run_client_component(prog, f, kubeconfig_flag, kubeconfig_path, lease_name, 
                 hosts.append(str(bind))
             cert, key, tmp = self_signed(prog, hosts)
         try:
-            sctx = server_context(cert, key, f.get("client-ca-file"))
+            if tmp:
+                sctx = server_context(cert, key, f.get("client-ca-file"))
+            else:
+                sctx = DynamicServerContext(cert, key, f.get("client-ca-file"))
         finally:
             if tmp:
                 shutil.rmtree(tmp, ignore_errors=True)
