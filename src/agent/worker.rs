@@ -336,7 +336,7 @@ impl PodWorker {
                 let h = h.clone();
                 stops.push(tokio::spawn(async move {
                     let mut exit = ctx.runtime.wait(&h);
-                    stop_instance(&ctx, &h, grace, &mut exit).await;
+                    stop_instance(&ctx, &h, grace, &mut exit, None).await;
                     ctx.runtime.cleanup(&h);
                 }));
             }
@@ -905,7 +905,8 @@ async fn run_container(
             Outcome::Detach => return ContainerEnd::Detached,
             Outcome::Exited(st) => (st, None, None),
             Outcome::Stop(grace) => {
-                let st = stop_instance(&ctx, &h, grace, &mut exit).await;
+                let serving = Serving::of(&run);
+                let st = stop_instance(&ctx, &h, grace, &mut exit, serving.as_ref()).await;
                 let t = terminated(&h, st, None, None);
                 ctx.runtime.cleanup(&h);
                 run.update(|c| {
@@ -917,13 +918,14 @@ async fn run_container(
             }
             Outcome::Restart(reason) => {
                 tracing::info!(pod = %run.pod.name, container = %name, "restarting container: {reason}");
-                let st = stop_instance(&ctx, &h, pod_grace, &mut exit).await;
+                let serving = Serving::of(&run);
+                let st = stop_instance(&ctx, &h, pod_grace, &mut exit, serving.as_ref()).await;
                 restart_reason = Some(terminated(&h, st, Some(reason), None));
                 (st, None, None)
             }
             Outcome::Unhealthy(msg) => {
                 tracing::warn!(pod = %run.pod.name, container = %name, "{msg}; killing the container");
-                let st = stop_instance(&ctx, &h, pod_grace, &mut exit).await;
+                let st = stop_instance(&ctx, &h, pod_grace, &mut exit, None).await;
                 (st, None, Some(msg))
             }
         };
@@ -1148,21 +1150,113 @@ async fn supervise(
     }
 }
 
+/// How long a container that stopped serving after SIGTERM keeps the rest of its grace
+/// period: in-flight requests on open connections may finish, then it is killed.
+pub const STOPPED_SERVING_DRAIN: Duration = Duration::from_secs(1);
+
+/// How often a terminating container's serving port is checked.
+const SERVING_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// The port a container serves on (its readiness, else liveness, else startup probe's
+/// httpGet / tcpSocket endpoint), checked with a TCP connect while it terminates.
+struct Serving<'a> {
+    run: &'a ContainerRun,
+    spec: ProbeSpec,
+}
+
+impl<'a> Serving<'a> {
+    fn of(run: &'a ContainerRun) -> Option<Serving<'a>> {
+        let c = run.container();
+        let node_ip = run.ctx.resolver.node_ip;
+        let kinds = [
+            (&c.readiness_probe, ProbeKind::Readiness),
+            (&c.liveness_probe, ProbeKind::Liveness),
+            (&c.startup_probe, ProbeKind::Startup),
+        ];
+        kinds.into_iter().find_map(|(p, kind)| {
+            let spec = ProbeSpec::from_k8s(p.as_ref()?, c, node_ip, kind).ok()?;
+            let (host, port) = match spec.action {
+                crate::probe::ProbeAction::Http { host, port, .. }
+                | crate::probe::ProbeAction::Tcp { host, port } => (host, port),
+                crate::probe::ProbeAction::Exec { .. } => return None,
+            };
+            Some(Serving {
+                run,
+                spec: ProbeSpec {
+                    action: crate::probe::ProbeAction::Tcp { host, port },
+                    timeout: Duration::from_millis(250),
+                    ..spec
+                },
+            })
+        })
+    }
+
+    /// True when the port accepts a TCP connection.
+    async fn accepts(&self) -> bool {
+        let name = &self.run.container().name;
+        self.run
+            .ctx
+            .prober
+            .probe(&self.run.pod, name, ProbeKind::Readiness, &self.spec)
+            .await
+            .is_success()
+    }
+}
+
 /// SIGTERM, wait up to `grace`, SIGKILL; returns the exit status.
+///
+/// With `serving` (the container's probe port) open when SIGTERM is sent: once the port no
+/// longer accepts connections the component has stopped serving, so after
+/// [`STOPPED_SERVING_DRAIN`] it is killed instead of holding its replacement back for the rest
+/// of the grace period (kube-apiserver closes its port at once on SIGTERM but may take up to
+/// its 30 s grace to exit; the node has no apiserver meanwhile).
 async fn stop_instance(
     ctx: &WorkerCtx,
     h: &ContainerHandle,
     grace: Duration,
     exit: &mut BoxFuture<ExitStatus>,
+    serving: Option<&Serving<'_>>,
 ) -> ExitStatus {
     if !grace.is_zero() {
+        let watch = match serving {
+            Some(s) if s.accepts().await => Some(s),
+            _ => None,
+        };
         if let Err(e) = ctx.runtime.signal(h, StopSignal::Term) {
             tracing::warn!(container = %h.id, "SIGTERM failed: {e}");
         }
-        if let Ok(st) = tokio::time::timeout(grace, &mut *exit).await {
-            return st;
+        match watch {
+            None => {
+                if let Ok(st) = tokio::time::timeout(grace, &mut *exit).await {
+                    return st;
+                }
+                tracing::info!(container = %h.id, "grace period of {}s over: SIGKILL", grace.as_secs());
+            }
+            Some(s) => {
+                let deadline = tokio::time::Instant::now() + grace;
+                let mut closed_at: Option<tokio::time::Instant> = None;
+                loop {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        tracing::info!(container = %h.id, "grace period of {}s over: SIGKILL", grace.as_secs());
+                        break;
+                    }
+                    let tick = SERVING_CHECK_EVERY.min(deadline - now);
+                    if let Ok(st) = tokio::time::timeout(tick, &mut *exit).await {
+                        return st;
+                    }
+                    let now = tokio::time::Instant::now();
+                    match closed_at {
+                        None if !s.accepts().await => closed_at = Some(now),
+                        Some(t) if now - t >= STOPPED_SERVING_DRAIN => {
+                            tracing::info!(container = %h.id, "stopped serving on its port {:?} after SIGTERM and not exited {}ms later: SIGKILL instead of waiting out the {}s grace period", s.spec.action, STOPPED_SERVING_DRAIN.as_millis(), grace.as_secs());
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
-        tracing::info!(container = %h.id, "grace period of {}s over: SIGKILL", grace.as_secs());
     }
     if let Err(e) = ctx.runtime.signal(h, StopSignal::Kill) {
         tracing::warn!(container = %h.id, "SIGKILL failed: {e}");

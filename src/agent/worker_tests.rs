@@ -615,3 +615,40 @@ async fn log_file_names_never_reused_across_instances() {
         *counts.last().unwrap()
     );
 }
+
+/// Issue 10 item 1: kube-apiserver closes its port at once on SIGTERM but may take its whole
+/// grace period to exit, leaving the node without an apiserver. A container whose probe port
+/// stops accepting connections after SIGTERM is killed after the short drain; one that keeps
+/// serving (or was never serving) gets its full grace period, as before.
+#[tokio::test(start_paused = true)]
+async fn stopped_serving_after_sigterm_is_killed_after_the_drain_not_the_grace() {
+    let probe = "    readinessProbe:\n      tcpSocket: {port: 6443}\n      periodSeconds: 1\n";
+    for closes_port in [true, false] {
+        let mut h = harness(|_| Behaviour::Forever { ignore_term: true });
+        let mut w = h.spawn(pod("s", "Always", "sleep, '1000'", probe));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        w.terminate(None);
+        // The worker checks the port, sends SIGTERM; then the process closes its port.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(h.rt.times("term c").len(), 1, "SIGTERM sent");
+        if closes_port {
+            h.prober.set(
+                "c",
+                ProbeKind::Readiness,
+                ProbeOutcome::Failure("connection refused".into()),
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let term = h.rt.times("term c")[0];
+        let kill = h.rt.times("kill c")[0];
+        let waited = kill - term;
+        if closes_port {
+            assert!(
+                waited >= STOPPED_SERVING_DRAIN && waited < Duration::from_secs(2),
+                "killed {waited:?} after SIGTERM (port closed: drain, not the 5 s grace)"
+            );
+        } else {
+            assert_eq!(waited.as_secs(), 5, "still serving: the whole grace period");
+        }
+    }
+}
