@@ -71,7 +71,9 @@ pub struct Options {
     pub diff_only: bool,
     /// How long the new pod has to become healthy.
     pub timeout: Duration,
-    /// The new pod is judged failed early once it has restarted this many times.
+    /// Backstop for crash loops [`health::fatal_after`] does not recognise (a component that
+    /// cannot reach etcd, ...): the new pod is judged failed once it has restarted this many
+    /// times. A start failure no retry will cure ends the wait earlier (see [`wait_new_pod`]).
     pub max_restarts: i32,
 }
 
@@ -126,7 +128,17 @@ pub async fn regenerate(
         component.file_name()
     ));
     let node_ip = spec.advertise_address;
-    match wait_new_pod(spec, &new.pod, &path, node_ip, opts).await? {
+    match wait_new_pod(
+        spec,
+        root,
+        &new.pod,
+        &path,
+        node_ip,
+        opts,
+        NEW_POD_QUICK_EXITS,
+    )
+    .await?
+    {
         Ok(()) => {
             report.outcome = Outcome::Applied;
             Ok(report)
@@ -143,7 +155,16 @@ pub async fn regenerate(
             };
             fs::write_atomic(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
             let old_pod = manifests::parse_manifest(&old)?;
-            report.outcome = match wait_new_pod(spec, &old_pod, &path, node_ip, opts).await? {
+            let restored = wait_new_pod(
+                spec,
+                root,
+                &old_pod,
+                &path,
+                node_ip,
+                opts,
+                health::FATAL_AFTER,
+            );
+            report.outcome = match restored.await? {
                 Ok(()) => Outcome::RolledBack { reason },
                 Err(e) => Outcome::RollbackUnhealthy {
                     reason: format!("{reason}; after rollback: {e}"),
@@ -154,14 +175,31 @@ pub async fn regenerate(
     }
 }
 
+/// Quick exits with the binary's own flag error after which the new pod is judged failed.
+///
+/// One, where init's wait needs [`health::FATAL_AFTER`] (2): regenerate has a known-good
+/// manifest to restore, the old instance is already stopped (every second spent waiting is API
+/// downtime), and a flag the binary rejects is rejected again on every start. The agent's
+/// `quickExits` streak only counts exits within 10 s of the start of an instance that never was
+/// Ready, and [`health::usage_error`] only matches the binary's own flag-parsing error, so a
+/// slow start or a transient failure (etcd not reachable yet) never triggers it.
+pub const NEW_POD_QUICK_EXITS: u32 = 1;
+
+/// How often the agent's status is read while waiting.
+const POLL: Duration = Duration::from_millis(100);
+
 /// Waits until the agent runs `pod` (by its UID for this file) Ready and its endpoint is
-/// healthy. `Ok(Err(reason))` when it does not within the timeout or crash-loops.
+/// healthy. `Ok(Err(reason))` when it does not within the timeout, fails in a way no retry
+/// will cure ([`health::fatal_after`] with `quick_exits`: the reason then holds the
+/// component's own error line) or crash-loops ([`Options::max_restarts`]).
 async fn wait_new_pod(
     spec: &ClusterSpec,
+    root: &HostRoot,
     pod: &k8s_openapi::api::core::v1::Pod,
     local_path: &Path,
     node_ip: std::net::IpAddr,
     opts: &Options,
+    quick_exits: u32,
 ) -> Result<Result<(), String>, RegenerateError> {
     let target = health::target_for(pod, node_ip)?;
     let host_path =
@@ -180,6 +218,19 @@ async fn wait_new_pod(
             .and_then(|l| health::agent_view(l, &target.pod_name, &spec.node_name));
         match view {
             Some(v) if v.uid == expected_uid => {
+                let logs = || {
+                    health::last_log_lines(
+                        root,
+                        &spec.plinth.log_dir,
+                        &v,
+                        health::USAGE_ERROR_LINES,
+                    )
+                };
+                if !(v.running && v.ready) {
+                    if let Some(why) = health::fatal_after(&v, quick_exits, logs) {
+                        return Ok(Err(why));
+                    }
+                }
                 if v.restarts >= opts.max_restarts && !v.running {
                     return Ok(Err(format!(
                         "crash-looping: {} restarts, last exit code {}",
@@ -206,7 +257,7 @@ async fn wait_new_pod(
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(POLL).await;
     }
     Ok(Err(format!(
         "not healthy after {}s: {last}",
