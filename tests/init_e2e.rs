@@ -1478,11 +1478,14 @@ mod init_flow {
         let manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml";
         let good = node.read(manifest);
 
+        // A bad value plinth cannot type-check (goaway-chance is a float flag plinth leaves to
+        // the binary; `secure-port: notaport` is now refused before anything is written, see
+        // config_cli::regenerate_broken_flag_is_rejected_before_anything_changes).
         let bad_cfg = node.dir.path().join("bad.yaml");
         node.write_config(
             &bad_cfg,
             &Knobs {
-                apiserver_extra_args: &[("secure-port", "notaport")],
+                apiserver_extra_args: &[("goaway-chance", "notafloat")],
                 ..Knobs::default()
             },
         );
@@ -1491,9 +1494,10 @@ mod init_flow {
             &["manifest", "regenerate", "kube-apiserver"],
             Duration::from_secs(300),
         );
+        eprintln!("{}", out.show());
         assert!(!out.ok() && out.code.is_some(), "{}", out.show());
         assert!(
-            out.stdout.contains("--secure-port") && out.stdout.contains("notaport"),
+            out.stdout.contains("--goaway-chance") && out.stdout.contains("notafloat"),
             "the flag diff is not shown:\n{}",
             out.show()
         );
@@ -1525,6 +1529,60 @@ mod init_flow {
             in_dir,
             COMPONENTS.map(|c| format!("{c}.yaml")),
             "the manifests dir must hold exactly the four manifests (no backup, no temp file)"
+        );
+        node.verify_eventually("the rollback");
+        node.reset();
+    }
+
+    /// Issue 10 item 3: a broken flag cost 45 s of downtime — regenerate waited for 3 crash
+    /// restarts with back-off (0, 10, 20 s) although every attempt exited within 60 ms with a
+    /// usage error. A flag plinth cannot check (an unknown flag name reaches the binary) now
+    /// rolls back on the new instance's first crash, and the report carries the binary's own
+    /// error line.
+    #[test]
+    fn regenerate_rolls_back_on_first_usage_error_crash() {
+        let mut node = Node::new("regen1");
+        node.init_ok();
+        let manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+        let good = node.read(manifest);
+        let bad_cfg = node.dir.path().join("bad.yaml");
+        node.write_config(
+            &bad_cfg,
+            &Knobs {
+                apiserver_extra_args: &[("no-such-flag", "1")],
+                ..Knobs::default()
+            },
+        );
+        let out = node.plinth_with(
+            &bad_cfg,
+            &["manifest", "regenerate", "kube-apiserver"],
+            Duration::from_secs(300),
+        );
+        eprintln!("{}", out.show());
+        assert_eq!(out.code, Some(1), "{}", out.show());
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("rolled back:"))
+            .unwrap_or_else(|| panic!("no rollback line:\n{}", out.show()));
+        assert!(
+            line.contains("Error: unknown flag: --no-such-flag"),
+            "the component's own error line is not in the report: {line}"
+        );
+        assert!(
+            line.contains("(1 quick exit with code"),
+            "not rolled back on the first crash: {line}"
+        );
+        // 3 back-off restarts alone would take 30 s (0 + 10 + 20).
+        assert!(
+            out.elapsed < Duration::from_secs(20),
+            "took {:?}: the rollback waited for crash restarts",
+            out.elapsed
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&node.read(manifest)),
+            String::from_utf8_lossy(&good),
+            "the manifest on disk is not the pre-regenerate one"
         );
         node.verify_eventually("the rollback");
         node.reset();
@@ -1768,9 +1826,11 @@ mod init_flow {
         node.reset();
     }
 
-    /// Issue 8 item 3: a flag value the component rejects (apiServer.extraArgs secure-port:
-    /// notaport): kube-apiserver exits at once with its usage error, every time; init fails
-    /// within seconds and the report shows the component's own error line.
+    /// Issue 8 item 3: a flag value the component rejects (apiServer.extraArgs goaway-chance:
+    /// notafloat — a flag plinth does not type-check; `secure-port: notaport` is now refused by
+    /// the config check before init writes anything): kube-apiserver exits at once with its
+    /// usage error, every time; init fails within seconds and the report shows the component's
+    /// own error line.
     #[test]
     fn init_fails_fast_on_a_flag_the_component_rejects() {
         let mut node = Node::new("badflag");
@@ -1778,7 +1838,7 @@ mod init_flow {
         node.write_config(
             &cfg,
             &Knobs {
-                apiserver_extra_args: &[("secure-port", "notaport")],
+                apiserver_extra_args: &[("goaway-chance", "notafloat")],
                 ..Knobs::default()
             },
         );
@@ -1801,7 +1861,7 @@ mod init_flow {
             .find(|s| s.trim_start().starts_with("kube-apiserver —"))
             .unwrap_or_else(|| panic!("no kube-apiserver section:\n{}", out.show()));
         assert!(api.contains("rejects its command line"), "{api}");
-        let error_line = r#"invalid argument "notaport" for "--secure-port" flag"#;
+        let error_line = r#"invalid argument "notafloat" for "--goaway-chance" flag"#;
         assert!(
             api.lines()
                 .any(|l| l.starts_with("      | ") && l.contains(error_line)),
