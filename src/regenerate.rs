@@ -218,14 +218,7 @@ async fn wait_new_pod(
             .and_then(|l| health::agent_view(l, &target.pod_name, &spec.node_name));
         match view {
             Some(v) if v.uid == expected_uid => {
-                let logs = || {
-                    health::last_log_lines(
-                        root,
-                        &spec.plinth.log_dir,
-                        &v,
-                        health::USAGE_ERROR_LINES,
-                    )
-                };
+                let logs = || instance_logs(root, &spec.plinth.log_dir, &v);
                 if !(v.running && v.ready) {
                     if let Some(why) = health::fatal_after(&v, quick_exits, logs) {
                         return Ok(Err(why));
@@ -263,6 +256,25 @@ async fn wait_new_pod(
         "not healthy after {}s: {last}",
         opts.timeout.as_secs()
     )))
+}
+
+/// The last log lines of the pod version's latest two instances, older first: the agent
+/// restarts a first crash at once, so by the time the crash is seen, the latest log may be the
+/// fresh instance's, still empty, while the error line is in the one before. Both belong to
+/// this pod version (the log dir is per UID), whose quick exits are what is being judged.
+fn instance_logs(root: &HostRoot, log_dir: &str, view: &health::AgentView) -> Vec<String> {
+    let mut lines = Vec::new();
+    let latest = view.restarts.max(0);
+    for restart in latest.saturating_sub(1)..=latest {
+        let path = health::component_log_path(root, log_dir, view, restart);
+        if let Ok(tail) = crate::logs::tail_lines(&path, health::USAGE_ERROR_LINES) {
+            lines.extend(tail.into_iter().map(|l| l.text));
+        }
+    }
+    if lines.is_empty() {
+        lines = health::last_log_lines(root, log_dir, view, health::USAGE_ERROR_LINES);
+    }
+    lines
 }
 
 /// The backup dir (host path), outside the manifests dir.
