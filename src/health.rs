@@ -21,6 +21,10 @@
 //!    flag`, …; Go's flag package `flag provided but not defined`, `invalid value "…" for flag
 //!    -…`). Quick exits for other reasons (etcd refusing its data dir, a component that cannot
 //!    reach etcd) are not matched: they may be fixed while init waits, and the timeout stands.
+//!
+//! `manifest regenerate` applies the same rule to the new pod ([`fatal_after`] with one quick
+//! exit instead of [`FATAL_AFTER`]): it has the previous manifest to roll back to, and the old
+//! instance is already stopped, so it rolls back on the first crash with a flag error.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
