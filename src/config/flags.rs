@@ -303,7 +303,7 @@ mod tests {
             value: value.into(),
         };
         check_extra_args(component, &[("F".into(), arg)], &mut errs);
-        errs.len() == 0
+        errs.is_empty()
     }
 
     #[test]
