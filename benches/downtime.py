@@ -20,7 +20,9 @@ Operations (run in this order, each REPS times):
   renew-all         plinth certs renew all
   regenerate        plinth manifest regenerate kube-apiserver after a flag change (--v toggled)
   broken-flag       plinth manifest regenerate kube-apiserver with secure-port: notaport
-                    (must fail and roll back)
+                    (refused by the config check before anything is touched: no downtime)
+  broken-flag-unknown  the same with no-such-flag: "1", a flag plinth cannot check: the new
+                    apiserver exits with its usage error and is rolled back on that first crash
   kill-apiserver    kill -9 of the kube-apiserver process (the agent restarts it)
 
 Usage (as root, after `cargo build --release`):
@@ -52,7 +54,8 @@ OBSERVE = 45.0
 CLONE_NEWNET = 0x40000000
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-OPS = ["renew-apiserver", "renew-all", "regenerate", "broken-flag", "kill-apiserver"]
+OPS = ["renew-apiserver", "renew-all", "regenerate", "broken-flag", "broken-flag-unknown",
+       "kill-apiserver"]
 
 
 def sh(*argv, check=True, **kw):
@@ -228,6 +231,11 @@ def operation(node, name):
         r = node.run("manifest", "regenerate", "kube-apiserver", "--config", node.cfg)
         node.write_config({"v": "2" if getattr(node, "flip", False) else "1"})
         return r
+    if name == "broken-flag-unknown":
+        node.write_config({"no-such-flag": "1"})
+        r = node.run("manifest", "regenerate", "kube-apiserver", "--config", node.cfg)
+        node.write_config({"v": "2" if getattr(node, "flip", False) else "1"})
+        return r
     if name == "kill-apiserver":
         pid = node.apiserver_pid()
         t0 = time.monotonic()
@@ -268,7 +276,7 @@ def main():
                 results[op].append((longest, total, wall))
                 print("%-16s run %d: down %.2fs total %.2fs cmd %.2fs exit %s%s"
                       % (op, i + 1, longest, total, wall, rc, "" if ok else " NOT-SETTLED"))
-                if r is not None and op != "broken-flag" and r.returncode != 0:
+                if r is not None and not op.startswith("broken-flag") and r.returncode != 0:
                     print(r.stdout[-2000:], r.stderr[-2000:], file=sys.stderr)
                 if not ok:
                     sys.exit("node did not settle after %s" % op)

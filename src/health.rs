@@ -21,6 +21,10 @@
 //!    flag`, …; Go's flag package `flag provided but not defined`, `invalid value "…" for flag
 //!    -…`). Quick exits for other reasons (etcd refusing its data dir, a component that cannot
 //!    reach etcd) are not matched: they may be fixed while init waits, and the timeout stands.
+//!
+//! `manifest regenerate` applies the same rule to the new pod ([`fatal_after`] with one quick
+//! exit instead of [`FATAL_AFTER`]): it has the previous manifest to roll back to, and the old
+//! instance is already stopped, so it rolls back on the first crash with a flag error.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -71,6 +75,17 @@ pub fn usage_error(lines: &[String]) -> Option<&String> {
 /// Whether the component in `view` has failed in a way no retry will cure (see the module
 /// doc); `log_tail` gives the last lines of its latest instance's log (read only when needed).
 pub fn fatal(view: &AgentView, log_tail: impl FnOnce() -> Vec<String>) -> Option<String> {
+    fatal_after(view, FATAL_AFTER, log_tail)
+}
+
+/// [`fatal`] with the number of quick exits (each with the binary's own flag error) that
+/// make it fatal. `manifest regenerate` uses 1: it has a known-good manifest to go back to,
+/// the old instance is already gone, and a flag error is the same on every start.
+pub fn fatal_after(
+    view: &AgentView,
+    quick_exits: u32,
+    log_tail: impl FnOnce() -> Vec<String>,
+) -> Option<String> {
     let f = view.failures.as_ref()?;
     if let Some(s) = &f.start {
         let permanent = s
@@ -87,14 +102,15 @@ pub fn fatal(view: &AgentView, log_tail: impl FnOnce() -> Vec<String>) -> Option
         }
     }
     let streak = f.quick_exits.as_ref()?;
-    if streak.count < FATAL_AFTER {
+    if streak.count < quick_exits.max(1) {
         return None;
     }
     let lines = log_tail();
     let line = usage_error(&lines)?;
     Some(format!(
-        "rejects its command line ({} quick exits with code {}): {}",
+        "rejects its command line ({} quick exit{} with code {}): {}",
         streak.count,
+        if streak.count == 1 { "" } else { "s" },
         streak.exit_code,
         line.trim()
     ))
@@ -811,6 +827,13 @@ spec:
         // The same streak with another cause (etcd refusing its data dir) is not fatal.
         let other = || vec!["cannot access data directory: permission denied".to_string()];
         assert_eq!(fatal(&failing(f), other), None);
+        // regenerate's rule: the first quick exit with the flag error is enough.
+        let mut f = ContainerFailures::default();
+        f.on_exit(quick, 1, false);
+        let flag_error = || vec!["Error: unknown flag: --no-such-flag".to_string()];
+        let why = fatal_after(&failing(f.clone()), 1, flag_error).expect("fatal after 1");
+        assert!(why.contains("Error: unknown flag: --no-such-flag"), "{why}");
+        assert_eq!(fatal_after(&failing(f), 1, Vec::new), None, "no flag error");
     }
 
     #[test]

@@ -187,7 +187,9 @@ pub struct Options {
     pub diff_only: bool,
     /// How long the new pod has to become healthy.
     pub timeout: Duration,
-    /// The new pod is judged failed early once it has restarted this many times.
+    /// Backstop for crash loops [`health::fatal_after`] does not recognise (a component that
+    /// cannot reach etcd, ...): the new pod is judged failed once it has restarted this many
+    /// times. A start failure no retry will cure ends the wait earlier (see [`wait_new_pod`]).
     pub max_restarts: i32,
 }
 
@@ -267,7 +269,18 @@ pub async fn regenerate(
         component.file_name()
     ));
     let node_ip = spec.advertise_address;
-    match wait_new_pod(spec, &new.pod, &path, node_ip, opts, base).await? {
+    match wait_new_pod(
+        spec,
+        root,
+        &new.pod,
+        &path,
+        node_ip,
+        opts,
+        base,
+        NEW_POD_QUICK_EXITS,
+    )
+    .await?
+    {
         Ok(()) => {
             report.outcome = Outcome::Applied;
             Ok(report)
@@ -285,7 +298,17 @@ pub async fn regenerate(
             let old_pod = manifests::parse_manifest(&old)?;
             let base = restarts_before(spec, root, &old_pod, &path);
             fs::write_atomic_sealed(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
-            report.outcome = match wait_new_pod(spec, &old_pod, &path, node_ip, opts, base).await? {
+            let restored = wait_new_pod(
+                spec,
+                root,
+                &old_pod,
+                &path,
+                node_ip,
+                opts,
+                base,
+                health::FATAL_AFTER,
+            );
+            report.outcome = match restored.await? {
                 Ok(()) => Outcome::RolledBack { reason },
                 Err(e) => Outcome::RollbackUnhealthy {
                     reason: format!("{reason}; after rollback: {e}"),
@@ -324,15 +347,32 @@ fn restarts_before(
     i32::try_from(crate::logs::next_restart_count(&root.path(dir))).unwrap_or(0)
 }
 
+/// Quick exits with the binary's own flag error after which the new pod is judged failed.
+///
+/// One, where init's wait needs [`health::FATAL_AFTER`] (2): regenerate has a known-good
+/// manifest to restore, the old instance is already stopped (every second spent waiting is API
+/// downtime), and a flag the binary rejects is rejected again on every start. The agent's
+/// `quickExits` streak only counts exits within 10 s of the start of an instance that never was
+/// Ready, and [`health::usage_error`] only matches the binary's own flag-parsing error, so a
+/// slow start or a transient failure (etcd not reachable yet) never triggers it.
+pub const NEW_POD_QUICK_EXITS: u32 = 1;
+
+/// How often the agent's status is read while waiting.
+const POLL: Duration = Duration::from_millis(100);
+
 /// Waits until the agent runs `pod` (by its UID for this file) Ready and its endpoint is
-/// healthy. `Ok(Err(reason))` when it does not within the timeout or crash-loops.
+/// healthy. `Ok(Err(reason))` when it does not within the timeout, fails in a way no retry
+/// will cure ([`health::fatal_after`] with `quick_exits`: the reason then holds the
+/// component's own error line) or crash-loops ([`Options::max_restarts`]).
 async fn wait_new_pod(
     spec: &ClusterSpec,
+    root: &HostRoot,
     pod: &k8s_openapi::api::core::v1::Pod,
     local_path: &Path,
     node_ip: std::net::IpAddr,
     opts: &Options,
     base_restarts: i32,
+    quick_exits: u32,
 ) -> Result<Result<(), String>, RegenerateError> {
     let target = health::target_for(pod, node_ip)?;
     let host_path =
@@ -351,6 +391,12 @@ async fn wait_new_pod(
             .and_then(|l| health::agent_view(l, &target.pod_name, &spec.node_name));
         match view {
             Some(v) if v.uid == expected_uid => {
+                let logs = || instance_logs(root, &spec.plinth.log_dir, &v);
+                if !(v.running && v.ready) {
+                    if let Some(why) = health::fatal_after(&v, quick_exits, logs) {
+                        return Ok(Err(why));
+                    }
+                }
                 let restarts = v.restarts - base_restarts;
                 if restarts >= opts.max_restarts && !v.running {
                     return Ok(Err(format!(
@@ -378,12 +424,31 @@ async fn wait_new_pod(
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(POLL).await;
     }
     Ok(Err(format!(
         "not healthy after {}s: {last}",
         opts.timeout.as_secs()
     )))
+}
+
+/// The last log lines of the pod version's latest two instances, older first: the agent
+/// restarts a first crash at once, so by the time the crash is seen, the latest log may be the
+/// fresh instance's, still empty, while the error line is in the one before. Both belong to
+/// this pod version (the log dir is per UID), whose quick exits are what is being judged.
+fn instance_logs(root: &HostRoot, log_dir: &str, view: &health::AgentView) -> Vec<String> {
+    let mut lines = Vec::new();
+    let latest = view.restarts.max(0);
+    for restart in latest.saturating_sub(1)..=latest {
+        let path = health::component_log_path(root, log_dir, view, restart);
+        if let Ok(tail) = crate::logs::tail_lines(&path, health::USAGE_ERROR_LINES) {
+            lines.extend(tail.into_iter().map(|l| l.text));
+        }
+    }
+    if lines.is_empty() {
+        lines = health::last_log_lines(root, log_dir, view, health::USAGE_ERROR_LINES);
+    }
+    lines
 }
 
 /// The backup dir (host path), outside the manifests dir.

@@ -496,3 +496,78 @@ fn regenerate_reports_an_image_version_the_binary_does_not_have() {
     let after = root.snapshot().expect("snapshot");
     assert_eq!(after, before, "{}", diff_snapshots(&before, &after));
 }
+
+/// Issue 10 item 3: `manifest regenerate kube-apiserver` with `secure-port: notaport` wrote
+/// the manifest, stopped the serving apiserver and only then found out. A value plinth can
+/// type-check is refused before anything is touched — by `manifest regenerate`, `init` and
+/// `config validate` alike — naming the field, the value and what is allowed, in both extraArgs
+/// shapes (v1beta4 list, v1beta3 map) and for every component.
+#[test]
+fn regenerate_broken_flag_is_rejected_before_anything_changes() {
+    const V3_CLUSTER: &str = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n\
+                              kubernetesVersion: v1.24.0\n";
+    let cases = [
+        (
+            "kube-apiserver",
+            format!("{V4_CLUSTER}apiServer:\n  extraArgs:\n  - name: v\n    value: \"2\"\n  - name: secure-port\n    value: notaport\n"),
+            "ClusterConfiguration.apiServer.extraArgs[1].value: invalid value \"notaport\": a port number from 1 to 65535",
+        ),
+        (
+            "kube-apiserver",
+            format!("{V3_CLUSTER}apiServer:\n  extraArgs:\n    secure-port: notaport\n"),
+            "ClusterConfiguration.apiServer.extraArgs.secure-port: invalid value \"notaport\": a port number from 1 to 65535",
+        ),
+        (
+            "kube-controller-manager",
+            format!("{V4_CLUSTER}controllerManager:\n  extraArgs:\n  - name: allocate-node-cidrs\n    value: \"yes\"\n"),
+            "ClusterConfiguration.controllerManager.extraArgs[0].value: invalid value \"yes\": a boolean",
+        ),
+        (
+            "kube-scheduler",
+            format!("{V4_CLUSTER}scheduler:\n  extraArgs:\n  - name: leader-elect-lease-duration\n    value: \"15\"\n"),
+            "ClusterConfiguration.scheduler.extraArgs[0].value: invalid value \"15\": a Go duration",
+        ),
+        (
+            "etcd",
+            format!("{V4_CLUSTER}etcd:\n  local:\n    extraArgs:\n    - name: snapshot-count\n      value: \"-5\"\n"),
+            "ClusterConfiguration.etcd.local.extraArgs[0].value: invalid value \"-5\": a non-negative integer",
+        ),
+    ];
+    for (component, yaml, want) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, &yaml).expect("write config");
+        let root = crate::support::TempRoot::new().expect("root");
+        root.write("/etc/hostname", b"cp1\n", 0o644)
+            .expect("seed the root");
+        let manifest = format!("/etc/kubernetes/manifests/{component}.yaml");
+        root.write(&manifest, b"# the running manifest\n", 0o600)
+            .expect("seed the manifest");
+        let before = root.snapshot().expect("snapshot");
+        let out = cargo_bin_cmd!("plinth")
+            .args(["manifest", "regenerate", component, "--root"])
+            .arg(root.dir())
+            .arg("--config")
+            .arg(&path)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let after = root.snapshot().expect("snapshot");
+        assert_eq!(
+            after,
+            before,
+            "regenerate with a bad flag must not touch anything: {}",
+            diff_snapshots(&before, &after)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_contains(&stderr, want);
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("wrote the new"),
+            "{stderr}"
+        );
+        // The same config is refused by validate and init.
+        assert_contains(&validate_refuses(&yaml), want);
+        assert_contains(&init_refuses(&yaml), want);
+    }
+}

@@ -1526,11 +1526,14 @@ mod init_flow {
         let manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml";
         let good = node.read(manifest);
 
+        // A bad value plinth cannot type-check (goaway-chance is a float flag plinth leaves to
+        // the binary; `secure-port: notaport` is now refused before anything is written, see
+        // config_cli::regenerate_broken_flag_is_rejected_before_anything_changes).
         let bad_cfg = node.dir.path().join("bad.yaml");
         node.write_config(
             &bad_cfg,
             &Knobs {
-                apiserver_extra_args: &[("secure-port", "notaport")],
+                apiserver_extra_args: &[("goaway-chance", "notafloat")],
                 ..Knobs::default()
             },
         );
@@ -1539,9 +1542,10 @@ mod init_flow {
             &["manifest", "regenerate", "kube-apiserver"],
             Duration::from_secs(300),
         );
+        eprintln!("{}", out.show());
         assert!(!out.ok() && out.code.is_some(), "{}", out.show());
         assert!(
-            out.stdout.contains("--secure-port") && out.stdout.contains("notaport"),
+            out.stdout.contains("--goaway-chance") && out.stdout.contains("notafloat"),
             "the flag diff is not shown:\n{}",
             out.show()
         );
@@ -1573,6 +1577,95 @@ mod init_flow {
             in_dir,
             COMPONENTS.map(|c| format!("{c}.yaml")),
             "the manifests dir must hold exactly the four manifests (no backup, no temp file)"
+        );
+        node.verify_eventually("the rollback");
+        node.reset();
+    }
+
+    /// Issue 10 item 3: a broken flag cost 45 s of downtime — regenerate waited for 3 crash
+    /// restarts with back-off (0, 10, 20 s) although every attempt exited within 60 ms with a
+    /// usage error. A flag plinth cannot check (an unknown flag name reaches the binary) now
+    /// rolls back on the new instance's first crash, and the report carries the binary's own
+    /// error line.
+    #[test]
+    fn regenerate_rolls_back_on_first_usage_error_crash() {
+        let mut node = Node::new("regen1");
+        node.init_ok();
+        let manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+        let good = node.read(manifest);
+        let bad_cfg = node.dir.path().join("bad.yaml");
+        node.write_config(
+            &bad_cfg,
+            &Knobs {
+                apiserver_extra_args: &[("no-such-flag", "1")],
+                ..Knobs::default()
+            },
+        );
+        let out = node.plinth_with(
+            &bad_cfg,
+            &["manifest", "regenerate", "kube-apiserver"],
+            Duration::from_secs(300),
+        );
+        eprintln!("{}", out.show());
+        assert_eq!(out.code, Some(1), "{}", out.show());
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("rolled back:"))
+            .unwrap_or_else(|| panic!("no rollback line:\n{}", out.show()));
+        assert!(
+            line.contains("Error: unknown flag: --no-such-flag"),
+            "the component's own error line is not in the report: {line}"
+        );
+        // The agent restarts a first crash at once, so a binary that exits within 60 ms may
+        // have crashed twice by the next poll; the back-off restarts (10 s, 20 s) never come.
+        assert!(
+            line.contains("rejects its command line (1 quick exit with code")
+                || line.contains("rejects its command line (2 quick exits with code"),
+            "not rolled back on the first crash: {line}"
+        );
+        let ended = std::time::SystemTime::now();
+        // From the failed version's first crash (the oldest write of its logs, while the agent
+        // keeps them) to a healthy rollback; 3 back-off restarts alone took 30 s.
+        let first_crash = std::fs::read_dir(node.root.path("/var/log/pods"))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("kube-system_kube-apiserver-")
+            })
+            .flat_map(|e| std::fs::read_dir(e.path().join("kube-apiserver")).into_iter())
+            .flat_map(|rd| rd.flatten())
+            .filter(|e| {
+                std::fs::read_to_string(e.path())
+                    .is_ok_and(|t| t.contains("unknown flag: --no-such-flag"))
+            })
+            .filter_map(|e| e.metadata().ok()?.modified().ok())
+            .min();
+        if let Some(first_crash) = first_crash {
+            let rollback = ended.duration_since(first_crash).unwrap_or_default();
+            eprintln!(
+                "first crash to rollback done: {rollback:?} (command took {:?})",
+                out.elapsed
+            );
+            assert!(
+                rollback < Duration::from_secs(20),
+                "{rollback:?} from the first crash to the end of the rollback: it waited for \
+                 crash restarts"
+            );
+        }
+        // The whole command: the old instance's stop (up to its 30 s grace period, issue 10
+        // item 1) plus the above.
+        assert!(
+            out.elapsed < Duration::from_secs(50),
+            "took {:?}: the rollback waited for crash restarts",
+            out.elapsed
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&node.read(manifest)),
+            String::from_utf8_lossy(&good),
+            "the manifest on disk is not the pre-regenerate one"
         );
         node.verify_eventually("the rollback");
         node.reset();
@@ -1816,9 +1909,11 @@ mod init_flow {
         node.reset();
     }
 
-    /// Issue 8 item 3: a flag value the component rejects (apiServer.extraArgs secure-port:
-    /// notaport): kube-apiserver exits at once with its usage error, every time; init fails
-    /// within seconds and the report shows the component's own error line.
+    /// Issue 8 item 3: a flag value the component rejects (apiServer.extraArgs goaway-chance:
+    /// notafloat — a flag plinth does not type-check; `secure-port: notaport` is now refused by
+    /// the config check before init writes anything): kube-apiserver exits at once with its
+    /// usage error, every time; init fails within seconds and the report shows the component's
+    /// own error line.
     #[test]
     fn init_fails_fast_on_a_flag_the_component_rejects() {
         let mut node = Node::new("badflag");
@@ -1826,7 +1921,7 @@ mod init_flow {
         node.write_config(
             &cfg,
             &Knobs {
-                apiserver_extra_args: &[("secure-port", "notaport")],
+                apiserver_extra_args: &[("goaway-chance", "notafloat")],
                 ..Knobs::default()
             },
         );
@@ -1849,7 +1944,7 @@ mod init_flow {
             .find(|s| s.trim_start().starts_with("kube-apiserver —"))
             .unwrap_or_else(|| panic!("no kube-apiserver section:\n{}", out.show()));
         assert!(api.contains("rejects its command line"), "{api}");
-        let error_line = r#"invalid argument "notaport" for "--secure-port" flag"#;
+        let error_line = r#"invalid argument "notafloat" for "--goaway-chance" flag"#;
         assert!(
             api.lines()
                 .any(|l| l.starts_with("      | ") && l.contains(error_line)),

@@ -437,8 +437,11 @@ impl Agent {
         let before = self.workers.len();
         let mut gone: Vec<(String, String, String)> = Vec::new();
         self.workers.retain(|uid, w| {
-            let keep = desired_uids.contains(uid.as_str())
-                || !(w.is_finished() && w.snapshot().lifecycle == Lifecycle::Terminated);
+            // A worker told to terminate is done once finished, even when its UID is desired
+            // again: a manifest rolled back to its previous content (`manifest regenerate`)
+            // while that version's worker was still stopping gets a fresh worker from `sync`.
+            let done = w.is_finished() && w.snapshot().lifecycle == Lifecycle::Terminated;
+            let keep = !(done && (w.is_terminating() || !desired_uids.contains(uid.as_str())));
             if !keep {
                 gone.push((
                     w.snapshot().pod.namespace.clone(),
@@ -460,7 +463,16 @@ impl Agent {
         }
         if self.workers.len() != before {
             self.gates.prune();
-            self.publish();
+            let missing = self
+                .desired
+                .pods
+                .values()
+                .any(|p| !self.workers.contains_key(&p.uid));
+            if missing {
+                self.sync();
+            } else {
+                self.publish();
+            }
         }
     }
 

@@ -462,7 +462,7 @@ apiServer:
   extraArgs:
   - {name: profiling, value: "false"}
   - {name: v, value: "2"}
-  - {name: audit-log-maxage, value: "1e3"}
+  - {name: goaway-chance, value: "1e3"}
   - {name: audit-policy-mode, value: "null"}
   - {name: v, value: "3"}
   - {name: empty, value: ""}

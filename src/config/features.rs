@@ -281,7 +281,7 @@ pub(crate) fn check(
 }
 
 /// Go's `strconv.ParseBool` spellings.
-const GO_BOOLS: &[&str] = &[
+pub(crate) const GO_BOOLS: &[&str] = &[
     "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False",
 ];
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::duration::{parse_go_duration, DURATION_HELP};
 use super::error::Errors;
 use super::features::check_flag_value;
+use super::flags::check_extra_args;
 use super::reader::{child, render, Obj};
 use super::spec::{
     ApiServerSpec, Arg, ComponentSpec, EnvVar, Etcd, ExternalEtcd, HostPathMount, KeyAlgorithm,
@@ -300,10 +301,12 @@ fn extra_envs(obj: &mut Obj, errs: &mut Errors) -> Vec<EnvVar> {
 /// Reads the fields shared by apiServer, controllerManager and scheduler.
 fn component(
     obj: &mut Obj,
+    name: &'static str,
     version: KubeadmApiVersion,
     errs: &mut Errors,
 ) -> (ComponentSpec, Vec<(String, Arg)>) {
     let args = extra_args(obj, version, errs);
+    check_extra_args(name, &args, errs);
     for (path, arg) in args.iter().filter(|(_, a)| a.name == "feature-gates") {
         check_flag_value(path, &arg.value, errs);
     }
@@ -327,12 +330,13 @@ fn component(
 fn component_at(
     cluster: &mut Obj,
     key: &'static str,
+    name: &'static str,
     version: KubeadmApiVersion,
     errs: &mut Errors,
 ) -> ComponentSpec {
     match cluster.obj(key, errs) {
         Some(mut o) => {
-            let (spec, _) = component(&mut o, version, errs);
+            let (spec, _) = component(&mut o, name, version, errs);
             o.finish(errs);
             spec
         }
@@ -485,10 +489,9 @@ fn read_local_etcd(o: &mut Obj, version: KubeadmApiVersion, errs: &mut Errors) -
     let data_dir = checked_string(o, "dataDir", check_absolute, errs)
         .unwrap_or_else(|| "/var/lib/etcd".to_string());
     // etcd has extraArgs and (v1beta4) extraEnvs, but no extraVolumes.
-    let extra_args = extra_args(o, version, errs)
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
+    let extra_args = extra_args(o, version, errs);
+    check_extra_args("etcd", &extra_args, errs);
+    let extra_args = extra_args.into_iter().map(|(_, a)| a).collect();
     let extra_envs = match version {
         KubeadmApiVersion::V1Beta4 => extra_envs(o, errs),
         KubeadmApiVersion::V1Beta3 => {
@@ -629,7 +632,7 @@ pub(crate) fn read_cluster(
     }
 
     if let Some(mut api) = doc.obj("apiServer", errs) {
-        let (component, args) = component(&mut api, version, errs);
+        let (component, args) = component(&mut api, "kube-apiserver", version, errs);
         check_authorization_modes(&args, errs);
         let cert_sans = cert_sans(&mut api, "certSANs", errs);
         if v4 {
@@ -646,8 +649,14 @@ pub(crate) fn read_cluster(
             cert_sans,
         };
     }
-    raw.controller_manager = component_at(&mut doc, "controllerManager", version, errs);
-    raw.scheduler = component_at(&mut doc, "scheduler", version, errs);
+    raw.controller_manager = component_at(
+        &mut doc,
+        "controllerManager",
+        "kube-controller-manager",
+        version,
+        errs,
+    );
+    raw.scheduler = component_at(&mut doc, "scheduler", "kube-scheduler", version, errs);
 
     if let Some(mut etcd) = doc.obj("etcd", errs) {
         let both = etcd.has("local") && etcd.has("external");

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod effective;
 mod error;
 mod features;
+mod flags;
 pub mod host;
 mod kubeadm;
 mod numbers;
