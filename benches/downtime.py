@@ -264,6 +264,14 @@ def main():
         print("init: %.2fs" % t)
         poller = Poller()
         poller.start()
+        # A quiet window first, measured like an operation: what the node does on its own
+        # right after init (it must be nothing: no restart without a cause).
+        t0 = time.monotonic()
+        if not settle(node, poller, t0):
+            sys.exit("node did not settle after init")
+        longest, total = downtime(poller.since(t0))
+        print("%-16s       : down %.2fs total %.2fs (the %ds after init, no operation)"
+              % ("idle", longest, total, OBSERVE))
         results = {o: [] for o in ops}
         for op in ops:
             for i in range(a.n):
