@@ -165,8 +165,11 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        // The agent first; NetNs's drop then SIGKILLs the pods it left inside the namespace.
+        // The agent first, then the pods it left inside the namespace, then their cgroups
+        // (a killed agent cannot remove them).
         self.kill_agent();
+        self.ns.kill_all();
+        crate::support::procs::remove_agent_cgroups(&self.root.path("/var/lib/plinth"));
     }
 }
 

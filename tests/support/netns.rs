@@ -140,25 +140,34 @@ impl NetNs {
     }
 }
 
+impl NetNs {
+    /// SIGKILLs every process inside the namespace (all started by the test) until none is
+    /// left, for at most 5 s.
+    pub fn kill_all(&self) {
+        if !self.created {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for pid in pids {
+                // Every process in this netns was started by the test inside it.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for NetNs {
     fn drop(&mut self) {
-        if self.created {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                let pids = self.pids();
-                if pids.is_empty() || Instant::now() > deadline {
-                    break;
-                }
-                for pid in pids {
-                    // Every process in this netns was started by the test inside it.
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                thread::sleep(Duration::from_millis(50));
-            }
-        }
+        self.kill_all();
         if self.veth_created {
             let _ = ip(&["link", "del", &self.host_veth]);
         }
