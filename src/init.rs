@@ -456,7 +456,7 @@ pub fn agent_files(spec: &ClusterSpec) -> AgentFiles {
     AgentFiles {
         config: format!("{s}/agent-config.yaml"),
         pid: format!("{s}/agent.pid"),
-        log: format!("/var/log/plinth/agent.log"),
+        log: "/var/log/plinth/agent.log".to_string(),
     }
 }
 

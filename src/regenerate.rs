@@ -268,19 +268,7 @@ pub async fn regenerate(
         "[regenerate] wrote the new {}; waiting for the new pod",
         component.file_name()
     ));
-    let node_ip = spec.advertise_address;
-    match wait_new_pod(
-        spec,
-        root,
-        &new.pod,
-        &path,
-        node_ip,
-        opts,
-        base,
-        NEW_POD_QUICK_EXITS,
-    )
-    .await?
-    {
+    match wait_new_pod(spec, root, &new.pod, &path, opts, base, NEW_POD_QUICK_EXITS).await? {
         Ok(()) => {
             report.outcome = Outcome::Applied;
             Ok(report)
@@ -298,16 +286,8 @@ pub async fn regenerate(
             let old_pod = manifests::parse_manifest(&old)?;
             let base = restarts_before(spec, root, &old_pod, &path);
             fs::write_atomic_sealed(&path, old.as_bytes(), fs::MODE_PRIVATE)?;
-            let restored = wait_new_pod(
-                spec,
-                root,
-                &old_pod,
-                &path,
-                node_ip,
-                opts,
-                base,
-                health::FATAL_AFTER,
-            );
+            let restored =
+                wait_new_pod(spec, root, &old_pod, &path, opts, base, health::FATAL_AFTER);
             report.outcome = match restored.await? {
                 Ok(()) => Outcome::RolledBack { reason },
                 Err(e) => Outcome::RollbackUnhealthy {
@@ -369,11 +349,11 @@ async fn wait_new_pod(
     root: &HostRoot,
     pod: &k8s_openapi::api::core::v1::Pod,
     local_path: &Path,
-    node_ip: std::net::IpAddr,
     opts: &Options,
     base_restarts: i32,
     quick_exits: u32,
 ) -> Result<Result<(), String>, RegenerateError> {
+    let node_ip = spec.advertise_address;
     let target = health::target_for(pod, node_ip)?;
     let host_path =
         Path::new(&spec.plinth.manifests_dir).join(local_path.file_name().unwrap_or_default());

@@ -1995,7 +1995,7 @@ mod init_flow {
             }
         };
         let key_acl = |node: &Node, k: &str| {
-            let p = node.root.path(&format!("/etc/kubernetes/pki/etcd/{k}"));
+            let p = node.root.path(format!("/etc/kubernetes/pki/etcd/{k}"));
             let acl = plinth::acl::get(&p)
                 .unwrap()
                 .unwrap_or_else(|| panic!("no ACL on {k}"));

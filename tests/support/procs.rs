@@ -142,6 +142,27 @@ pub fn pid_alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
 }
 
+/// Removes the pod cgroups an agent left behind once its processes are gone (an agent killed
+/// by a test cannot clean up): every directory below the cgroup parents it recorded in
+/// `<state_dir>/cgroups.json`, bottom-up, then the parents. Only empty cgroups can be removed,
+/// so a cgroup that still holds a process (anyone's) is left alone.
+pub fn remove_agent_cgroups(state_dir: &std::path::Path) {
+    use plinth::runtime::process::cgroups::{CgroupRecord, CGROUP_RECORD_FILE};
+    fn rmdir_tree(dir: &std::path::Path) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rmdir_tree(&e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    for parent in CgroupRecord::load(&state_dir.join(CGROUP_RECORD_FILE)).parents {
+        rmdir_tree(&parent);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,26 +228,5 @@ mod tests {
             .wait_timeout(Duration::from_millis(100))
             .unwrap()
             .is_none());
-    }
-}
-
-/// Removes the pod cgroups an agent left behind once its processes are gone (an agent killed
-/// by a test cannot clean up): every directory below the cgroup parents it recorded in
-/// `<state_dir>/cgroups.json`, bottom-up, then the parents. Only empty cgroups can be removed,
-/// so a cgroup that still holds a process (anyone's) is left alone.
-pub fn remove_agent_cgroups(state_dir: &std::path::Path) {
-    use plinth::runtime::process::cgroups::{CgroupRecord, CGROUP_RECORD_FILE};
-    fn rmdir_tree(dir: &std::path::Path) {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    rmdir_tree(&e.path());
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(dir);
-    }
-    for parent in CgroupRecord::load(&state_dir.join(CGROUP_RECORD_FILE)).parents {
-        rmdir_tree(&parent);
     }
 }
