@@ -2,9 +2,6 @@
 //! `ps`/`logs`, errors that name their cause once, a man page per command, completion and
 //! `--help` that list exactly what a verb takes, and init output in the order things happen.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-
 use assert_cmd::cargo::cargo_bin_cmd;
 use plinth::config::{defaults_for, ClusterSpec};
 use plinth::fs::HostRoot;
@@ -13,26 +10,13 @@ use predicates::prelude::*;
 
 /// A status API on 127.0.0.1 answering every request with an empty PodList; returns its port.
 fn fake_agent() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let body = r#"{"apiVersion":"v1","kind":"PodList","metadata":{},"items":[]}"#;
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                line.clear();
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
+    let addr = crate::support::fake_status_api(
+        r#"{"apiVersion":"v1","kind":"PodList","metadata":{},"items":[]}"#.to_string(),
+    );
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
 }
 
 fn spec() -> ClusterSpec {

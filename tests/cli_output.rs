@@ -1,33 +1,8 @@
 //! Integration tests: every output path treats a closed stdout (`plinth ps -o json | head`)
 //! as success — exit 0, no panic, nothing on stderr — as ripgrep does.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-
-/// A one-file HTTP server on 127.0.0.1 answering every request with `body` (JSON), standing
-/// in for the agent's status API. Returns `host:port`.
-fn fake_status_api(body: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                line.clear();
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    addr
-}
 
 /// A PodList with `n` running pods (a few hundred KiB of JSON for n = 2000).
 fn pod_list(n: usize) -> String {
@@ -73,7 +48,7 @@ fn assert_quiet_success_into_closed_pipe(args: &[&str]) {
 
 #[test]
 fn ps_json_into_closed_pipe_does_not_panic() {
-    let addr = fake_status_api(pod_list(2000));
+    let addr = crate::support::fake_status_api(pod_list(2000));
     assert_quiet_success_into_closed_pipe(&["ps", "--agent", &addr, "-o", "json"]);
     assert_quiet_success_into_closed_pipe(&["ps", "--agent", &addr, "-o", "yaml"]);
     assert_quiet_success_into_closed_pipe(&["ps", "--agent", &addr]);
@@ -102,7 +77,7 @@ fn print_commands_into_closed_pipe_do_not_panic() {
 #[test]
 fn ps_json_into_pipe_closed_mid_output_exits_zero() {
     // The reader takes the first line, then goes away (`| head -1`).
-    let addr = fake_status_api(pod_list(2000));
+    let addr = crate::support::fake_status_api(pod_list(2000));
     let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args(["ps", "--agent", &addr, "-o", "json"])
         .stdout(Stdio::piped())

@@ -206,22 +206,7 @@ pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(|| node_settings(&cmd.root.host_root()).0);
     let url = format!("http://{agent}/pods");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let body: serde_json::Value = rt
-        .block_on(async {
-            let client = reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()?;
-            client
-                .get(&url)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await
-        })
+    let body: serde_json::Value = fetch_pods(&agent, std::time::Duration::from_secs(10))
         .with_context(|| {
             format!("reading the agent status at {url} (is `plinth agent` running?)")
         })?;
@@ -274,26 +259,33 @@ pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The containers the agent at `addr` reports running, or nothing when it does not answer.
-fn live_containers(addr: &str) -> Vec<plinth::agent::podlogs::LiveContainer> {
+/// GETs `/pods` from the agent's status API at `addr` and decodes it as `T`.
+fn fetch_pods<T: serde::de::DeserializeOwned>(
+    addr: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<T> {
     let url = format!("http://{addr}/pods");
-    let fetch = async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(2))
-            .build()?;
-        client
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(async {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .build()?
             .get(&url)
             .send()
             .await?
             .error_for_status()?
-            .json::<plinth::agent::status::PodList>()
+            .json::<T>()
             .await
-    };
-    let list = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| rt.block_on(fetch).map_err(|e| e.to_string()));
+    })?)
+}
+
+/// The containers the agent at `addr` reports running, or nothing when it does not answer.
+fn live_containers(addr: &str) -> Vec<plinth::agent::podlogs::LiveContainer> {
+    let url = format!("http://{addr}/pods");
+    let list =
+        fetch_pods::<plinth::agent::status::PodList>(addr, std::time::Duration::from_secs(2));
     match list {
         Ok(l) => plinth::agent::podlogs::live_containers(&l),
         Err(e) => {

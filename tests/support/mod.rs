@@ -11,6 +11,7 @@ pub mod netns;
 pub mod pki;
 pub mod procs;
 pub mod root;
+pub mod status_api;
 pub mod tools;
 
 pub use doubles::{make_bin_dir, using_doubles};
@@ -20,4 +21,5 @@ pub use netns::NetNs;
 pub use pki::{rsa_key_pair, write_kubeconfig, KeyPair, TestCa, Usage};
 pub use procs::{pid_alive, wait_until, ChildGuard};
 pub use root::{diff_snapshots, snapshot_dir, TempRoot, TreeEntry};
+pub use status_api::fake_status_api;
 pub use tools::{kubectl_binary, openssl};
