@@ -599,12 +599,21 @@ fn shell_pods_never_liveness_grace_and_mounts() {
         graceful_after < Duration::from_secs(15),
         "{graceful_after:?}"
     );
-    let glog = std::fs::read_dir(node.root.path("/var/log/pods"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().contains("_graceful-"))
-        .map(|e| std::fs::read_to_string(e.path().join("main/0.log")).unwrap_or_default())
-        .unwrap_or_default();
+    // The log shim is its own process (as containerd's shim is): it writes the last lines the
+    // container printed a moment after the container's exit, so wait for them, bounded.
+    let graceful_log = |n: &Node| {
+        std::fs::read_dir(n.root.path("/var/log/pods"))
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().contains("_graceful-"))
+            .map(|e| std::fs::read_to_string(e.path().join("main/0.log")).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let waited = Instant::now();
+    while !graceful_log(&node).contains("bye") && waited.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let glog = graceful_log(&node);
     assert!(glog.contains("got-term") && glog.contains("bye"), "{glog}");
 }
 
