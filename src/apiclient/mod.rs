@@ -87,6 +87,17 @@ impl ApiError {
 
 /// Builds a client from a kubeconfig file, using its current context's identity.
 pub async fn connect(path: &Path) -> Result<kube::Client, ApiError> {
+    connect_with(path, None).await
+}
+
+/// Like [`connect`], but talks to `server` (e.g. this node's own apiserver,
+/// `https://10.0.0.5:6443`) instead of the kubeconfig's server, which may be a load balancer
+/// that does not exist yet. The CA and the client identity still come from the file.
+pub async fn connect_at(path: &Path, server: &str) -> Result<kube::Client, ApiError> {
+    connect_with(path, Some(server)).await
+}
+
+async fn connect_with(path: &Path, server: Option<&str>) -> Result<kube::Client, ApiError> {
     let kc = Kubeconfig::read_from(path).map_err(|source| ApiError::Kubeconfig {
         path: path.into(),
         source,
@@ -97,6 +108,12 @@ pub async fn connect(path: &Path) -> Result<kube::Client, ApiError> {
             path: path.into(),
             source,
         })?;
+    if let Some(server) = server {
+        cfg.cluster_url = server.parse().map_err(|e| ApiError::Kubeconfig {
+            path: path.into(),
+            source: KubeconfigError::ParseClusterUrl(e),
+        })?;
+    }
     cfg.connect_timeout = Some(CONNECT_TIMEOUT);
     cfg.read_timeout = Some(READ_TIMEOUT);
     kube::Client::try_from(cfg).map_err(|source| ApiError::Client {
