@@ -680,7 +680,7 @@ mod tests {
         let line = "root 1 kube-apiserver --profiling=false --authorization-mode=Node,RBAC --x";
         assert_eq!(find_value(line, "--profiling"), (true, "false".into()));
         assert_eq!(find_value(line, "--x"), (true, "true".into()));
-        assert_eq!(find_value(line, "--nope").0, false);
+        assert!(!find_value(line, "--nope").0);
         assert_eq!(
             find_value("permissions=600", "permissions"),
             (true, "600".into())
