@@ -8,5 +8,6 @@ mod cli_consistency;
 mod cli_output;
 mod config_cli;
 mod init_e2e;
+mod module_graph;
 mod render;
 mod runtime_e2e;

@@ -14,6 +14,7 @@ pub mod env;
 pub mod failures;
 pub mod fileuse;
 pub mod hostpath;
+pub mod model;
 pub mod pod;
 pub mod podconfig;
 pub mod podlogs;

@@ -59,7 +59,7 @@
 use crate::config::{Arg, ClusterSpec, SecurityProfile};
 
 use super::args::join;
-use super::volumes::{Mount, DIR_OR_CREATE};
+use super::mount::{Mount, DIR_OR_CREATE};
 use super::Component;
 
 mod evaluate;

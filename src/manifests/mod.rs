@@ -20,6 +20,7 @@ pub mod cis;
 mod component;
 mod diff;
 mod etcd_version;
+mod mount;
 pub mod patches;
 mod probes;
 mod strategic;
