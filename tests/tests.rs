@@ -7,6 +7,7 @@ mod certs_renew;
 mod cli_consistency;
 mod cli_output;
 mod config_cli;
+mod conventions;
 mod init_e2e;
 mod module_graph;
 mod render;

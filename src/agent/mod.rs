@@ -45,7 +45,7 @@ use crate::runtime::Runtime;
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The status address cannot be bound.
-    #[error("status server: cannot listen on {addr}: {source}")]
+    #[error("status server: cannot listen on {addr}")]
     Bind {
         /// Address.
         addr: SocketAddr,

@@ -47,7 +47,7 @@ impl fmt::Display for FieldError {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("reading config file {path}: {source}")]
+    #[error("reading config file {path}")]
     Read {
         /// The path as given.
         path: PathBuf,
