@@ -40,7 +40,7 @@ pub enum AclError {
         path: PathBuf,
     },
     /// A system call failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
         /// What was attempted.
         op: &'static str,

@@ -2,8 +2,10 @@
 
 use std::error::Error;
 
-/// `e` followed by its sources, `a: b: c`. A source whose text is already part of the line is
-/// skipped (HTTP client errors often repeat their cause in their own message).
+/// `e` followed by its sources, `a: b: c`: how library code turns an error into text (a
+/// status message, a report row, a log line), since plinth's error messages never repeat
+/// their source. A source whose text is already part of the line is skipped (errors from
+/// other crates, e.g. HTTP clients, often repeat their cause in their own message).
 pub fn chain(e: &dyn Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();

@@ -252,11 +252,13 @@ fn write_atomic_inner(
         f.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| FsError::io("chmod", &tmp, e))?;
         if existing.is_some() {
-            let acl = crate::acl::get(path)
-                .map_err(|e| FsError::io("read ACL", path, io::Error::other(e.to_string())))?;
+            let acl = crate::acl::get(path).map_err(|e| {
+                FsError::io("read ACL", path, io::Error::other(crate::error::chain(&e)))
+            })?;
             if let Some(acl) = acl {
-                crate::acl::set(&tmp, &acl.with_base_mode(mode))
-                    .map_err(|e| FsError::io("set ACL", &tmp, io::Error::other(e.to_string())))?;
+                crate::acl::set(&tmp, &acl.with_base_mode(mode)).map_err(|e| {
+                    FsError::io("set ACL", &tmp, io::Error::other(crate::error::chain(&e)))
+                })?;
             }
         }
         f.write_all(data)

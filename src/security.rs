@@ -28,7 +28,7 @@ pub const ETCD_USER: &str = "etcd";
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
     /// A user-management command could not be run.
-    #[error("running {command}: {source}")]
+    #[error("running {command}")]
     Spawn {
         /// The command line.
         command: String,
@@ -58,7 +58,7 @@ pub enum SecurityError {
     #[error(transparent)]
     Acl(#[from] crate::acl::AclError),
     /// A path could not be inspected or chowned.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
         /// What was done.
         op: &'static str,

@@ -282,7 +282,7 @@ pub fn etcd_key_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
         let acl = match crate::acl::get(&local) {
             Ok(a) => a,
             Err(e) => {
-                out.push(row("file", name, Status::Fail, e.to_string()));
+                out.push(row("file", name, Status::Fail, crate::error::chain(&e)));
                 continue;
             }
         };

@@ -802,7 +802,7 @@ fn existing_openssl_cas_with_pkcs8_and_sec1_keys_are_reused() {
 /// reads them through a POSIX ACL grant.
 #[test]
 fn cis_profile_full_render_passes_every_scored_check() {
-    use plinth::manifests::cis::{self, CheckStatus};
+    use crate::support::cis::{self, CheckStatus};
     let (tmp, root) = temp_root();
     let mut spec = defaults_for("cp1", "192.0.2.10".parse().unwrap());
     spec.key_algorithm = KeyAlgorithm::EcdsaP256;

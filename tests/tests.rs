@@ -7,6 +7,8 @@ mod certs_renew;
 mod cli_consistency;
 mod cli_output;
 mod config_cli;
+mod conventions;
 mod init_e2e;
+mod module_graph;
 mod render;
 mod runtime_e2e;

@@ -26,7 +26,7 @@ pub const DEFAULT_HEALTHZ_PORT: u16 = 10248;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file cannot be read.
-    #[error("config file {path}: {source}", path = path.display())]
+    #[error("config file {path}", path = path.display())]
     Read {
         /// File (as opened).
         path: PathBuf,

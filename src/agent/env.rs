@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Container;
 
-use super::resolve::ResolveError;
+use super::model::ResolveError;
 
 /// What fieldRefs resolve to for one pod.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 use sha2::{Digest, Sha256};
 
-use super::resolve::ResolveError;
+use super::model::ResolveError;
 use crate::fs::HostRoot;
 use crate::runtime::Mount;
 

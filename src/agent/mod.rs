@@ -14,6 +14,7 @@ pub mod env;
 pub mod failures;
 pub mod fileuse;
 pub mod hostpath;
+pub mod model;
 pub mod pod;
 pub mod podconfig;
 pub mod podlogs;
@@ -44,7 +45,7 @@ use crate::runtime::Runtime;
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The status address cannot be bound.
-    #[error("status server: cannot listen on {addr}: {source}")]
+    #[error("status server: cannot listen on {addr}")]
     Bind {
         /// Address.
         addr: SocketAddr,
@@ -60,14 +61,18 @@ pub enum AgentError {
 /// Pods the status API shows, shared between the sync loop and the server.
 #[derive(Default)]
 struct Registry {
-    /// (uid, name, desired, worker status handle).
-    pods: Vec<(
-        String,
-        String,
-        bool,
-        Arc<dyn Fn() -> worker::PodSnapshot + Send + Sync>,
-    )>,
+    pods: Vec<RegisteredPod>,
     problems: Vec<Problem>,
+}
+
+/// A worker's status as the registry shows it.
+struct RegisteredPod {
+    /// The pod's name.
+    name: String,
+    /// Its UID is the one in the manifest dir now (not a version being stopped).
+    desired: bool,
+    /// Reads the worker's current status.
+    snapshot: Arc<dyn Fn() -> worker::PodSnapshot + Send + Sync>,
 }
 
 /// The agent's sync loop state.
@@ -212,14 +217,14 @@ fn view_fn(registry: Arc<Mutex<Registry>>, node_ip: std::net::IpAddr) -> ViewFn 
         let desired_names: BTreeSet<&str> = reg
             .pods
             .iter()
-            .filter(|p| p.2)
-            .map(|p| p.1.as_str())
+            .filter(|p| p.desired)
+            .map(|p| p.name.as_str())
             .collect();
         let mut pods: Vec<worker::PodSnapshot> = reg
             .pods
             .iter()
-            .filter(|(_, name, desired, _)| *desired || !desired_names.contains(name.as_str()))
-            .map(|(_, _, _, snap)| snap())
+            .filter(|p| p.desired || !desired_names.contains(p.name.as_str()))
+            .map(|p| (p.snapshot)())
             .collect();
         pods.sort_by(|a, b| a.pod.name.cmp(&b.pod.name));
         StatusView {
@@ -486,14 +491,11 @@ impl Agent {
             .values()
             .map(|w| {
                 let h = w.status_handle();
-                let f: Arc<dyn Fn() -> worker::PodSnapshot + Send + Sync> =
-                    Arc::new(move || h.lock().unwrap_or_else(|e| e.into_inner()).clone());
-                (
-                    w.uid.clone(),
-                    w.name.clone(),
-                    desired_uids.contains(w.uid.as_str()),
-                    f,
-                )
+                RegisteredPod {
+                    name: w.name.clone(),
+                    desired: desired_uids.contains(w.uid.as_str()),
+                    snapshot: Arc::new(move || h.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+                }
             })
             .collect();
     }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum PodLogError {
     /// The log dir cannot be read.
-    #[error("log dir {path}: {source}", path = path.display())]
+    #[error("log dir {path}", path = path.display())]
     Read {
         /// Directory.
         path: PathBuf,

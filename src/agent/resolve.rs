@@ -12,73 +12,10 @@ use k8s_openapi::api::core::v1::Container;
 
 use super::env::{expand, resolve_env, FieldValues};
 use super::hostpath::HostPaths;
+pub use super::model::ResolveError;
 use super::pod::StaticPod;
 use crate::fs::HostRoot;
 use crate::runtime::{ContainerSpec, Resources};
-
-/// Why a container cannot be started as specified.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResolveError {
-    /// command[0] (or the image's mapped executable) is not on the bin path.
-    #[error("container {container}: executable {name:?} not found in {searched}")]
-    ExecutableNotFound {
-        /// Container name.
-        container: String,
-        /// The name looked up.
-        name: String,
-        /// Directories searched, colon-separated.
-        searched: String,
-    },
-    /// No command and no image → executable entry.
-    #[error("container {container}: no command, and image {image:?} has no entry in the image table (add --image-command {image}=/path/to/executable)")]
-    NoCommand {
-        /// Container name.
-        container: String,
-        /// Image.
-        image: String,
-    },
-    /// A hostPath volume failed its checks.
-    #[error("volume {volume}: hostPath {path}: {reason}", path = path.display())]
-    Volume {
-        /// Volume name.
-        volume: String,
-        /// Host path.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// A field the process runtime cannot honour.
-    #[error("{0}")]
-    Unsupported(String),
-    /// A quantity that does not parse.
-    #[error("container {container}: resources {field}: {value:?} is not a valid quantity (e.g. 250m, 1, 128Mi, 1G)")]
-    Quantity {
-        /// Container.
-        container: String,
-        /// Field, e.g. `limits.memory`.
-        field: String,
-        /// Value.
-        value: String,
-    },
-    /// An OS-level failure while preparing.
-    #[error("{0}")]
-    Os(String),
-}
-
-impl ResolveError {
-    /// The Kubernetes-style waiting reason for this error.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            ResolveError::ExecutableNotFound { .. } => "ExecutableNotFound",
-            ResolveError::NoCommand { .. } => "CreateContainerConfigError",
-            ResolveError::Volume { .. } => "CreateContainerError",
-            ResolveError::Unsupported(_) | ResolveError::Quantity { .. } => {
-                "CreateContainerConfigError"
-            }
-            ResolveError::Os(_) => "CreateContainerError",
-        }
-    }
-}
 
 /// Settings for resolving containers on this node.
 #[derive(Debug)]

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::model::Terminated;
 use super::pod::StaticPod;
-use super::worker::Terminated;
 use crate::fs::HostRoot;
 use crate::runtime::ContainerHandle;
 

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::failures::ContainerFailures;
 use super::hostpath::MountedFiles;
+pub use super::model::Terminated;
 use super::pod::StaticPod;
 use super::resolve::{ResolveError, Resolver};
 use super::state::{grace_seconds, PersistedContainer, PersistedPod, StateStore};
@@ -104,26 +105,6 @@ pub enum Lifecycle {
     Terminating,
     /// All containers gone.
     Terminated,
-}
-
-/// How a container instance ended.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Terminated {
-    /// Exit code (128+signal when killed, -1 when unknown).
-    pub exit_code: i32,
-    /// The signal that killed it, if any.
-    pub signal: Option<i32>,
-    /// `Completed`, `Error`, `MountedFileChanged`, `Unknown`.
-    pub reason: String,
-    /// Details (e.g. the failed probe).
-    pub message: Option<String>,
-    /// When the instance started.
-    pub started_at: Option<SystemTime>,
-    /// When it ended (as seen by the agent).
-    pub finished_at: SystemTime,
-    /// The runtime's container id.
-    pub container_id: Option<String>,
 }
 
 /// A container's current state.

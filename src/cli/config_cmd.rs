@@ -16,7 +16,7 @@ pub enum ConfigCmd {
     /// Validate a config file (with the same flags as init); writes nothing.
     Validate {
         #[command(flatten)]
-        config: ConfigArgs,
+        config: Box<ConfigArgs>,
     },
 }
 

@@ -122,9 +122,9 @@ macro_rules! eprint {
 }
 
 /// The error and its causes on one line, `outer: cause: root cause`, like anyhow's `{:#}` but
-/// without repeating a cause the message before it already ends with: most `thiserror`
-/// errors here print their `#[source]` in their own message too ("log dir X: {source}"), and
-/// `{:#}` would then print it twice.
+/// without repeating a cause the message before it already ends with. plinth's own errors
+/// never print their `#[source]` in their message (tests/conventions.rs); some errors from
+/// other crates (HTTP clients) do, and `{:#}` would then print the cause twice.
 pub fn error_chain(err: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in err.chain() {

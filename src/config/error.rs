@@ -7,8 +7,6 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::reader::render;
-
 /// One invalid field: which field (or flag), the value found, and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -49,7 +47,7 @@ impl fmt::Display for FieldError {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("reading config file {path}: {source}")]
+    #[error("reading config file {path}")]
     Read {
         /// The path as given.
         path: PathBuf,
@@ -170,6 +168,22 @@ impl Errors {
     /// The recorded errors.
     pub(crate) fn into_vec(self) -> Vec<FieldError> {
         self.list
+    }
+}
+
+/// A short, single-line rendering of a YAML value for error messages.
+pub(crate) fn render(value: &Value) -> String {
+    let s = match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    const MAX: usize = 80;
+    if s.chars().count() > MAX {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut}...")
+    } else {
+        s
     }
 }
 

@@ -28,7 +28,7 @@ pub enum PersistedError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// The file exists but does not load (edited by hand, or the host changed under it).
-    #[error("the configuration persisted by plinth init ({path}) does not load:\n{source}")]
+    #[error("the configuration persisted by plinth init ({path}) does not load")]
     Invalid {
         /// The file (under the root).
         path: PathBuf,

@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+pub(crate) use super::error::render;
 use super::error::Errors;
 
 /// A mapping being read, with its field path (`ClusterConfiguration.networking`).
@@ -16,22 +17,6 @@ pub(crate) struct Obj<'a> {
     known: Vec<&'static str>,
     /// Keys valid only in another API version: (key, where it is valid).
     elsewhere: Vec<(&'static str, &'static str)>,
-}
-
-/// A short, single-line rendering of a YAML value for error messages.
-pub(crate) fn render(value: &Value) -> String {
-    let s = match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    const MAX: usize = 80;
-    if s.chars().count() > MAX {
-        let cut: String = s.chars().take(MAX).collect();
-        format!("{cut}...")
-    } else {
-        s
-    }
 }
 
 /// What a value of `value`'s kind is called in messages.

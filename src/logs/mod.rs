@@ -39,7 +39,7 @@ pub enum LogError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// Writing followed log text to the output failed.
-    #[error("write log output: {source}")]
+    #[error("write log output")]
     Output {
         /// The underlying error (`BrokenPipe` when the reader went away).
         #[source]

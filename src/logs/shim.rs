@@ -186,7 +186,7 @@ fn pump_stream(
         let mut emit = |partial: bool, text: &[u8]| {
             if let Err(e) = w.write_record(stream, partial, text) {
                 if first_err.is_none() {
-                    tracing::error!("log-shim: {e}");
+                    tracing::error!("log-shim: {}", crate::error::chain(&e));
                     first_err = Some(e);
                 }
             }
@@ -257,7 +257,7 @@ pub fn run_shim(args: &[String]) -> i32 {
     let args = match ShimArgs::parse(args) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("plinth log-shim: {e}");
+            eprintln!("plinth log-shim: {}", crate::error::chain(&e));
             return 2;
         }
     };
@@ -268,7 +268,7 @@ pub fn run_shim(args: &[String]) -> i32 {
     let writer = match CriWriter::open(&args.path, args.policy) {
         Ok(w) => Mutex::new(w),
         Err(e) => {
-            eprintln!("plinth log-shim: {e}");
+            eprintln!("plinth log-shim: {}", crate::error::chain(&e));
             drain(stdout, stderr);
             return 1;
         }
@@ -279,7 +279,7 @@ pub fn run_shim(args: &[String]) -> i32 {
     match pumped.and(synced) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("plinth log-shim: {e}");
+            eprintln!("plinth log-shim: {}", crate::error::chain(&e));
             1
         }
     }

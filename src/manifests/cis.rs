@@ -1,7 +1,7 @@
 //! The `cis` security profile (plinth's default): kubeadm's output plus what every scored
 //! control-plane check of the CIS Kubernetes Benchmark 1.12 (kube-bench `cis-1.12`,
-//! `master.yaml` 1.1–1.4 and `etcd.yaml` 2.x) needs, and an evaluator of those checks
-//! ([`evaluate`]) used by the tests.
+//! `master.yaml` 1.1–1.4 and `etcd.yaml` 2.x) needs. An evaluator of those checks is test
+//! code (`tests/support/cis/evaluate.rs`, also compiled into the unit tests here).
 //!
 //! # What the profile adds
 //!
@@ -59,12 +59,18 @@
 use crate::config::{Arg, ClusterSpec, SecurityProfile};
 
 use super::args::join;
-use super::volumes::{Mount, DIR_OR_CREATE};
+use super::mount::{Mount, DIR_OR_CREATE};
 use super::Component;
 
+// The kube-bench check evaluator: test-only code, shared with the integration tests.
+#[cfg(test)]
+use crate::{fs::HostRoot, manifests::RenderedManifest};
+#[cfg(test)]
+#[path = "../../tests/support/cis/evaluate.rs"]
+#[allow(dead_code)] // parts only the integration tests use
 mod evaluate;
-
-pub use evaluate::{evaluate, evaluate_with, CheckResult, CheckStatus, OwnerNames};
+#[cfg(test)]
+pub(crate) use evaluate::{evaluate_with, CheckResult, CheckStatus, OwnerNames};
 
 /// The audit log directory (host path), created 0700.
 pub const AUDIT_LOG_DIR: &str = "/var/log/kubernetes/audit";

@@ -20,6 +20,7 @@ pub mod cis;
 mod component;
 mod diff;
 mod etcd_version;
+mod mount;
 pub mod patches;
 mod probes;
 mod strategic;
@@ -92,7 +93,7 @@ pub enum ManifestError {
         message: String,
     },
     /// The patches directory could not be read.
-    #[error("patches directory {}: {source}", path.display())]
+    #[error("patches directory {}", path.display())]
     PatchDir {
         /// Host path of the directory.
         path: PathBuf,

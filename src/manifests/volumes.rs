@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::config::{ClusterSpec, Etcd, HostPathMount};
 
 use super::args::{join, last_value, user_extra_args};
+pub(crate) use super::mount::{Mount, DIR_OR_CREATE, FILE_OR_CREATE};
 use super::{cis, Component, RenderContext};
 
 /// `/etc/ssl/certs`, always mounted into apiserver and controller-manager.
@@ -20,49 +21,6 @@ pub(crate) const CA_CERTS_EXTRA_PATHS: [&str; 4] = [
 ];
 /// The controller-manager's default flexvolume plugin dir.
 pub(crate) const FLEXVOLUME_DIR: &str = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec";
-
-/// `DirectoryOrCreate`.
-pub(crate) const DIR_OR_CREATE: &str = "DirectoryOrCreate";
-/// `FileOrCreate`.
-pub(crate) const FILE_OR_CREATE: &str = "FileOrCreate";
-
-/// One hostPath volume and its mount in the component's container.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub(crate) struct Mount {
-    /// Volume (and mount) name.
-    pub name: String,
-    /// Path on the host.
-    pub host_path: String,
-    /// Path in the container.
-    pub mount_path: String,
-    /// Read-only mount.
-    pub read_only: bool,
-    /// hostPath type; `None` leaves it unset.
-    pub path_type: Option<String>,
-}
-
-impl Mount {
-    /// A mount at the same path inside and outside.
-    pub(crate) fn same(name: &str, path: &str, read_only: bool, path_type: &str) -> Mount {
-        Mount {
-            name: name.to_string(),
-            host_path: path.to_string(),
-            mount_path: path.to_string(),
-            read_only,
-            path_type: Some(path_type.to_string()),
-        }
-    }
-
-    fn from_extra(v: &HostPathMount) -> Mount {
-        Mount {
-            name: v.name.clone(),
-            host_path: v.host_path.clone(),
-            mount_path: v.mount_path.clone(),
-            read_only: v.read_only,
-            path_type: (!v.path_type.is_empty()).then(|| v.path_type.clone()),
-        }
-    }
-}
 
 /// The volume name kubeadm derives from a path: `/etc/ca-certificates` → `etc-ca-certificates`.
 fn volume_name_for(path: &str) -> String {

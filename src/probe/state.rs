@@ -111,9 +111,7 @@ impl ProbeState {
     /// Records the outcome of an attempt made at `now`; returns the transition when the
     /// outcome made the result change. Ignored (returns `None`) while the probe is done or on hold.
     pub fn record(&mut self, now: Instant, outcome: &ProbeOutcome) -> Option<ProbeTransition> {
-        if self.next_due().is_none() {
-            return None;
-        }
+        self.next_due()?;
         self.last_attempt = Some(now);
         let success = outcome.is_success();
         if self.run > 0 && self.run_success == success {

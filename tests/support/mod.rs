@@ -4,6 +4,7 @@
 //! Each test module uses a part of it, hence `dead_code` is allowed here.
 #![allow(dead_code, unused_imports)]
 
+pub mod cis;
 pub mod doubles;
 pub mod etcd;
 pub mod https;

@@ -223,7 +223,7 @@ mod tests {
             .unwrap()
             .expect("exited");
         assert_eq!(st.code(), Some(3));
-        let mut s = ChildGuard::spawn(&mut Command::new("sleep").arg("300")).unwrap();
+        let mut s = ChildGuard::spawn(Command::new("sleep").arg("300")).unwrap();
         assert!(s
             .wait_timeout(Duration::from_millis(100))
             .unwrap()

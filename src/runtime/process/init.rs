@@ -43,7 +43,7 @@ pub enum InitError {
     #[error("read the container spec from the agent: {0}")]
     Request(String),
     /// An OS operation failed.
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Os {
         /// What was attempted (with the path or value involved).
         op: String,
@@ -63,7 +63,7 @@ pub enum InitError {
         value: String,
     },
     /// `execve` of the container's executable failed (ENOENT, EACCES, ENOEXEC, ...).
-    #[error("execve {}: {source}", executable.display())]
+    #[error("execve {}", executable.display())]
     Exec {
         /// The executable.
         executable: PathBuf,
@@ -128,7 +128,7 @@ impl Status {
             _ => None,
         };
         self.send(&InitReport {
-            message: e.to_string(),
+            message: crate::error::chain(e),
             exec_errno,
         });
     }
@@ -169,7 +169,7 @@ pub fn container_init_main(args: &[String]) -> i32 {
     let status = match take_status_channel() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("container-init: {e}");
+            eprintln!("container-init: {}", crate::error::chain(&e));
             return 2;
         }
     };

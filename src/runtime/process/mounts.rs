@@ -84,7 +84,7 @@ pub enum MountError {
         target_kind: &'static str,
     },
     /// An OS operation failed.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Os {
         /// What was attempted.
         op: &'static str,

@@ -11,7 +11,7 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
     /// The file could not be read (most often: the process does not exist).
-    #[error("read /proc/{pid}/stat: {source}")]
+    #[error("read /proc/{pid}/stat")]
     Read {
         /// The pid asked about.
         pid: i32,

@@ -6,6 +6,9 @@
 //! `gte`, `lt`, `lte`, `has`, `nothave`, `regex`-free `valid_elements`, `bitmask`; `bin_op`
 //! and/or; `use_multiple_values` = every output line must pass).
 //!
+//! Test-only code: used by `tests/render.rs` (through `tests/support/cis`) and by the
+//! manifests unit tests (`src/manifests/cis.rs` includes this file under `#[cfg(test)]`).
+//!
 //! The data files are embedded from `tests/data/kube-bench/` (Apache-2.0, see the LICENSE
 //! there). Checks whose audit cannot be modelled are [`CheckStatus::Skipped`] with a reason.
 
@@ -16,11 +19,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::manifests::{Component, RenderedManifest};
+use super::{Component, HostRoot, RenderedManifest};
 
-const TOP_CONFIG: &str = include_str!("../../../tests/data/kube-bench/config.yaml");
-const MASTER: &str = include_str!("../../../tests/data/kube-bench/cis-1.12/master.yaml");
-const ETCD: &str = include_str!("../../../tests/data/kube-bench/cis-1.12/etcd.yaml");
+const TOP_CONFIG: &str = include_str!("../../data/kube-bench/config.yaml");
+const MASTER: &str = include_str!("../../data/kube-bench/cis-1.12/master.yaml");
+const ETCD: &str = include_str!("../../data/kube-bench/cis-1.12/etcd.yaml");
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +213,7 @@ fn variables(tree: &Path, manifests: &[RenderedManifest]) -> BTreeMap<String, St
 }
 
 fn in_tree(tree: &Path, host_path: &str) -> PathBuf {
-    crate::fs::HostRoot::new(Some(tree)).path(host_path)
+    HostRoot::new(Some(tree)).path(host_path)
 }
 
 /// The simulated audit output, or why it cannot be simulated.
@@ -680,7 +683,7 @@ mod tests {
         let line = "root 1 kube-apiserver --profiling=false --authorization-mode=Node,RBAC --x";
         assert_eq!(find_value(line, "--profiling"), (true, "false".into()));
         assert_eq!(find_value(line, "--x"), (true, "true".into()));
-        assert_eq!(find_value(line, "--nope").0, false);
+        assert!(!find_value(line, "--nope").0);
         assert_eq!(
             find_value("permissions=600", "permissions"),
             (true, "600".into())
