@@ -130,11 +130,15 @@ pub fn phase_certs(
     dry_run: bool,
 ) -> Result<PhaseReport, InitError> {
     let opts = crate::pki::PkiOptions {
-        dry_run,
         only: only.map(str::to_string),
         renew: crate::pki::Renew::None,
     };
-    let report = crate::pki::reconcile(spec, root, &opts)?;
+    let plan = crate::pki::plan(spec, root, &opts)?;
+    let report = if dry_run {
+        plan.report()
+    } else {
+        plan.apply()?
+    };
     Ok(PhaseReport {
         lines: report.lines(),
         changed: report.changed_files(),
@@ -149,11 +153,15 @@ pub fn phase_kubeconfig(
     dry_run: bool,
 ) -> Result<PhaseReport, InitError> {
     let opts = crate::kubeconfig::KubeconfigOptions {
-        dry_run,
         only: only.map(str::to_string),
         ..Default::default()
     };
-    let report = crate::kubeconfig::reconcile(spec, root, &opts)?;
+    let plan = crate::kubeconfig::plan(spec, root, &opts)?;
+    let report = if dry_run {
+        plan.report()
+    } else {
+        plan.apply()?
+    };
     Ok(PhaseReport {
         lines: report.lines(),
         changed: report.changed_files(),
