@@ -40,7 +40,7 @@ pub fn renew(spec: &ClusterSpec, root: &HostRoot, name: &str) -> Result<PhaseRep
         } else {
             Selection::Names(vec![name.to_string()])
         };
-        let r = crate::pki::renew::renew(spec, root, &selection, false)?;
+        let r = crate::pki::renew::renew(spec, root, &selection)?;
         report.lines.extend(r.lines());
         let changed = r.changed_files();
         // A renewed etcd key is a new file (atomic rename): this makes sure the etcd user the
@@ -72,11 +72,7 @@ pub fn renew(spec: &ClusterSpec, root: &HostRoot, name: &str) -> Result<PhaseRep
             None => crate::pki::Renew::All,
             Some(_) => crate::pki::Renew::Names(vec![name.to_string()]),
         };
-        let opts = crate::kubeconfig::KubeconfigOptions {
-            dry_run: false,
-            only,
-            renew,
-        };
+        let opts = crate::kubeconfig::KubeconfigOptions { only, renew };
         let r = crate::kubeconfig::reconcile(spec, root, &opts)?;
         report.lines.extend(r.lines());
         report.changed.extend(r.changed_files());

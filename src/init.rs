@@ -143,11 +143,11 @@ pub fn phase_certs_of(
     dry_run: bool,
 ) -> Result<PhaseReport, InitError> {
     let opts = crate::pki::PkiOptions {
-        dry_run,
         only: only.map(str::to_string),
         renew: crate::pki::Renew::None,
     };
-    let mut r = crate::pki::reconcile(spec, root, &opts)?;
+    let plan = crate::pki::plan(spec, root, &opts)?;
+    let mut r = if dry_run { plan.report() } else { plan.apply()? };
     if !report.is_empty() {
         r.items.retain(|i| report.contains(&i.name.as_str()));
     }
@@ -165,11 +165,15 @@ pub fn phase_kubeconfig(
     dry_run: bool,
 ) -> Result<PhaseReport, InitError> {
     let opts = crate::kubeconfig::KubeconfigOptions {
-        dry_run,
         only: only.map(str::to_string),
         ..Default::default()
     };
-    let report = crate::kubeconfig::reconcile(spec, root, &opts)?;
+    let plan = crate::kubeconfig::plan(spec, root, &opts)?;
+    let report = if dry_run {
+        plan.report()
+    } else {
+        plan.apply()?
+    };
     Ok(PhaseReport {
         lines: report.lines(),
         changed: report.changed_files(),

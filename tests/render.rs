@@ -591,15 +591,13 @@ fn renew_replaces_key_and_certificate() {
 fn dry_run_writes_nothing_with_or_without_files() {
     let (tmp, root) = temp_root();
     let mut spec = reference_spec(KeyAlgorithm::EcdsaP256);
-    let dry = PkiOptions {
-        dry_run: true,
-        ..Default::default()
+    // A dry run is the plan's report: nothing is applied.
+    let dry =
+        |spec: &ClusterSpec| pki::plan(spec, &root, &PkiOptions::default()).map(|p| p.report());
+    let kdry = |spec: &ClusterSpec| {
+        kubeconfig::plan(spec, &root, &KubeconfigOptions::default()).map(|p| p.report())
     };
-    let kdry = KubeconfigOptions {
-        dry_run: true,
-        ..Default::default()
-    };
-    let p = pki::reconcile(&spec, &root, &dry).expect("dry pki");
+    let p = dry(&spec).expect("dry pki");
     assert!(p.items.iter().all(|i| i.action == PkiAction::WouldGenerate));
     assert!(p
         .lines()
@@ -610,7 +608,7 @@ fn dry_run_writes_nothing_with_or_without_files() {
         "dry run wrote files"
     );
     // The kubeconfig plan works before the CA exists (init --dry-run on a fresh machine).
-    let k = kubeconfig::reconcile(&spec, &root, &kdry).expect("dry kubeconfig");
+    let k = kdry(&spec).expect("dry kubeconfig");
     assert!(k
         .items
         .iter()
@@ -631,8 +629,8 @@ fn dry_run_writes_nothing_with_or_without_files() {
         port: 6443,
     });
     let before = snapshot(tmp.path());
-    let p = pki::reconcile(&spec, &root, &dry).expect("dry pki");
-    let k = kubeconfig::reconcile(&spec, &root, &kdry).expect("dry kc");
+    let p = dry(&spec).expect("dry pki");
+    let k = kdry(&spec).expect("dry kc");
     assert!(matches!(
         p.items
             .iter()

@@ -7,9 +7,9 @@ use super::document::Documents;
 use super::error::Errors;
 use super::features;
 use super::host::{is_unspecified, HostInfo};
-use super::kubeadm::{read_cluster, read_init, At};
+use super::kubeadm::{read_cluster, read_init, At, RawCluster};
 use super::plinthcfg::read_plinth;
-use super::spec::{Arg, Cidr, ClusterSpec, KubeVersionSource};
+use super::spec::{ApiServerSpec, Arg, Cidr, ClusterSpec, KubeVersionSource};
 use super::validate::{
     check_absolute, check_cert_san, check_dns1123_subdomain, check_port, cidrs_overlap,
     parse_host_port, parse_ip, parse_kube_version, parse_subnets, SubnetKind,
@@ -97,7 +97,8 @@ fn check_pod_node_masks(at: &At<String>, pods: &[Cidr], cm_args: &[Arg], errs: &
     }
 }
 
-/// Resolves everything; `None` when any error was recorded in `errs`.
+/// Resolves everything; `None` when any error was recorded in `errs`. The steps run in this
+/// order so that errors are reported in the order of the fields.
 pub(crate) fn resolve(
     docs: &Documents,
     overrides: &Overrides,
@@ -126,9 +127,72 @@ pub(crate) fn resolve(
         return None;
     }
 
-    // Node name: flag, file, else the hostname lowercased (as kubeadm does).
+    resolve_node_name(&mut spec, overrides, init.node_name, host, errs);
+    if let Some(at) = &init.bind_port {
+        match check_port(at.value) {
+            Ok(p) => spec.bind_port = p,
+            Err(allowed) => errs.push(&at.field, at.value.to_string(), allowed),
+        }
+    }
+    let advertise = resolve_advertise(&mut spec, overrides, init.advertise_address, host, errs);
+    let gates = resolve_version(&mut spec, overrides, &cluster, errs);
+    if let Some(at) = pick(
+        &overrides.control_plane_endpoint,
+        "--control-plane-endpoint",
+        cluster.control_plane_endpoint.clone(),
+    ) {
+        // The port defaults to the bind port.
+        match parse_host_port(&at.value, spec.bind_port) {
+            Ok(ep) => spec.control_plane_endpoint = Some(ep),
+            Err(allowed) => errs.push(at.field, at.value, allowed),
+        }
+    }
+    if let Some(repo) = &cluster.image_repository {
+        spec.image_repository = repo.clone();
+    }
+    if let Some(domain) = &cluster.dns_domain {
+        spec.networking.dns_domain = domain.clone();
+    }
+    if let Some(name) = &cluster.cluster_name {
+        spec.cluster_name = name.clone();
+    }
+    resolve_networking(&mut spec, overrides, &cluster, advertise.as_ref(), errs);
+    if let Some(at) = pick(
+        &overrides.cert_dir,
+        "--cert-dir",
+        cluster.certificates_dir.clone(),
+    ) {
+        match check_absolute(&at.value) {
+            Ok(()) => spec.certificates_dir = at.value,
+            Err(allowed) => errs.push(at.field, at.value, allowed),
+        }
+    }
+    // Only warnings, no errors: before the components are moved out of `cluster`.
+    resolve_crypto(&mut spec, &cluster, gates);
+    resolve_api_server(&mut spec, overrides, cluster.api_server, errs);
+    spec.controller_manager = cluster.controller_manager;
+    spec.scheduler = cluster.scheduler;
+    if let Some(etcd) = cluster.etcd {
+        spec.etcd = etcd;
+    }
+    spec.patches_dir = init.patches_dir;
+    if let Some(d) = init.control_plane_timeout.or(cluster.control_plane_timeout) {
+        spec.timeouts.control_plane_component_health_check = d;
+    }
+
+    errs.is_empty().then_some(spec)
+}
+
+/// Node name: flag, file, else the hostname lowercased (as kubeadm does).
+fn resolve_node_name(
+    spec: &mut ClusterSpec,
+    overrides: &Overrides,
+    file: Option<At<String>>,
+    host: &dyn HostInfo,
+    errs: &mut Errors,
+) {
     let name_field = "InitConfiguration.nodeRegistration.name";
-    let (name_at, from_host) = match pick(&overrides.node_name, "--node-name", init.node_name) {
+    let (name_at, from_host) = match pick(&overrides.node_name, "--node-name", file) {
         Some(at) => (at, false),
         None => (
             At {
@@ -152,22 +216,19 @@ pub(crate) fn resolve(
             errs.push(name_at.field, name_at.value, allowed);
         }
     }
+}
 
-    // Bind port.
-    if let Some(at) = init.bind_port {
-        match check_port(at.value) {
-            Ok(p) => spec.bind_port = p,
-            Err(allowed) => errs.push(at.field, at.value.to_string(), allowed),
-        }
-    }
-
-    // Advertise address: flag, file, else the default route's address (kubeadm's rule).
+/// Advertise address: flag, file, else the default route's address (kubeadm's rule). Returns
+/// the field it came from and the address, for the family check of the service subnet.
+fn resolve_advertise(
+    spec: &mut ClusterSpec,
+    overrides: &Overrides,
+    file: Option<At<String>>,
+    host: &dyn HostInfo,
+    errs: &mut Errors,
+) -> Option<(String, IpAddr)> {
     let addr_field = "InitConfiguration.localAPIEndpoint.advertiseAddress";
-    let given = pick(
-        &overrides.advertise_address,
-        "--advertise-address",
-        init.advertise_address,
-    );
+    let given = pick(&overrides.advertise_address, "--advertise-address", file);
     let mut advertise: Option<(String, IpAddr)> = None;
     let auto = |errs: &mut Errors, field: &str, value: &str| match host.default_route_address() {
         Some(ip) => Some((field.to_string(), ip)),
@@ -211,15 +272,23 @@ pub(crate) fn resolve(
     if let Some((_, ip)) = &advertise {
         spec.advertise_address = *ip;
     }
+    advertise
+}
 
-    // Kubernetes version: flag, file, else left to the caller (the kube-apiserver binary that
-    // will run, or plinth's default when there is none; see `init::default_kubernetes_version`).
-    // Then kubeadm's feature gates of that version (of the default one when it is unset).
+/// Kubernetes version: flag, file, else left to the caller (the kube-apiserver binary that
+/// will run, or plinth's default when there is none; see `init::default_kubernetes_version`).
+/// Then kubeadm's feature gates of that version (of the default one when it is unset).
+fn resolve_version(
+    spec: &mut ClusterSpec,
+    overrides: &Overrides,
+    cluster: &RawCluster,
+    errs: &mut Errors,
+) -> features::Effects {
     let mut version_ok = true;
     if let Some(at) = pick(
         &overrides.kubernetes_version,
         "--kubernetes-version",
-        cluster.kubernetes_version,
+        cluster.kubernetes_version.clone(),
     ) {
         match parse_kube_version(&at.value) {
             Ok(v) => {
@@ -232,39 +301,26 @@ pub(crate) fn resolve(
             }
         }
     }
-    let gates = features::check(
+    features::check(
         &cluster.feature_gates,
         version_ok.then_some(&spec.kubernetes_version),
         errs,
-    );
+    )
+}
 
-    // Control-plane endpoint (port defaults to the bind port).
-    if let Some(at) = pick(
-        &overrides.control_plane_endpoint,
-        "--control-plane-endpoint",
-        cluster.control_plane_endpoint,
-    ) {
-        match parse_host_port(&at.value, spec.bind_port) {
-            Ok(ep) => spec.control_plane_endpoint = Some(ep),
-            Err(allowed) => errs.push(at.field, at.value, allowed),
-        }
-    }
-
-    if let Some(repo) = cluster.image_repository {
-        spec.image_repository = repo;
-    }
-    if let Some(domain) = cluster.dns_domain {
-        spec.networking.dns_domain = domain;
-    }
-    if let Some(name) = cluster.cluster_name {
-        spec.cluster_name = name;
-    }
-
-    // Networking: flags over file, then kubeadm's cross checks.
+/// Networking: flags over file, then kubeadm's cross checks (pod subnets vs. per-node masks
+/// and the service subnets; the advertise address in the primary service family).
+fn resolve_networking(
+    spec: &mut ClusterSpec,
+    overrides: &Overrides,
+    cluster: &RawCluster,
+    advertise: Option<&(String, IpAddr)>,
+    errs: &mut Errors,
+) {
     let svc_at = pick(
         &overrides.service_cidr,
         "--service-cidr",
-        cluster.service_subnet,
+        cluster.service_subnet.clone(),
     );
     let svc_field = svc_at.as_ref().map_or(
         "ClusterConfiguration.networking.serviceSubnet".to_string(),
@@ -280,31 +336,24 @@ pub(crate) fn resolve(
     if let Some(at) = pick(
         &overrides.pod_network_cidr,
         "--pod-network-cidr",
-        cluster.pod_subnet,
+        cluster.pod_subnet.clone(),
     ) {
         if let Some(pods) = subnets(&at, SubnetKind::Pod, errs) {
             check_pod_node_masks(&at, &pods, &cluster.controller_manager.extra_args, errs);
             if services_ok {
-                for pod in &pods {
-                    for svc in &spec.networking.service_subnets {
-                        if cidrs_overlap(pod, svc) {
-                            errs.push(
-                                &at.field,
-                                pod.to_string(),
-                                format!(
-                                    "a pod subnet that does not overlap the service subnet {svc} \
-                                     ({svc_field})"
-                                ),
-                            );
-                        }
-                    }
-                }
+                check_pod_service_overlap(
+                    &at,
+                    &pods,
+                    &spec.networking.service_subnets,
+                    &svc_field,
+                    errs,
+                );
             }
             spec.networking.pod_subnets = pods;
         }
     }
     // The apiserver requires the advertise address in the primary service family.
-    if let (Some((field, ip)), true) = (&advertise, services_ok) {
+    if let (Some((field, ip)), true) = (advertise, services_ok) {
         if let Some(primary) = spec.networking.service_subnets.first() {
             if primary.addr.is_ipv4() != ip.is_ipv4() {
                 errs.push(
@@ -318,17 +367,40 @@ pub(crate) fn resolve(
             }
         }
     }
+}
 
-    // Certificates dir.
-    if let Some(at) = pick(&overrides.cert_dir, "--cert-dir", cluster.certificates_dir) {
-        match check_absolute(&at.value) {
-            Ok(()) => spec.certificates_dir = at.value,
-            Err(allowed) => errs.push(at.field, at.value, allowed),
+/// kubeadm's check that no pod subnet overlaps a service subnet.
+fn check_pod_service_overlap(
+    at: &At<String>,
+    pods: &[Cidr],
+    services: &[Cidr],
+    svc_field: &str,
+    errs: &mut Errors,
+) {
+    for pod in pods {
+        for svc in services {
+            if cidrs_overlap(pod, svc) {
+                errs.push(
+                    &at.field,
+                    pod.to_string(),
+                    format!(
+                        "a pod subnet that does not overlap the service subnet {svc} \
+                         ({svc_field})"
+                    ),
+                );
+            }
         }
     }
+}
 
-    // apiserver settings, with --apiserver-cert-extra-sans appended to certSANs.
-    spec.api_server = cluster.api_server;
+/// apiserver settings, with --apiserver-cert-extra-sans appended to certSANs.
+fn resolve_api_server(
+    spec: &mut ClusterSpec,
+    overrides: &Overrides,
+    api_server: ApiServerSpec,
+    errs: &mut Errors,
+) {
+    spec.api_server = api_server;
     for san in overrides
         .apiserver_cert_extra_sans
         .iter()
@@ -344,13 +416,10 @@ pub(crate) fn resolve(
             Err(allowed) => errs.push("--apiserver-cert-extra-sans", san, allowed),
         }
     }
-    spec.controller_manager = cluster.controller_manager;
-    spec.scheduler = cluster.scheduler;
-    if let Some(etcd) = cluster.etcd {
-        spec.etcd = etcd;
-    }
-    spec.patches_dir = init.patches_dir;
+}
 
+/// Key algorithm (the PublicKeysECDSA gate wins, as in kubeadm) and validity periods.
+fn resolve_crypto(spec: &mut ClusterSpec, cluster: &RawCluster, gates: features::Effects) {
     if let Some(alg) = cluster.key_algorithm {
         spec.key_algorithm = alg;
     }
@@ -376,9 +445,4 @@ pub(crate) fn resolve(
              certificates will outlive their CA"
         );
     }
-    if let Some(d) = init.control_plane_timeout.or(cluster.control_plane_timeout) {
-        spec.timeouts.control_plane_component_health_check = d;
-    }
-
-    errs.is_empty().then_some(spec)
 }

@@ -8,7 +8,12 @@
 //! the current CA, its server URL and context are right and its client certificate is valid,
 //! chains to the CA, carries the right identity, matches its key and is not about to expire;
 //! otherwise it is re-written and the report says why.
+//!
+//! [`plan`] makes that comparison a value ([`KubeconfigPlan`]: per file create / keep /
+//! replace with a reason / fix the mode); a dry run prints it, [`KubeconfigPlan::apply`]
+//! writes it.
 
+pub mod plan;
 pub mod render;
 
 use std::path::{Path, PathBuf};
@@ -17,13 +22,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::config::ClusterSpec;
-use crate::fs::{self as pfs, FsError, HostRoot, MODE_PRIVATE};
+use crate::fs::{self as pfs, FsError, HostRoot};
 use crate::pki::inspect::{fmt_time, CertInfo};
-use crate::pki::issue::{self, IssueSpec};
 use crate::pki::profile::{self, KubeconfigProfile, ServerRule};
-use crate::pki::{keys, CertProfile, ExtKeyUsage, KeyUsage, ModeFix, PkiError, PrivateKey, Renew};
+use crate::pki::{CertProfile, ExtKeyUsage, ModeFix, PkiError, PrivateKey, Renew};
 
-use render::{decode_data, KubeconfigData, KubeconfigFile};
+pub use plan::{plan, KubeconfigItemPlan, KubeconfigPlan};
+use render::{decode_data, KubeconfigFile};
 
 /// Errors from the kubeconfig phase, each naming the file or option.
 #[derive(Debug, thiserror::Error)]
@@ -84,11 +89,10 @@ pub enum KubeconfigError {
     Fs(#[from] FsError),
 }
 
-/// Options of [`reconcile`].
+/// Options of [`plan`] and [`reconcile`] (a dry run is the plan's report, see
+/// [`KubeconfigPlan::report`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KubeconfigOptions {
-    /// Plan only: write nothing.
-    pub dry_run: bool,
     /// `None` = all; else one of `admin`, `super-admin`, `kubelet`, `controller-manager`,
     /// `scheduler` (with or without `.conf`).
     pub only: Option<String>,
@@ -260,6 +264,7 @@ fn matches_only(k: &KubeconfigProfile, only: &str) -> bool {
     k.file == only || k.file.strip_suffix(".conf") == Some(only)
 }
 
+#[derive(Debug)]
 struct Ca {
     cert: CertInfo,
     key: Option<PrivateKey>,
@@ -489,244 +494,15 @@ fn check_names(
     Ok(())
 }
 
-/// Writes (or keeps) the kubeconfigs under `spec.plinth.kubeconfig_dir` inside `root`.
-/// Needs the cluster CA (`ca.crt` + `ca.key`; without the key, external CA mode: the files
-/// must exist and be valid). On error nothing has been written.
+/// Writes (or keeps) the kubeconfigs under `spec.plinth.kubeconfig_dir` inside `root`: the
+/// [`plan`], applied. Needs the cluster CA (`ca.crt` + `ca.key`; without the key, external CA
+/// mode: the files must exist and be valid). On error nothing has been written.
 pub fn reconcile(
     spec: &ClusterSpec,
     root: &HostRoot,
     opts: &KubeconfigOptions,
 ) -> Result<KubeconfigReport, KubeconfigError> {
-    let all = profiles(spec);
-    check_names(spec, &all, opts)?;
-    let selected: Vec<&KubeconfigProfile> = all
-        .iter()
-        .filter(|k| opts.only.as_deref().is_none_or(|o| matches_only(k, o)))
-        .collect();
-    let now = OffsetDateTime::now_utc();
-    let dir = Path::new(&spec.plinth.kubeconfig_dir);
-
-    // Plan.
-    struct Plan<'k> {
-        k: &'k KubeconfigProfile,
-        host: PathBuf,
-        local: PathBuf,
-        action: KubeconfigAction,
-        issue: bool,
-        ca: Option<std::rc::Rc<Ca>>,
-    }
-    let mut cas: Vec<(String, Option<std::rc::Rc<Ca>>)> = Vec::new();
-    let mut plans = Vec::new();
-    for k in selected {
-        let ca = match cas.iter().find(|(n, _)| *n == k.ca) {
-            Some((_, c)) => c.clone(),
-            None => {
-                let c = match load_ca(spec, root, &k.ca) {
-                    Ok(c) => Some(std::rc::Rc::new(c)),
-                    // A dry run of a whole init plans the CA too: plan every file as new.
-                    Err(KubeconfigError::CaMissing { .. }) if opts.dry_run => None,
-                    Err(e) => return Err(e),
-                };
-                cas.push((k.ca.clone(), c.clone()));
-                c
-            }
-        };
-        let host = dir.join(&k.file);
-        let local = root.path(&host);
-        let Some(ca) = ca else {
-            let action = if pfs::mode_of(&local).is_some() {
-                KubeconfigAction::Regenerated {
-                    reason: format!("the {:?} CA does not exist yet", k.ca),
-                }
-            } else {
-                KubeconfigAction::Generated
-            };
-            plans.push(Plan {
-                k,
-                host,
-                local,
-                action,
-                issue: true,
-                ca: None,
-            });
-            continue;
-        };
-        let a = assess(spec, root, k, &ca.cert, &local, now)?;
-        let renew = k.renewable && opts.renew.includes(&k.file);
-        let external = ca.key.is_none();
-        if external {
-            if renew {
-                return Err(KubeconfigError::ExternalCaRenew {
-                    name: k.file.clone(),
-                    ca_key_path: ca.key_path.clone(),
-                });
-            }
-            if !a.present {
-                return Err(KubeconfigError::ExternalCaMissing {
-                    path: local,
-                    ca_key_path: ca.key_path.clone(),
-                });
-            }
-            if !a.problems.is_empty() {
-                return Err(KubeconfigError::ExternalCaInvalid {
-                    path: local,
-                    reason: a.problems.join("; "),
-                });
-            }
-        }
-        let (action, issue) = if external {
-            (KubeconfigAction::ExternalCa, false)
-        } else if !a.present {
-            (KubeconfigAction::Generated, true)
-        } else if renew {
-            (KubeconfigAction::Renewed, true)
-        } else if !a.problems.is_empty() || a.expiring.is_some() {
-            let mut reasons = a.problems.clone();
-            reasons.extend(a.expiring.clone());
-            (
-                KubeconfigAction::Regenerated {
-                    reason: reasons.join("; "),
-                },
-                true,
-            )
-        } else {
-            (KubeconfigAction::Reused, false)
-        };
-        plans.push(Plan {
-            k,
-            host,
-            local,
-            action,
-            issue,
-            ca: Some(ca),
-        });
-    }
-
-    if opts.dry_run {
-        let items = plans
-            .iter()
-            .map(|p| KubeconfigItem {
-                name: p.k.file.clone(),
-                path: p.host.clone(),
-                server: server_url(spec, p.k.server),
-                action: match &p.action {
-                    KubeconfigAction::Generated => KubeconfigAction::WouldGenerate,
-                    KubeconfigAction::Regenerated { reason } => KubeconfigAction::WouldRegenerate {
-                        reason: reason.clone(),
-                    },
-                    KubeconfigAction::Renewed => KubeconfigAction::WouldRegenerate {
-                        reason: "renewal requested: new client key and certificate".into(),
-                    },
-                    other => other.clone(),
-                },
-                mode_fixed: if p.issue {
-                    None
-                } else {
-                    ModeFix::planned(&p.local, p.host.clone(), MODE_PRIVATE)
-                },
-                written: false,
-            })
-            .collect();
-        return Ok(KubeconfigReport {
-            items,
-            dry_run: true,
-        });
-    }
-
-    // Keys in parallel, then sign and render everything before writing anything.
-    let needed = plans.iter().filter(|p| p.issue).count();
-    let mut fresh = keys::generate_many(spec.key_algorithm, needed)
-        .map_err(|reason| KubeconfigError::Render {
-            path: root.path(dir),
-            reason,
-        })?
-        .into_iter();
-    let mut rendered: Vec<Option<String>> = Vec::with_capacity(plans.len());
-    for p in &plans {
-        if !p.issue {
-            rendered.push(None);
-            continue;
-        }
-        let err = |reason: String| KubeconfigError::Render {
-            path: p.local.clone(),
-            reason,
-        };
-        let key = fresh.next().ok_or_else(|| err("no key generated".into()))?;
-        let ca =
-            p.ca.as_ref()
-                .ok_or_else(|| err("the CA is absent".into()))?;
-        let ca_key = ca
-            .key
-            .as_ref()
-            .ok_or_else(|| err("the CA key is absent".into()))?;
-        let spec_issue = IssueSpec {
-            cn: &p.k.cn,
-            organizations: &p.k.organizations,
-            key_usages: &[KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment],
-            ext_key_usages: &[ExtKeyUsage::ClientAuth],
-            is_ca: false,
-            sans: &[],
-        };
-        let der = issue::signed(
-            &spec_issue,
-            &key,
-            &ca.cert.der,
-            ca_key,
-            spec.cert_validity,
-            now,
-        )
-        .map_err(err)?;
-        let data = KubeconfigData {
-            cluster: spec.cluster_name.clone(),
-            server: server_url(spec, p.k.server),
-            user: p.k.cn.clone(),
-            context: format!("{}@{}", p.k.cn, spec.cluster_name),
-            ca_pem: ca.cert.to_pem(),
-            cert_pem: crate::pki::pem::encode("CERTIFICATE", &der),
-            key_pem: key.to_pem(),
-        };
-        rendered.push(Some(render::render(&data).map_err(err)?));
-    }
-
-    let pending = plans
-        .iter()
-        .zip(&rendered)
-        .enumerate()
-        .filter_map(|(i, (p, text))| {
-            let t = text.as_ref()?;
-            Some((
-                i,
-                crate::pki::write::PendingWrite {
-                    local: p.local.clone(),
-                    content: t.clone().into_bytes(),
-                    mode: MODE_PRIVATE,
-                },
-            ))
-        })
-        .collect();
-    let mut written = vec![false; plans.len()];
-    for i in crate::pki::write::write_tagged(pending)? {
-        written[i] = true;
-    }
-    let mut items = Vec::with_capacity(plans.len());
-    for ((p, text), written) in plans.iter().zip(rendered).zip(written) {
-        let mode_fixed = match text {
-            Some(_) => None,
-            None => ModeFix::enforce(&p.local, p.host.clone(), MODE_PRIVATE)?,
-        };
-        items.push(KubeconfigItem {
-            name: p.k.file.clone(),
-            path: p.host.clone(),
-            server: server_url(spec, p.k.server),
-            action: p.action.clone(),
-            mode_fixed,
-            written,
-        });
-    }
-    Ok(KubeconfigReport {
-        items,
-        dry_run: false,
-    })
+    plan(spec, root, opts)?.apply()
 }
 
 /// Inspects every kubeconfig of `spec` on disk. Missing files are reported, not errors; a
@@ -901,15 +677,7 @@ mod tests {
     #[test]
     fn renew_dry_run_and_external_ca() {
         let (tmp, root, s) = setup();
-        let dry = reconcile(
-            &s,
-            &root,
-            &KubeconfigOptions {
-                dry_run: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let dry = plan(&s, &root, &Default::default()).unwrap().report();
         assert!(dry
             .items
             .iter()

@@ -2,8 +2,10 @@
 //! apiserver/etcd/front-proxy leaves and the service-account key pair.
 //!
 //! The certificate profiles are data (`pki/profiles.yaml`, see [`profile`]); this module
-//! resolves them for a [`ClusterSpec`], compares them with what is on disk and issues exactly
-//! what is missing or wrong ([`reconcile`]), and reports the state for `verify` ([`inspect`]).
+//! resolves them for a [`ClusterSpec`], compares them with what is on disk ([`plan`]: a
+//! [`PkiPlan`] value, per file create / keep / replace with a reason / fix the mode), issues
+//! exactly what is missing or wrong ([`PkiPlan::apply`]; [`reconcile`] = plan + apply), and
+//! reports the state for `verify` ([`inspect`]). A dry run prints the plan.
 //!
 //! Unlike kubeadm, an existing leaf whose SANs no longer cover the config, that does not chain
 //! to its CA, whose key does not match, that expired, or whose identity/usages differ is
@@ -27,6 +29,7 @@ pub mod inspect;
 pub mod issue;
 pub mod keys;
 pub mod pem;
+pub mod plan;
 pub mod profile;
 mod reconcile;
 pub mod renew;
@@ -36,6 +39,7 @@ use std::path::{Path, PathBuf};
 
 pub use inspect::{load_pem_cert, load_pem_key, CertInfo, CertStatus};
 pub use keys::PrivateKey;
+pub use plan::{plan, FileAction, FilePlan, ItemPlan, PkiPlan};
 pub use profile::{
     CertProfile, ExtKeyUsage, KeyUsage, KubeconfigProfile, ProfileKind, San, ServerRule,
 };
@@ -168,11 +172,10 @@ impl Renew {
     }
 }
 
-/// Options of [`reconcile`].
+/// Options of [`plan`] and [`reconcile`] (a dry run is the plan's report, see
+/// [`PkiPlan::report`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PkiOptions {
-    /// Plan only: write nothing (works with or without existing files).
-    pub dry_run: bool,
     /// `None` = all; else one name (`ca`, `apiserver`, `etcd-server`, `sa`, or a base name
     /// such as `etcd/server`).
     pub only: Option<String>,

@@ -1,18 +1,19 @@
-//! Plan, issue, write: compare each profile with the files on disk, generate the keys that are
-//! needed in parallel, sign in dependency order (CAs first), then write atomically. Nothing is
-//! written until every certificate has been issued, so a failure leaves the disk untouched.
+//! Assessing the PKI: compare each profile with the files on disk and decide what must happen
+//! to it ([`super::plan`] turns the decisions into a [`PkiPlan`]; its apply step generates the
+//! keys in parallel, signs in dependency order and writes atomically). Also [`inspect`], the
+//! read-only report `verify` and `certs check-expiration` use.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use time::OffsetDateTime;
 
 use super::inspect::{self, fmt_time, identity_problems, CertInfo, CertStatus};
-use super::issue::{self, IssueSpec, BACKDATE};
-use super::keys::{self, PrivateKey};
+use super::issue::BACKDATE;
+use super::keys::PrivateKey;
+use super::plan::ItemPlan;
 use super::profile::{self, CertProfile, ProfileKind};
-use super::write::PendingWrite;
-use super::{ModeFix, PkiAction, PkiError, PkiItem, PkiOptions, PkiReport};
+use super::{PkiAction, PkiError, PkiOptions, PkiReport};
 use crate::config::ClusterSpec;
 use crate::fs::{self as pfs, HostRoot, MODE_CERT, MODE_KEY, MODE_PRIVATE};
 
@@ -24,54 +25,6 @@ pub(super) enum CaPlan {
     Reuse { cert: CertInfo, key: PrivateKey },
     /// Certificate without key: external CA mode.
     External { cert: CertInfo },
-}
-
-/// What to do with one profile.
-struct Plan<'p> {
-    profile: &'p CertProfile,
-    action: PkiAction,
-    /// An existing key to sign with / keep (None with `new_key`).
-    key: Option<PrivateKey>,
-    /// A fresh key is needed.
-    new_key: bool,
-    /// A new certificate (or sa.pub) must be written.
-    issue: bool,
-    /// Files kept as they are, with the mode they must have: (local path, mode).
-    keep: Vec<(PathBuf, u32)>,
-}
-
-impl<'p> Plan<'p> {
-    /// New key and certificate (or key pair): nothing on disk is kept.
-    fn fresh(profile: &'p CertProfile, action: PkiAction) -> Self {
-        Plan {
-            profile,
-            action,
-            key: None,
-            new_key: true,
-            issue: true,
-            keep: Vec::new(),
-        }
-    }
-
-    /// Nothing is issued: the files in `keep` stay as they are (their modes are enforced).
-    fn keep(profile: &'p CertProfile, action: PkiAction, keep: Vec<(PathBuf, u32)>) -> Self {
-        Plan {
-            profile,
-            action,
-            key: None,
-            new_key: false,
-            issue: false,
-            keep,
-        }
-    }
-}
-
-/// The key and certificate of `p` as files to keep: (local path, mode).
-fn key_and_cert(p: &CertProfile, root: &HostRoot) -> Vec<(PathBuf, u32)> {
-    vec![
-        (root.path(&p.key_path), MODE_KEY),
-        (root.path(&p.cert_path), MODE_CERT),
-    ]
 }
 
 fn read(path: &Path) -> Result<Option<String>, PkiError> {
@@ -109,7 +62,7 @@ fn matches_only(only: &str, p: &CertProfile) -> bool {
     only == p.name || only == p.base || (only == super::ETCD_GROUP && p.base.starts_with("etcd/"))
 }
 
-fn check_names(
+pub(super) fn check_names(
     spec: &ClusterSpec,
     profiles: &[CertProfile],
     opts: &PkiOptions,
@@ -246,56 +199,190 @@ fn assess_leaf(
     Ok((false, problems, key))
 }
 
-fn plan_sa<'p>(p: &'p CertProfile, root: &HostRoot) -> Result<Plan<'p>, PkiError> {
+/// The `sa` key pair: keep a readable key and re-derive `sa.pub` from it when it is missing or
+/// does not match; no key means a new pair.
+fn plan_sa(p: &CertProfile, root: &HostRoot) -> Result<ItemPlan, PkiError> {
     let key_local = root.path(&p.key_path);
     let pub_local = root.path(&p.cert_path);
     let Some(key_text) = read(&key_local)? else {
-        return Ok(Plan::fresh(p, PkiAction::Generated));
+        return Ok(ItemPlan::fresh(p, root, PkiAction::Generated));
     };
     let key = PrivateKey::from_pem(&key_text).map_err(PkiError::parse_failed(&key_local))?;
     let reason = match read(&pub_local)? {
         None => Some(format!("{} is missing", p.cert_path.display())),
-        Some(text) => {
-            let matches = super::pem::decode_first(&text, &["PUBLIC KEY"])
-                .ok()
-                .and_then(|b| {
-                    use x509_parser::prelude::FromDer;
-                    x509_parser::x509::SubjectPublicKeyInfo::from_der(&b.der)
-                        .ok()
-                        .map(|(_, spki)| {
-                            spki.subject_public_key.data.as_ref() == key.public_key_raw()
-                        })
-                })
-                .unwrap_or(false);
-            (!matches).then(|| {
-                format!(
-                    "{} does not match {}",
-                    p.cert_path.display(),
-                    p.key_path.display()
-                )
-            })
-        }
+        Some(text) => (!public_key_matches(&text, &key)).then(|| {
+            format!(
+                "{} does not match {}",
+                p.cert_path.display(),
+                p.key_path.display()
+            )
+        }),
     };
-    let mut keep = vec![(key_local, MODE_KEY)];
-    let action = match reason {
-        Some(reason) => PkiAction::Reissued { reason },
-        None => {
-            keep.push((pub_local, MODE_PRIVATE));
-            PkiAction::Reused
-        }
-    };
-    let issue = action != PkiAction::Reused;
-    Ok(Plan {
-        profile: p,
-        action,
-        key: Some(key),
-        new_key: false,
-        issue,
-        keep,
+    Ok(match reason {
+        Some(reason) => ItemPlan::reissue(p, root, reason, Some(key)),
+        None => ItemPlan::keep(
+            p,
+            root,
+            PkiAction::Reused,
+            &[(&p.key_path, MODE_KEY), (&p.cert_path, MODE_PRIVATE)],
+        ),
     })
 }
 
-/// Brings the PKI under `spec.certificates_dir` (inside `root`) in line with `spec`.
+/// Whether the PEM public key `text` is the public half of `key`.
+fn public_key_matches(text: &str, key: &PrivateKey) -> bool {
+    super::pem::decode_first(text, &["PUBLIC KEY"])
+        .ok()
+        .and_then(|b| {
+            use x509_parser::prelude::FromDer;
+            x509_parser::x509::SubjectPublicKeyInfo::from_der(&b.der)
+                .ok()
+                .map(|(_, spki)| spki.subject_public_key.data.as_ref() == key.public_key_raw())
+        })
+        .unwrap_or(false)
+}
+
+/// Whether `opts.only` selects `p` (everything without `only`).
+pub(super) fn selected(opts: &PkiOptions, p: &CertProfile) -> bool {
+    opts.only.as_deref().is_none_or(|o| matches_only(o, p))
+}
+
+/// Assesses the CAs the selected profiles need. A CA that is needed only to sign a selected
+/// leaf must exist.
+pub(super) fn assess_cas(
+    profiles: &[CertProfile],
+    opts: &PkiOptions,
+    root: &HostRoot,
+    now: OffsetDateTime,
+) -> Result<BTreeMap<String, CaPlan>, PkiError> {
+    let mut cas = BTreeMap::new();
+    for p in profiles.iter().filter(|p| p.kind == ProfileKind::Ca) {
+        let needed = selected(opts, p)
+            || profiles
+                .iter()
+                .any(|q| selected(opts, q) && q.ca.as_deref() == Some(p.name.as_str()));
+        if !needed {
+            continue;
+        }
+        let plan = assess_ca(p, root, now)?;
+        if matches!(plan, CaPlan::Generate) && !selected(opts, p) {
+            return Err(PkiError::CaMissing {
+                ca: p.name.clone(),
+                path: root.path(&p.cert_path),
+            });
+        }
+        cas.insert(p.name.clone(), plan);
+    }
+    Ok(cas)
+}
+
+/// The plan of one selected profile, given the assessed CAs.
+pub(super) fn plan_profile(
+    p: &CertProfile,
+    profiles: &[CertProfile],
+    cas: &BTreeMap<String, CaPlan>,
+    opts: &PkiOptions,
+    root: &HostRoot,
+    now: OffsetDateTime,
+) -> Result<ItemPlan, PkiError> {
+    match p.kind {
+        ProfileKind::Ca => Ok(plan_ca(p, cas.get(&p.name), root)),
+        ProfileKind::Keypair => plan_sa(p, root),
+        ProfileKind::Leaf => plan_leaf(p, profiles, cas, opts, root, now),
+    }
+}
+
+/// A CA is generated when absent and otherwise kept (its problems are errors in [`assess_ca`]).
+fn plan_ca(p: &CertProfile, ca: Option<&CaPlan>, root: &HostRoot) -> ItemPlan {
+    match ca {
+        Some(CaPlan::Generate) | None => ItemPlan::fresh(p, root, PkiAction::Generated),
+        Some(CaPlan::Reuse { .. }) => ItemPlan::keep(
+            p,
+            root,
+            PkiAction::Reused,
+            &[(&p.key_path, MODE_KEY), (&p.cert_path, MODE_CERT)],
+        ),
+        Some(CaPlan::External { .. }) => {
+            ItemPlan::keep(p, root, PkiAction::ExternalCa, &[(&p.cert_path, MODE_CERT)])
+        }
+    }
+}
+
+/// A leaf: generated when absent, renewed on request, kept when valid, else re-issued with
+/// the reasons. Under an external CA it must exist and be valid.
+fn plan_leaf(
+    p: &CertProfile,
+    profiles: &[CertProfile],
+    cas: &BTreeMap<String, CaPlan>,
+    opts: &PkiOptions,
+    root: &HostRoot,
+    now: OffsetDateTime,
+) -> Result<ItemPlan, PkiError> {
+    let ca_name = p.ca.as_deref().unwrap_or_default();
+    let Some(ca) = cas.get(ca_name) else {
+        return Err(PkiError::Profiles(format!(
+            "{}: unknown CA {ca_name:?}",
+            p.name
+        )));
+    };
+    let (missing, problems, key) = assess_leaf(p, ca_name, ca, root, now)?;
+    let renew = opts.renew.includes(&p.name);
+    if let CaPlan::External { .. } = ca {
+        let ca_profile = profiles.iter().find(|c| c.name == ca_name);
+        check_external_leaf(p, ca_profile, root, renew, missing, &problems)?;
+    }
+    Ok(if missing {
+        ItemPlan::fresh(p, root, PkiAction::Generated)
+    } else if renew {
+        ItemPlan::fresh(p, root, PkiAction::Renewed)
+    } else if problems.is_empty() {
+        ItemPlan::keep(
+            p,
+            root,
+            PkiAction::Reused,
+            &[(&p.key_path, MODE_KEY), (&p.cert_path, MODE_CERT)],
+        )
+    } else {
+        ItemPlan::reissue(p, root, problems.join("; "), key)
+    })
+}
+
+/// External CA mode: plinth cannot sign, so a leaf must not be renewed and must exist valid.
+fn check_external_leaf(
+    p: &CertProfile,
+    ca_profile: Option<&CertProfile>,
+    root: &HostRoot,
+    renew: bool,
+    missing: bool,
+    problems: &[String],
+) -> Result<(), PkiError> {
+    if renew {
+        return Err(PkiError::ExternalCaRenew {
+            name: p.name.clone(),
+            ca_key_path: ca_profile
+                .map(|c| root.path(&c.key_path))
+                .unwrap_or_default(),
+        });
+    }
+    if missing {
+        return Err(PkiError::ExternalCaLeafMissing {
+            path: root.path(&p.cert_path),
+            ca_path: ca_profile
+                .map(|c| root.path(&c.cert_path))
+                .unwrap_or_default(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(PkiError::ExternalCaLeafInvalid {
+            path: root.path(&p.cert_path),
+            reason: problems.join("; "),
+        });
+    }
+    Ok(())
+}
+
+/// Brings the PKI under `spec.certificates_dir` (inside `root`) in line with `spec`: the
+/// [`super::plan`], applied.
 ///
 /// See the module docs for the rules. Errors name the file; on error nothing has been written.
 pub fn reconcile(
@@ -303,261 +390,7 @@ pub fn reconcile(
     root: &HostRoot,
     opts: &PkiOptions,
 ) -> Result<PkiReport, PkiError> {
-    let profiles = profile::resolve(spec).map_err(PkiError::Profiles)?;
-    check_names(spec, &profiles, opts)?;
-    let now = OffsetDateTime::now_utc();
-    let selected = |p: &CertProfile| opts.only.as_deref().is_none_or(|o| matches_only(o, p));
-
-    // 1. Assess the CAs that selected items need.
-    let mut cas: BTreeMap<&str, CaPlan> = BTreeMap::new();
-    for p in profiles.iter().filter(|p| p.kind == ProfileKind::Ca) {
-        let needed = selected(p)
-            || profiles
-                .iter()
-                .any(|q| selected(q) && q.ca.as_deref() == Some(p.name.as_str()));
-        if !needed {
-            continue;
-        }
-        let plan = assess_ca(p, root, now)?;
-        if matches!(plan, CaPlan::Generate) && !selected(p) {
-            return Err(PkiError::CaMissing {
-                ca: p.name.clone(),
-                path: root.path(&p.cert_path),
-            });
-        }
-        cas.insert(p.name.as_str(), plan);
-    }
-
-    // 2. Plan every selected item.
-    let mut plans: Vec<Plan<'_>> = Vec::new();
-    for p in profiles.iter().filter(|p| selected(p)) {
-        let plan = match p.kind {
-            ProfileKind::Ca => match cas.get(p.name.as_str()) {
-                Some(CaPlan::Generate) | None => Plan::fresh(p, PkiAction::Generated),
-                Some(CaPlan::Reuse { .. }) => {
-                    Plan::keep(p, PkiAction::Reused, key_and_cert(p, root))
-                }
-                Some(CaPlan::External { .. }) => Plan::keep(
-                    p,
-                    PkiAction::ExternalCa,
-                    vec![(root.path(&p.cert_path), MODE_CERT)],
-                ),
-            },
-            ProfileKind::Keypair => plan_sa(p, root)?,
-            ProfileKind::Leaf => {
-                let ca_name = p.ca.as_deref().unwrap_or_default();
-                let ca_profile = profiles.iter().find(|c| c.name == ca_name);
-                let Some(ca) = cas.get(ca_name) else {
-                    return Err(PkiError::Profiles(format!(
-                        "{}: unknown CA {ca_name:?}",
-                        p.name
-                    )));
-                };
-                let (missing, problems, key) = assess_leaf(p, ca_name, ca, root, now)?;
-                let renew = opts.renew.includes(&p.name);
-                let local_cert = root.path(&p.cert_path);
-                if let CaPlan::External { .. } = ca {
-                    let ca_key_path = ca_profile
-                        .map(|c| root.path(&c.key_path))
-                        .unwrap_or_default();
-                    if renew {
-                        return Err(PkiError::ExternalCaRenew {
-                            name: p.name.clone(),
-                            ca_key_path,
-                        });
-                    }
-                    if missing {
-                        return Err(PkiError::ExternalCaLeafMissing {
-                            path: local_cert,
-                            ca_path: ca_profile
-                                .map(|c| root.path(&c.cert_path))
-                                .unwrap_or_default(),
-                        });
-                    }
-                    if !problems.is_empty() {
-                        return Err(PkiError::ExternalCaLeafInvalid {
-                            path: local_cert,
-                            reason: problems.join("; "),
-                        });
-                    }
-                }
-                if missing {
-                    Plan::fresh(p, PkiAction::Generated)
-                } else if renew {
-                    Plan::fresh(p, PkiAction::Renewed)
-                } else if problems.is_empty() {
-                    Plan::keep(p, PkiAction::Reused, key_and_cert(p, root))
-                } else {
-                    let new_key = key.is_none();
-                    Plan {
-                        profile: p,
-                        action: PkiAction::Reissued {
-                            reason: problems.join("; "),
-                        },
-                        keep: if new_key {
-                            Vec::new()
-                        } else {
-                            vec![(root.path(&p.key_path), MODE_KEY)]
-                        },
-                        key,
-                        new_key,
-                        issue: true,
-                    }
-                }
-            }
-        };
-        plans.push(plan);
-    }
-
-    if opts.dry_run {
-        return Ok(dry_report(plans, root));
-    }
-
-    // 3. Keys, in parallel.
-    let needed = plans.iter().filter(|p| p.new_key).count();
-    let mut fresh = keys::generate_many(spec.key_algorithm, needed)
-        .map_err(|reason| PkiError::Crypto {
-            name: "keys".into(),
-            reason,
-        })?
-        .into_iter();
-    for plan in plans.iter_mut().filter(|p| p.new_key) {
-        plan.key = fresh.next();
-    }
-
-    // 4. Sign, CAs first (profiles are ordered so that every CA precedes its leaves).
-    let mut ca_material: BTreeMap<String, (Vec<u8>, Option<&PrivateKey>)> = BTreeMap::new();
-    for (name, plan) in &cas {
-        match plan {
-            CaPlan::Reuse { cert, key } => {
-                ca_material.insert((*name).to_string(), (cert.der.clone(), Some(key)));
-            }
-            CaPlan::External { cert } => {
-                ca_material.insert((*name).to_string(), (cert.der.clone(), None));
-            }
-            CaPlan::Generate => {}
-        }
-    }
-    // Each new file, tagged with its plan's index and its host path.
-    let mut outputs: Vec<((usize, PathBuf), PendingWrite)> = Vec::new();
-    for (i, plan) in plans.iter().enumerate() {
-        let p = plan.profile;
-        if !plan.issue {
-            continue;
-        }
-        let mut output = |host: &Path, content: String, mode: u32| {
-            outputs.push((
-                (i, host.to_path_buf()),
-                PendingWrite {
-                    local: root.path(host),
-                    content: content.into_bytes(),
-                    mode,
-                },
-            ));
-        };
-        let key = plan.key.as_ref().ok_or_else(|| PkiError::Crypto {
-            name: p.name.clone(),
-            reason: "no key available".into(),
-        })?;
-        let crypto = |reason: String| PkiError::Crypto {
-            name: p.name.clone(),
-            reason,
-        };
-        if plan.new_key {
-            output(&p.key_path, key.to_pem(), MODE_KEY);
-        }
-        let (content, mode) = match p.kind {
-            ProfileKind::Keypair => (key.public_key_pem(), MODE_PRIVATE),
-            ProfileKind::Ca => {
-                let der = issue::self_signed(&IssueSpec::from(p), key, spec.ca_cert_validity, now)
-                    .map_err(crypto)?;
-                let pem = super::pem::encode("CERTIFICATE", &der);
-                ca_material.insert(p.name.clone(), (der, Some(key)));
-                (pem, MODE_CERT)
-            }
-            ProfileKind::Leaf => {
-                let ca_name = p.ca.clone().unwrap_or_default();
-                let (ca_der, ca_key) = ca_material
-                    .get(&ca_name)
-                    .and_then(|(d, k)| k.map(|k| (d, k)))
-                    .ok_or_else(|| crypto(format!("CA {ca_name:?} has no key")))?;
-                let der = issue::signed(
-                    &IssueSpec::from(p),
-                    key,
-                    ca_der,
-                    ca_key,
-                    spec.cert_validity,
-                    now,
-                )
-                .map_err(crypto)?;
-                (super::pem::encode("CERTIFICATE", &der), MODE_CERT)
-            }
-        };
-        output(&p.cert_path, content, mode);
-    }
-
-    // 5. Write every new file in one parallel batch (see `write`), then fix modes of kept files.
-    let mut written: Vec<Vec<PathBuf>> = vec![Vec::new(); plans.len()];
-    for (i, host) in super::write::write_tagged(outputs)? {
-        written[i].push(host);
-    }
-    let mut items = Vec::with_capacity(plans.len());
-    for (plan, written) in plans.iter().zip(written) {
-        let mut mode_fixed = Vec::new();
-        for (local, mode) in &plan.keep {
-            mode_fixed.extend(ModeFix::enforce(local, root.host_path(local), *mode)?);
-        }
-        items.push(item(plan, written, mode_fixed));
-    }
-    Ok(PkiReport {
-        items,
-        dry_run: false,
-    })
-}
-
-fn item(plan: &Plan<'_>, written: Vec<PathBuf>, mode_fixed: Vec<ModeFix>) -> PkiItem {
-    let p = plan.profile;
-    let issued = plan.issue && p.kind != ProfileKind::Keypair;
-    PkiItem {
-        name: p.name.clone(),
-        base: p.base.clone(),
-        kind: p.kind,
-        cert_path: p.cert_path.clone(),
-        key_path: p.key_path.clone(),
-        action: plan.action.clone(),
-        mode_fixed,
-        written,
-        serving_sans: (issued && p.is_serving()).then(|| p.sans.clone()),
-    }
-}
-
-fn dry_report(plans: Vec<Plan<'_>>, root: &HostRoot) -> PkiReport {
-    let items = plans
-        .iter()
-        .map(|plan| {
-            let mut it = item(plan, Vec::new(), Vec::new());
-            it.action = match &plan.action {
-                PkiAction::Generated => PkiAction::WouldGenerate,
-                PkiAction::Reissued { reason } => PkiAction::WouldReissue {
-                    reason: reason.clone(),
-                },
-                PkiAction::Renewed => PkiAction::WouldReissue {
-                    reason: "renewal requested: new key and certificate".into(),
-                },
-                other => other.clone(),
-            };
-            it.mode_fixed = plan
-                .keep
-                .iter()
-                .filter_map(|(local, mode)| ModeFix::planned(local, root.host_path(local), *mode))
-                .collect();
-            it
-        })
-        .collect();
-    PkiReport {
-        items,
-        dry_run: true,
-    }
+    super::plan(spec, root, opts)?.apply()
 }
 
 /// Inspects every certificate of `spec` on disk (not the `sa` key pair) for `plinth verify`
@@ -608,10 +441,12 @@ pub fn inspect(spec: &ClusterSpec, root: &HostRoot) -> Result<Vec<CertStatus>, P
 
 #[cfg(test)]
 mod tests {
+    use super::super::issue::{self, IssueSpec};
     use super::super::{cert_names, PkiAction, PkiOptions, Renew};
     use super::*;
     use crate::config::{defaults_for, KeyAlgorithm};
     use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
 
     fn spec() -> ClusterSpec {
         let mut s = defaults_for("cp1", "192.168.10.5".parse().unwrap());
@@ -643,11 +478,11 @@ mod tests {
         reconcile(s, root, opts).unwrap_err().to_string()
     }
 
-    fn dry() -> PkiOptions {
-        PkiOptions {
-            dry_run: true,
-            ..Default::default()
-        }
+    /// The dry run: the plan's report, nothing applied.
+    fn dry(s: &ClusterSpec, root: &HostRoot) -> PkiReport {
+        crate::pki::plan(s, root, &PkiOptions::default())
+            .unwrap()
+            .report()
     }
 
     fn only(name: &str) -> PkiOptions {
@@ -736,7 +571,7 @@ mod tests {
         let ca = std::fs::read(pki.join("ca.crt")).unwrap();
         let key = std::fs::read(pki.join("apiserver.key")).unwrap();
         s.api_server.cert_sans.push("10.0.0.100".into());
-        let dry = run(&s, &root, &dry());
+        let dry = dry(&s, &root);
         assert!(matches!(
             action(&dry, "apiserver"),
             PkiAction::WouldReissue { .. }
@@ -806,7 +641,7 @@ mod tests {
         let (_tmp, root, s, pki) = rendered();
         let key = pki.join("ca.key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let dry = run(&s, &root, &dry());
+        let dry = dry(&s, &root);
         assert!(
             dry.lines().iter().any(|l| l.contains(
                 "Would tighten permissions of /etc/kubernetes/pki/ca.key from 0644 to 0600"
@@ -875,7 +710,7 @@ mod tests {
     fn renew_only_and_dry_run() {
         let (tmp, root, s) = setup();
         // Dry run on an empty root: plans everything, writes nothing.
-        let dry = run(&s, &root, &dry());
+        let dry = dry(&s, &root);
         assert!(dry
             .items
             .iter()

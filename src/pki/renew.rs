@@ -21,11 +21,12 @@ use time::OffsetDateTime;
 use super::inspect::CertInfo;
 use super::issue::{self, IssueSpec};
 use super::keys;
+use super::plan::FilePlan;
 use super::profile::{self, CertProfile, ProfileKind, San};
 use super::reconcile::{assess_ca, CaPlan};
 use super::write::PendingWrite;
 use super::{PkiAction, PkiError, PkiItem, PkiReport};
-use crate::config::ClusterSpec;
+use crate::config::{ClusterSpec, KeyAlgorithm};
 use crate::fs::{self as pfs, HostRoot, MODE_CERT, MODE_KEY};
 
 /// Which certificates [`renew`] re-signs.
@@ -46,56 +47,114 @@ fn existing_sans(cert: &CertInfo) -> Vec<San> {
     out
 }
 
-/// Renews the selected leaf certificates under `root` (see the module docs). With `dry_run`
-/// nothing is written and the report says what would be renewed.
-pub fn renew(
+/// One certificate to renew: its profile, the existing certificate whose identity is kept,
+/// and its CA.
+#[derive(Debug)]
+struct Renewal {
+    profile: CertProfile,
+    cert: CertInfo,
+    ca_der: Vec<u8>,
+    ca_key: keys::PrivateKey,
+}
+
+/// What [`RenewPlan::apply`] will do: re-sign each selected certificate that exists with a
+/// new key (both files replaced); the missing ones of `renew all` are only reported.
+#[derive(Debug)]
+pub struct RenewPlan {
+    /// Every file the renewal writes (key 0600, certificate 0644), in order.
+    pub files: Vec<FilePlan>,
+    /// `renew all`: certificates that do not exist (reported `MISSING!`, nothing written).
+    missing: Vec<PkiItem>,
+    renewals: Vec<Renewal>,
+    root: HostRoot,
+    key_algorithm: KeyAlgorithm,
+    cert_validity: std::time::Duration,
+    now: OffsetDateTime,
+}
+
+/// The certificates `selection` names (each `true` when it must exist).
+fn choose<'p>(
+    leaves: &[&'p CertProfile],
+    selection: &Selection,
+) -> Result<Vec<(&'p CertProfile, bool)>, PkiError> {
+    let Selection::Names(names) = selection else {
+        return Ok(leaves.iter().map(|p| (*p, false)).collect());
+    };
+    let mut out: Vec<(&CertProfile, bool)> = Vec::new();
+    for n in names {
+        let Some(p) = leaves.iter().find(|p| p.name == *n || p.base == *n) else {
+            return Err(PkiError::UnknownName {
+                field: "certificate",
+                value: n.clone(),
+                allowed: leaves
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        if !out.iter().any(|(q, _)| q.name == p.name) {
+            out.push((*p, true));
+        }
+    }
+    Ok(out)
+}
+
+/// The report entry of `p` with `action`.
+fn item(p: &CertProfile, action: PkiAction, serving_sans: Option<Vec<San>>) -> PkiItem {
+    PkiItem {
+        name: p.name.clone(),
+        base: p.base.clone(),
+        kind: p.kind,
+        cert_path: p.cert_path.clone(),
+        key_path: p.key_path.clone(),
+        action,
+        mode_fixed: Vec::new(),
+        written: Vec::new(),
+        serving_sans,
+    }
+}
+
+/// The usable CA of `p` (its certificate DER and key): external and missing CAs are errors.
+fn signing_ca(
+    p: &CertProfile,
+    profiles: &[CertProfile],
+    root: &HostRoot,
+    now: OffsetDateTime,
+) -> Result<(Vec<u8>, keys::PrivateKey), PkiError> {
+    let ca_name = p.ca.as_deref().unwrap_or_default();
+    let ca_profile = profiles
+        .iter()
+        .find(|c| c.name == ca_name)
+        .ok_or_else(|| PkiError::Profiles(format!("{}: unknown CA {ca_name:?}", p.name)))?;
+    match assess_ca(ca_profile, root, now)? {
+        CaPlan::Reuse { cert, key } => Ok((cert.der, key)),
+        CaPlan::External { .. } => Err(PkiError::ExternalCaRenew {
+            name: p.name.clone(),
+            ca_key_path: root.path(&ca_profile.key_path),
+        }),
+        CaPlan::Generate => Err(PkiError::CaMissing {
+            ca: ca_name.to_string(),
+            path: root.path(&ca_profile.cert_path),
+        }),
+    }
+}
+
+/// Reads every selected certificate and its CA (see the module docs); writes nothing.
+pub fn plan(
     spec: &ClusterSpec,
     root: &HostRoot,
     selection: &Selection,
-    dry_run: bool,
-) -> Result<PkiReport, PkiError> {
+) -> Result<RenewPlan, PkiError> {
     let profiles = profile::resolve(spec).map_err(PkiError::Profiles)?;
     let leaves: Vec<&CertProfile> = profiles
         .iter()
         .filter(|p| p.kind == ProfileKind::Leaf)
         .collect();
-    let chosen: Vec<(&CertProfile, bool)> = match selection {
-        Selection::All => leaves.iter().map(|p| (*p, false)).collect(),
-        Selection::Names(names) => {
-            let mut out = Vec::new();
-            for n in names {
-                let Some(p) = leaves.iter().find(|p| p.name == *n || p.base == *n) else {
-                    return Err(PkiError::UnknownName {
-                        field: "certificate",
-                        value: n.clone(),
-                        allowed: leaves
-                            .iter()
-                            .map(|p| p.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    });
-                };
-                if !out
-                    .iter()
-                    .any(|(q, _): &(&CertProfile, bool)| q.name == p.name)
-                {
-                    out.push((*p, true));
-                }
-            }
-            out
-        }
-    };
+    let chosen = choose(&leaves, selection)?;
     let now = OffsetDateTime::now_utc();
-
-    // Plan: read every existing certificate and its CA before anything is generated.
-    struct Plan<'p> {
-        p: &'p CertProfile,
-        cert: CertInfo,
-        ca_der: Vec<u8>,
-        ca_key: keys::PrivateKey,
-    }
-    let mut plans = Vec::new();
-    let mut items = Vec::new();
+    let mut renewals = Vec::new();
+    let mut missing = Vec::new();
     for (p, required) in chosen {
         let local = root.path(&p.cert_path);
         let Some(text) = pfs::read_optional(&local)? else {
@@ -109,17 +168,7 @@ pub fn renew(
                     ),
                 });
             }
-            items.push(PkiItem {
-                name: p.name.clone(),
-                base: p.base.clone(),
-                kind: p.kind,
-                cert_path: p.cert_path.clone(),
-                key_path: p.key_path.clone(),
-                action: PkiAction::Missing,
-                mode_fixed: Vec::new(),
-                written: Vec::new(),
-                serving_sans: None,
-            });
+            missing.push(item(p, PkiAction::Missing, None));
             continue;
         };
         let text = String::from_utf8(text).map_err(|_| PkiError::Parse {
@@ -127,69 +176,72 @@ pub fn renew(
             reason: "not a PEM text file".into(),
         })?;
         let cert = CertInfo::from_pem(&text).map_err(PkiError::parse_failed(&local))?;
-        let ca_name = p.ca.as_deref().unwrap_or_default();
-        let ca_profile = profiles
-            .iter()
-            .find(|c| c.name == ca_name)
-            .ok_or_else(|| PkiError::Profiles(format!("{}: unknown CA {ca_name:?}", p.name)))?;
-        let (ca_der, ca_key) = match assess_ca(ca_profile, root, now)? {
-            CaPlan::Reuse { cert, key } => (cert.der, key),
-            CaPlan::External { .. } => {
-                return Err(PkiError::ExternalCaRenew {
-                    name: p.name.clone(),
-                    ca_key_path: root.path(&ca_profile.key_path),
-                })
-            }
-            CaPlan::Generate => {
-                return Err(PkiError::CaMissing {
-                    ca: ca_name.to_string(),
-                    path: root.path(&ca_profile.cert_path),
-                })
-            }
-        };
-        plans.push(Plan {
-            p,
+        let (ca_der, ca_key) = signing_ca(p, &profiles, root, now)?;
+        renewals.push(Renewal {
+            profile: p.clone(),
             cert,
             ca_der,
             ca_key,
         });
     }
+    let files = renewals
+        .iter()
+        .flat_map(|r| {
+            [
+                (&r.profile.key_path, MODE_KEY),
+                (&r.profile.cert_path, MODE_CERT),
+            ]
+        })
+        .map(|(host, mode)| FilePlan::write(root, host, mode, RENEWAL))
+        .collect();
+    Ok(RenewPlan {
+        files,
+        missing,
+        renewals,
+        root: root.clone(),
+        key_algorithm: spec.key_algorithm,
+        cert_validity: spec.cert_validity,
+        now,
+    })
+}
 
-    let mut fresh = if dry_run {
-        Vec::new()
-    } else {
-        keys::generate_many(spec.key_algorithm, plans.len()).map_err(|reason| PkiError::Crypto {
-            name: "keys".into(),
-            reason,
-        })?
-    }
-    .into_iter();
-    let mut outputs: Vec<((usize, PathBuf), PendingWrite)> = Vec::new();
-    let mut planned: Vec<PkiItem> = Vec::new();
-    for (i, plan) in plans.iter().enumerate() {
-        let p = plan.p;
-        let sans = existing_sans(&plan.cert);
-        if let Some(key) = fresh.next() {
-            let issue_spec = IssueSpec {
-                cn: &plan.cert.cn,
-                organizations: &plan.cert.organizations,
-                key_usages: &plan.cert.key_usages,
-                ext_key_usages: &plan.cert.ext_key_usages,
-                is_ca: false,
-                sans: &sans,
-            };
-            let der = issue::signed(
-                &issue_spec,
-                &key,
-                &plan.ca_der,
-                &plan.ca_key,
-                spec.cert_validity,
-                now,
+/// Why a renewed certificate is replaced.
+const RENEWAL: &str = "renewal requested: new key, same subject, SANs and usages";
+
+impl RenewPlan {
+    /// The dry-run report: what [`RenewPlan::apply`] would renew, nothing written.
+    pub fn report(&self) -> PkiReport {
+        let mut items = self.missing.clone();
+        items.extend(self.renewals.iter().map(|r| {
+            item(
+                &r.profile,
+                PkiAction::WouldReissue {
+                    reason: RENEWAL.into(),
+                },
+                r.profile.is_serving().then(|| existing_sans(&r.cert)),
             )
-            .map_err(|reason| PkiError::Crypto {
-                name: p.name.clone(),
-                reason,
+        }));
+        PkiReport {
+            items,
+            dry_run: true,
+        }
+    }
+
+    /// New keys in parallel, every certificate re-signed, then one atomic batch of writes.
+    pub fn apply(self) -> Result<PkiReport, PkiError> {
+        let fresh =
+            keys::generate_many(self.key_algorithm, self.renewals.len()).map_err(|reason| {
+                PkiError::Crypto {
+                    name: "keys".into(),
+                    reason,
+                }
             })?;
+        let mut outputs: Vec<((usize, PathBuf), PendingWrite)> = Vec::new();
+        let mut planned: Vec<PkiItem> = Vec::new();
+        for (i, (r, key)) in self.renewals.iter().zip(fresh).enumerate() {
+            let p = &r.profile;
+            let sans = existing_sans(&r.cert);
+            let der = self.sign(r, &key, &sans)?;
             for (host, content, mode) in [
                 (&p.key_path, key.to_pem(), MODE_KEY),
                 (
@@ -201,36 +253,58 @@ pub fn renew(
                 outputs.push((
                     (i, host.clone()),
                     PendingWrite {
-                        local: root.path(host),
+                        local: self.root.path(host),
                         content: content.into_bytes(),
                         mode,
                     },
                 ));
             }
+            planned.push(item(p, PkiAction::Renewed, p.is_serving().then_some(sans)));
         }
-        planned.push(PkiItem {
-            name: p.name.clone(),
-            base: p.base.clone(),
-            kind: p.kind,
-            cert_path: p.cert_path.clone(),
-            key_path: p.key_path.clone(),
-            action: if dry_run {
-                PkiAction::WouldReissue {
-                    reason: "renewal requested: new key, same subject, SANs and usages".into(),
-                }
-            } else {
-                PkiAction::Renewed
-            },
-            mode_fixed: Vec::new(),
-            written: Vec::new(),
-            serving_sans: p.is_serving().then_some(sans),
-        });
+        for (i, host) in super::write::write_tagged(outputs)? {
+            planned[i].written.push(host);
+        }
+        let mut items = self.missing;
+        items.extend(planned);
+        Ok(PkiReport {
+            items,
+            dry_run: false,
+        })
     }
-    for (i, host) in super::write::write_tagged(outputs)? {
-        planned[i].written.push(host);
+
+    /// Re-signs `r`'s certificate for `key`, keeping its subject, SANs and usages.
+    fn sign(&self, r: &Renewal, key: &keys::PrivateKey, sans: &[San]) -> Result<Vec<u8>, PkiError> {
+        let issue_spec = IssueSpec {
+            cn: &r.cert.cn,
+            organizations: &r.cert.organizations,
+            key_usages: &r.cert.key_usages,
+            ext_key_usages: &r.cert.ext_key_usages,
+            is_ca: false,
+            sans,
+        };
+        issue::signed(
+            &issue_spec,
+            key,
+            &r.ca_der,
+            &r.ca_key,
+            self.cert_validity,
+            self.now,
+        )
+        .map_err(|reason| PkiError::Crypto {
+            name: r.profile.name.clone(),
+            reason,
+        })
     }
-    items.extend(planned);
-    Ok(PkiReport { items, dry_run })
+}
+
+/// Renews the selected leaf certificates under `root` (see the module docs): the [`plan`],
+/// applied.
+pub fn renew(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    selection: &Selection,
+) -> Result<PkiReport, PkiError> {
+    plan(spec, root, selection)?.apply()
 }
 
 #[cfg(test)]
@@ -284,13 +358,7 @@ mod tests {
         // certificate: the renewal must not care.
         let mut other = crate::config::defaults_for("otherhost", "10.1.2.3".parse().unwrap());
         other.cert_validity = Duration::from_secs(365 * 86400);
-        let r = renew(
-            &other,
-            &root,
-            &Selection::Names(vec!["apiserver".into()]),
-            false,
-        )
-        .unwrap();
+        let r = renew(&other, &root, &Selection::Names(vec!["apiserver".into()])).unwrap();
         assert_eq!(r.items.len(), 1, "{:?}", r.items);
         assert_eq!(r.items[0].action, PkiAction::Renewed);
 
@@ -333,14 +401,16 @@ mod tests {
         let spec = crate::config::defaults_for("cp1", "192.168.10.5".parse().unwrap());
         reconcile(&spec, &root, &PkiOptions::default()).unwrap();
         for n in ["etcd/server", "etcd-server"] {
-            let r = renew(&spec, &root, &Selection::Names(vec![n.into()]), true).unwrap();
+            let r = plan(&spec, &root, &Selection::Names(vec![n.into()]))
+                .unwrap()
+                .report();
             assert_eq!(r.items.len(), 1);
             assert_eq!(r.items[0].name, "etcd-server");
             let lines = r.lines().join("\n");
             assert!(lines.contains("\"etcd-server\""), "{lines}");
             assert!(!lines.contains("etcd/server"), "{lines}");
         }
-        let e = renew(&spec, &root, &Selection::Names(vec!["etcd".into()]), true).unwrap_err();
+        let e = plan(&spec, &root, &Selection::Names(vec!["etcd".into()])).unwrap_err();
         assert!(e.to_string().contains("etcd-server"), "{e}");
     }
 
@@ -352,14 +422,13 @@ mod tests {
         reconcile(&spec, &root, &PkiOptions::default()).unwrap();
         let gone = root.path("/etc/kubernetes/pki/front-proxy-client.crt");
         std::fs::remove_file(&gone).unwrap();
-        let r = renew(&spec, &root, &Selection::All, false).unwrap();
+        let r = renew(&spec, &root, &Selection::All).unwrap();
         assert!(r.items.iter().any(|i| i.action == PkiAction::Missing));
         assert!(!gone.exists(), "renew does not create certificates");
         let e = renew(
             &spec,
             &root,
             &Selection::Names(vec!["front-proxy-client".into()]),
-            false,
         )
         .unwrap_err();
         assert!(e.to_string().contains("front-proxy-client.crt"), "{e}");
