@@ -87,6 +87,10 @@ pub struct Resolver {
     pub root: HostRoot,
     /// Directories command[0] is looked up in.
     pub bin_path: Vec<PathBuf>,
+    /// The state dir (host path) whose binary cache (`bin/<component>/<version>/<name>`,
+    /// filled by `plinth init` / `plinth binaries pull`) is searched first, by the pod's image
+    /// tag; `None` searches the bin path only.
+    pub binary_cache: Option<PathBuf>,
     /// image → entrypoint (executable plus optional default arguments).
     pub image_commands: BTreeMap<String, Vec<String>>,
     /// Node name.
@@ -166,7 +170,13 @@ impl Resolver {
                 image,
             });
         }
-        let executable = self.find_executable(&c.name, &argv[0])?;
+        let cached = self.binary_cache.as_ref().and_then(|state| {
+            crate::binaries::image_executable(&self.root, state, &image, &argv[0])
+        });
+        let executable = match cached {
+            Some(p) => p,
+            None => self.find_executable(&c.name, &argv[0])?,
+        };
         if argv[0].contains('/') {
             argv[0] = executable.display().to_string();
         }
@@ -394,6 +404,7 @@ mod tests {
             host_paths: HostPaths::new(root.clone(), Path::new("/var/lib/plinth")),
             root,
             bin_path: vec![PathBuf::from("/nonexistent"), bin.to_path_buf()],
+            binary_cache: None,
             image_commands: [(
                 "nginx".to_string(),
                 vec!["/bin/echo".to_string(), "-n".to_string()],

@@ -30,6 +30,10 @@ pub struct InitCmd {
     /// Preflight checks whose errors become warnings (`all` for every check).
     #[arg(long, value_delimiter = ',', global = true)]
     pub ignore_preflight_errors: Vec<String>,
+    /// Download no binaries: fail, listing what is missing, unless binPath/$PATH or the
+    /// cache already hold every control-plane binary in its version.
+    #[arg(long, global = true)]
+    pub offline: bool,
     /// How to start the agent: systemd unit, spawned detached process, or not at all.
     #[arg(long, value_enum, default_value_t = AgentMode::Auto, global = true)]
     pub agent: AgentMode,
@@ -61,6 +65,9 @@ pub enum InitSub {
 /// The phases of `plinth init`.
 #[derive(Debug, Subcommand)]
 pub enum Phase {
+    /// Provide the control-plane binaries: binPath/$PATH or the cache, else download,
+    /// verify and cache them (binaryRepository, etcdBinaryRepository).
+    Binaries,
     /// Check the host before changing anything.
     Preflight,
     /// Generate certificates: `all` or one name (ca, apiserver, etcd-server, ...).
@@ -134,13 +141,18 @@ pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
     if let Some(InitSub::Phase(p)) = &cmd.phase {
         return run_phase(&cmd, p, &spec, &root, &rt);
     }
+    let skip_binaries = cmd.skip_phases.iter().any(|s| s == "binaries");
     let skip: Vec<InitPhase> = cmd
         .skip_phases
         .iter()
+        .filter(|s| *s != "binaries")
         .map(|s| InitPhase::parse(s))
         .collect::<Result<_, _>>()?;
     if cmd.dry_run {
         println!("[dry-run] plinth init would do the following (nothing is written):");
+    }
+    if !skip_binaries && !super::binaries::init_step(&spec, &root, cmd.offline, cmd.dry_run)? {
+        return Ok(1);
     }
     if !skip.contains(&InitPhase::Preflight) && !run_preflight(&cmd, &spec, &root)? {
         return Ok(1);
@@ -255,7 +267,10 @@ fn run_phase(
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<i32> {
     // A phase that writes the node's files records the configuration it used, as init does.
-    let writes = !matches!(phase, Phase::Preflight | Phase::WaitControlPlane);
+    let writes = !matches!(
+        phase,
+        Phase::Preflight | Phase::WaitControlPlane | Phase::Binaries
+    );
     if writes && !cmd.dry_run {
         persist_config(spec, root)?;
     }
@@ -267,6 +282,10 @@ fn run_phase(
         }
     };
     let report = match phase {
+        Phase::Binaries => {
+            let ok = super::binaries::init_step(spec, root, cmd.offline, cmd.dry_run)?;
+            return Ok(if ok { 0 } else { 1 });
+        }
         Phase::Preflight => {
             return Ok(if run_preflight(cmd, spec, root)? {
                 0
@@ -335,7 +354,19 @@ fn preflight_context(
         pc.own_manifests.push(c.file_name().to_string());
         if let Some(container) = m.pod.spec.as_ref().and_then(|s| s.containers.first()) {
             if let Some(bin) = container.command.as_ref().and_then(|v| v.first()) {
-                pc.binaries.push((c.name().to_string(), bin.clone()));
+                // The agent runs the cached binary of the image's version when there is one.
+                let cached = container.image.as_deref().and_then(|image| {
+                    plinth::binaries::image_executable(
+                        root,
+                        std::path::Path::new(&spec.plinth.state_dir),
+                        image,
+                        bin,
+                    )
+                });
+                let bin = cached
+                    .map(|p| p.display().to_string())
+                    .unwrap_or(bin.clone());
+                pc.binaries.push((c.name().to_string(), bin));
             }
             if let Some(run_as) = run_as_of(&m.pod, container, c, spec) {
                 pc.run_as.insert(c.name().to_string(), run_as);
