@@ -268,12 +268,13 @@ impl Artifact {
         }
     }
 
-    /// The arguments that make `name` print its version.
+    /// The arguments that make `name` print its version (`kubectl version --client -o json`,
+    /// `etcdctl version`, else `--version`).
     pub fn version_args(name: &str) -> &'static [&'static str] {
-        if name == "kubectl" {
-            &["version", "--client"]
-        } else {
-            &["--version"]
+        match name {
+            "kubectl" => &["version", "--client", "-o", "json"],
+            "etcdctl" => &["version"],
+            _ => &["--version"],
         }
     }
 }

@@ -161,7 +161,7 @@ pub fn reported_version_args(path: &Path, args: &[&str]) -> Result<String, Strin
         let out = wait_bounded(child, Duration::from_secs(20))?;
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
-        return Ok(crate::preflight::version_in(&text).unwrap_or_else(|| {
+        return Ok(version_of(&text).unwrap_or_else(|| {
             let t = text.trim();
             if t.is_empty() {
                 "nothing".to_string()
@@ -171,6 +171,24 @@ pub fn reported_version_args(path: &Path, args: &[&str]) -> Result<String, Strin
         }));
     }
     Err(format!("cannot run it: {last_err}"))
+}
+
+/// The version in a `--version` output: a `gitVersion` (kubectl's JSON) when there is one,
+/// else the first version-looking word.
+pub fn version_of(text: &str) -> Option<String> {
+    if let Some(i) = text.find("\"gitVersion\"") {
+        let rest = &text[i + "\"gitVersion\"".len()..];
+        let rest = rest
+            .trim_start()
+            .strip_prefix(':')?
+            .trim_start()
+            .strip_prefix('"')?;
+        return rest
+            .split('"')
+            .next()
+            .map(|v| v.trim_start_matches('v').to_string());
+    }
+    crate::preflight::version_in(text)
 }
 
 fn wait_bounded(
@@ -239,6 +257,23 @@ mod tests {
             parse_sha256sums(&sums, "etcd-v3.5.1-linux-s390x.tar.gz"),
             None
         );
+    }
+
+    #[test]
+    fn versions_from_each_kind_of_output() {
+        assert_eq!(
+            version_of("Kubernetes v1.24.0-alpha.1\n").as_deref(),
+            Some("1.24.0-alpha.1")
+        );
+        assert_eq!(
+            version_of("etcdctl version: 3.5.1\nAPI version: 3.5\n").as_deref(),
+            Some("3.5.1")
+        );
+        assert_eq!(
+            version_of("{\n  \"clientVersion\": {\n    \"major\": \"1\",\n    \"gitVersion\": \"v1.33.0\",\n").as_deref(),
+            Some("1.33.0")
+        );
+        assert_eq!(version_of("Error: unknown flag: --version"), None);
     }
 
     #[test]
