@@ -529,3 +529,246 @@ fn bad_repository_settings_are_config_errors() {
         "{stderr}"
     );
 }
+
+/// One `plinth` run inside a netns, output to files (the agent init spawns inherits none of
+/// our pipes), killed after `timeout`.
+fn run_in_ns(
+    ns: &crate::support::NetNs,
+    dir: &Path,
+    n: &str,
+    args: &[&str],
+    timeout: std::time::Duration,
+) -> (Option<i32>, String, String) {
+    use std::process::Stdio;
+    let (o, e) = (dir.join(format!("{n}.out")), dir.join(format!("{n}.err")));
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_plinth"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap());
+    let mut g = crate::support::ChildGuard::spawn(&mut cmd).expect("spawn plinth");
+    let status = g.wait_timeout(timeout).expect("wait");
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    let (out, err) = (read(&o), read(&e));
+    assert!(
+        status.is_some(),
+        "plinth {args:?} still running after {timeout:?}:\n{out}\n{err}"
+    );
+    (status.and_then(|s| s.code()), out, err)
+}
+
+/// Resets the node on drop (also on panic), before the netns and the dirs go.
+struct Node {
+    ns: crate::support::NetNs,
+    root: TempRoot,
+    dir: tempfile::TempDir,
+    cfg: PathBuf,
+}
+
+impl Node {
+    fn plinth(
+        &self,
+        n: &str,
+        args: &[&str],
+        timeout: std::time::Duration,
+    ) -> (Option<i32>, String, String) {
+        let root = self.root.dir().display().to_string();
+        let cfg = self.cfg.display().to_string();
+        let mut all = args.to_vec();
+        all.extend(["--root", &root, "--config", &cfg]);
+        run_in_ns(&self.ns, self.dir.path(), n, &all, timeout)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.plinth(
+            "reset",
+            &["reset", "--force"],
+            std::time::Duration::from_secs(60),
+        );
+    }
+}
+
+/// The done-when test of issue 13: `plinth init` with `binaryRepository` and
+/// `etcdBinaryRepository` pointing at a mirror on the netns' loopback (serving the doubles,
+/// or the real binaries under `PLINTH_E2E_BIN_DIR`, and the real etcd in a release tarball)
+/// downloads, verifies and caches all four components and brings the control plane up
+/// (etcd running as its own user from the cache); a second init downloads nothing.
+#[test]
+fn init_from_a_loopback_mirror_downloads_caches_and_comes_up_then_downloads_nothing() {
+    use std::time::Duration;
+    crate::init_e2e::init_flow::ensure_etcd_user();
+    let ns = crate::support::NetNs::create("bins").expect("netns");
+    let root = TempRoot::new().expect("root");
+    // A real host's / is 0755: the etcd user must reach its binary in the cache.
+    std::fs::set_permissions(root.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("plinth-bins-")
+        .tempdir()
+        .expect("tempdir");
+    let empty_bin = dir.path().join("empty-bin");
+    std::fs::create_dir_all(&empty_bin).unwrap();
+    let mirror = Mirror::start(Some(&ns));
+    let version = kube_version();
+    for c in [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        mirror.add_kubernetes("/release", &version, arch(), c, served(c));
+    }
+    let etcd = etcd_binary().expect("etcd");
+    let etcd_v = etcd_version(&etcd);
+    mirror.add_etcd(
+        "/etcd",
+        &format!("v{etcd_v}"),
+        arch(),
+        &etcd,
+        &etcdctl_binary().expect("etcdctl"),
+        dir.path(),
+    );
+    let cfg = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
+             nodeRegistration: {{name: cp1}}\nlocalAPIEndpoint: {{advertiseAddress: {addr}}}\n\
+             timeouts: {{controlPlaneComponentHealthCheck: 90s}}\n---\n\
+             apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n\
+             kubernetesVersion: {version}\nencryptionAlgorithm: ECDSA-P256\n\
+             etcd: {{local: {{imageTag: {etcd_v}-0}}}}\n---\n\
+             apiVersion: plinth.io/v1alpha1\nkind: PlinthConfiguration\n\
+             binPath: [{bin}]\nbinaryRepository: {url}/release\netcdBinaryRepository: {url}/etcd\n",
+            addr = ns.addr(),
+            bin = empty_bin.display(),
+            url = mirror.url(),
+        ),
+    )
+    .unwrap();
+    let node = Node { ns, root, dir, cfg };
+
+    let (code, out, err) = node.plinth("init1", &["init"], Duration::from_secs(180));
+    let show = format!("exit {code:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}");
+    assert_eq!(code, Some(0), "init from the mirror failed:\n{show}");
+    assert!(out.contains("has initialized successfully"), "{show}");
+    let mut got: Vec<String> = mirror.downloads().into_iter().map(|r| r.path).collect();
+    got.sort();
+    let mut want: Vec<String> = [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ]
+    .iter()
+    .map(|c| format!("/release/{version}/bin/linux/{}/{c}", arch()))
+    .chain([format!(
+        "/etcd/v{etcd_v}/etcd-v{etcd_v}-linux-{}.tar.gz",
+        arch()
+    )])
+    .collect();
+    want.sort();
+    assert_eq!(got, want, "{show}");
+    let cache =
+        |c: &str, v: &str, n: &str| node.root.path(format!("/var/lib/plinth/bin/{c}/{v}/{n}"));
+    for (c, v, n) in [
+        ("kube-apiserver", version.as_str(), "kube-apiserver"),
+        (
+            "kube-controller-manager",
+            &version,
+            "kube-controller-manager",
+        ),
+        ("kube-scheduler", &version, "kube-scheduler"),
+        ("etcd", &format!("v{etcd_v}"), "etcd"),
+        ("etcd", &format!("v{etcd_v}"), "etcdctl"),
+    ] {
+        assert_eq!(mode(&cache(c, v, n)), 0o755, "{c} {v} {n}");
+    }
+    // The agent runs the cached binaries (the manifests still say `command: [etcd, ...]`).
+    let manifest =
+        std::fs::read_to_string(node.root.path("/etc/kubernetes/manifests/etcd.yaml")).unwrap();
+    assert!(manifest.contains("- etcd\n"), "{manifest}");
+    let ps = run_in_ns(
+        &node.ns,
+        node.dir.path(),
+        "ps",
+        &["ps", "-o", "json"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(ps.0, Some(0), "{ps:?}");
+    let cached_etcd = cache("etcd", &format!("v{etcd_v}"), "etcd");
+    let running: Vec<String> = node
+        .ns
+        .pids()
+        .iter()
+        .filter_map(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        running
+            .iter()
+            .any(|p| *p == cached_etcd.display().to_string()),
+        "etcd must run from the cache {}: {running:#?}",
+        cached_etcd.display()
+    );
+
+    mirror.clear_log();
+    let (code, out, err) = node.plinth("init2", &["init"], Duration::from_secs(180));
+    let show = format!("exit {code:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}");
+    assert_eq!(code, Some(0), "the second init failed:\n{show}");
+    assert!(
+        mirror.requests().is_empty(),
+        "the second init must download nothing: {:?}\n{show}",
+        mirror.requests()
+    );
+    assert!(
+        out.contains(&format!("[binaries] etcd v{etcd_v}: cached")),
+        "{show}"
+    );
+}
+
+/// A component that cannot be downloaded stops init before preflight with a preflight-style
+/// error naming the URL, and init writes nothing.
+#[test]
+fn init_stops_before_preflight_when_a_binary_cannot_be_provided() {
+    let h = Host::new(&["kube-apiserver"]);
+    let out = h.plinth(&[
+        "init",
+        "--agent",
+        "none",
+        "--skip-phases",
+        "wait-control-plane",
+    ]);
+    let stderr = h.assert_refused(
+        &out,
+        &format!("{}.sha256", h.url("kube-apiserver")),
+        &["[ERROR Binaries-kube-apiserver]", "not found (HTTP 404)"],
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("[preflight]"),
+        "{stderr}"
+    );
+    // --offline says what is missing and downloads nothing.
+    h.mirror.clear_log();
+    let out = h.plinth(&["init", "--offline", "--agent", "none"]);
+    h.assert_refused(
+        &out,
+        &h.url("kube-apiserver"),
+        &["--offline", "[ERROR Binaries]"],
+    );
+    assert!(h.mirror.requests().is_empty());
+    // A dry run says what it would download and writes nothing.
+    let out = h.plinth(&["init", "--dry-run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "[dry-run] would download kube-apiserver {} from {}",
+            h.version,
+            h.url("kube-apiserver")
+        )),
+        "{}",
+        show(&out)
+    );
+    assert!(h.mirror.requests().is_empty());
+    assert!(h.root.snapshot().unwrap().is_empty());
+}
