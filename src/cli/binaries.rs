@@ -1,4 +1,4 @@
-//! `plinth binaries pull|list|prune`, and the `binaries` step of `plinth init`.
+//! `plinth binaries pull|list|prune`, and the download progress `plinth init` shows.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -109,34 +109,6 @@ fn pull(cmd: PullCmd) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The `binaries` step of init (and `plinth init phase binaries`): the control-plane
-/// binaries on the bin path or in the cache, downloading what is missing. A component that
-/// cannot be provided is reported like a preflight error (`[ERROR Binaries-<component>]`)
-/// and the step returns false.
-pub fn init_step(
-    spec: &ClusterSpec,
-    root: &HostRoot,
-    offline: bool,
-    dry_run: bool,
-) -> anyhow::Result<bool> {
-    let artifacts = binaries::control_plane_artifacts(spec);
-    match provide(spec, root, &artifacts, offline, dry_run, "[binaries]") {
-        Ok(_) => Ok(true),
-        Err(e) => match e.downcast_ref::<binaries::BinariesError>() {
-            Some(be @ binaries::BinariesError::Component { component, .. }) => {
-                eprintln!("\t[ERROR Binaries-{component}]: {be}");
-                eprintln!("[binaries] nothing of {component} was left in the cache; fix the repository (binaryRepository/etcdBinaryRepository, binaryRepositoryCABundle, HTTPS_PROXY/NO_PROXY), put the binary on binPath, or pass --skip-phases binaries to let preflight judge the host as it is");
-                Ok(false)
-            }
-            Some(be @ binaries::BinariesError::Offline { .. }) => {
-                eprintln!("\t[ERROR Binaries]: {be}");
-                Ok(false)
-            }
-            _ => Err(e),
-        },
-    }
-}
-
 fn provide(
     spec: &ClusterSpec,
     root: &HostRoot,
@@ -150,7 +122,7 @@ fn provide(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let obs = Bars::new(prefix);
+    let obs = DownloadBars::new(prefix);
     let resolved = rt
         .block_on(binaries::ensure(
             artifacts,
@@ -301,15 +273,16 @@ pub fn human_bytes(n: u64) -> String {
 
 /// Download progress: an indicatif bar per file (bytes, rate, ETA) on a terminal; one line
 /// at the start and one at the end of each download otherwise.
-struct Bars {
+pub struct DownloadBars {
     multi: Option<MultiProgress>,
     state: Mutex<HashMap<String, (Option<ProgressBar>, Instant, u64)>>,
     prefix: String,
 }
 
-impl Bars {
-    fn new(prefix: &str) -> Self {
-        Bars {
+impl DownloadBars {
+    /// Bars on a terminal, plain lines starting with `prefix` otherwise.
+    pub fn new(prefix: &str) -> Self {
+        DownloadBars {
             multi: std::io::stderr().is_terminal().then(MultiProgress::new),
             state: Mutex::new(HashMap::new()),
             prefix: prefix.into(),
@@ -321,7 +294,7 @@ fn short(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
 }
 
-impl Observer for Bars {
+impl Observer for DownloadBars {
     fn started(&self, url: &str, total: Option<u64>, offset: u64) {
         let bar = self.multi.as_ref().map(|m| {
             let b = m.add(match total {
