@@ -288,7 +288,7 @@ impl Fetcher {
                     return Err(e.with_attempts(attempt))
                 }
                 Err(Failure::Transient(e)) => {
-                    tracing::warn!("{e}; retrying in {delay:?}");
+                    tracing::info!("{e}; retrying in {delay:?}");
                     obs.retrying(url, &e.to_string(), delay);
                     tokio::time::sleep(delay).await;
                     delay = delay.saturating_mul(2).min(Duration::from_secs(30));
