@@ -771,4 +771,162 @@ fn init_stops_before_preflight_when_a_binary_cannot_be_provided() {
     );
     assert!(h.mirror.requests().is_empty());
     assert!(h.root.snapshot().unwrap().is_empty());
+    // `init phase binaries` on its own downloads and caches, and writes nothing else.
+    h.mirror.add_kubernetes(
+        "/release",
+        &h.version,
+        arch(),
+        "kube-apiserver",
+        served("kube-apiserver"),
+    );
+    let out = h.plinth(&["init", "phase", "binaries"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let others: Vec<String> = h
+        .root
+        .snapshot()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .filter(|p| {
+            !p.starts_with("var/lib/plinth/bin")
+                && !["var", "var/lib", "var/lib/plinth"].contains(&p.as_str())
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    assert!(h
+        .cached("kube-apiserver", &h.version, "kube-apiserver")
+        .exists());
+}
+
+/// A private HTTPS mirror (inside a netns, on its TEST-NET address) whose CA is not in the
+/// system roots: refused without `binaryRepositoryCABundle` (naming the URL and the setting,
+/// nothing cached), used with it; `HTTPS_PROXY` is honoured (a CONNECT through a proxy on
+/// the netns' loopback) and `NO_PROXY` bypasses it.
+#[test]
+fn https_mirror_with_a_ca_bundle_through_https_proxy_and_no_proxy() {
+    use crate::support::{NetNs, TestCa, Usage};
+    let ns = NetNs::create("binca").expect("netns");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "mirror-ca", "plinth test mirror CA").expect("ca");
+    let addr = ns.addr();
+    let serving = ca
+        .issue(
+            dir.path(),
+            "mirror",
+            "mirror",
+            &[],
+            &[format!("IP:{addr}")],
+            Usage::Server,
+        )
+        .expect("serving cert");
+    let mirror = Mirror::start_tls(Some(&ns), addr, &serving.cert, &serving.key);
+    let proxy = Mirror::start(Some(&ns));
+    let version = kube_version();
+    mirror.add_kubernetes(
+        "/release",
+        &version,
+        arch(),
+        "kube-apiserver",
+        served("kube-apiserver"),
+    );
+    let bin = make_bin_dir(&dir.path().join("bin")).unwrap();
+    std::fs::remove_file(bin.join("kube-apiserver")).unwrap();
+    let root = TempRoot::new().unwrap();
+    let cfg = dir.path().join("cluster.yaml");
+    let write_cfg = |ca_bundle: bool| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
+                 nodeRegistration: {{name: cp1}}\nlocalAPIEndpoint: {{advertiseAddress: 127.0.0.1}}\n---\n\
+                 apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: {version}\n---\n\
+                 apiVersion: plinth.io/v1alpha1\nkind: PlinthConfiguration\nbinPath: [{}]\n\
+                 binaryRepository: {}/release\n{}",
+                bin.display(),
+                mirror.url(),
+                if ca_bundle { "binaryRepositoryCABundle: /etc/plinth/mirror-ca.pem\n" } else { "" }
+            ),
+        )
+        .unwrap()
+    };
+    let pull = |env: &[(&str, String)]| {
+        let mut cmd = ns.command(env!("CARGO_BIN_EXE_plinth"));
+        cmd.args(["binaries", "pull", "--no-kubectl", "--root"])
+            .arg(root.dir())
+            .arg("--config")
+            .arg(&cfg)
+            .env("PLINTH_DOWNLOAD_BACKOFF_MS", "10");
+        for k in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ] {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run plinth")
+    };
+    let url = format!(
+        "{}/release/{version}/bin/linux/{}/kube-apiserver.sha256",
+        mirror.url(),
+        arch()
+    );
+    let cached = root.path(format!(
+        "/var/lib/plinth/bin/kube-apiserver/{version}/kube-apiserver"
+    ));
+
+    // Without the CA: refused, naming the URL and the setting to use; nothing cached.
+    write_cfg(false);
+    let out = pull(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        stderr.contains(&url) && stderr.contains("binaryRepositoryCABundle"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        root.snapshot().unwrap().is_empty(),
+        "{:#?}",
+        root.snapshot()
+    );
+
+    // With the CA bundle (under --root, like every host path) and HTTPS_PROXY: through the
+    // proxy.
+    root.write(
+        "/etc/plinth/mirror-ca.pem",
+        &std::fs::read(&ca.cert).unwrap(),
+        0o644,
+    )
+    .unwrap();
+    write_cfg(true);
+    let out = pull(&[("HTTPS_PROXY", proxy.url())]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(cached.exists());
+    let tunnels: Vec<String> = proxy.requests().into_iter().map(|r| r.path).collect();
+    // One tunnel per connection (the checksum, the binary): every one to the mirror.
+    assert!(
+        tunnels.len() >= 2
+            && tunnels
+                .iter()
+                .all(|t| *t == format!("CONNECT {}", mirror.addr())),
+        "{tunnels:?}\n{}",
+        show(&out)
+    );
+
+    // NO_PROXY (a CIDR holding the mirror): straight to the mirror.
+    std::fs::remove_dir_all(root.path("/var/lib/plinth/bin")).unwrap();
+    proxy.clear_log();
+    let out = pull(&[
+        ("HTTPS_PROXY", proxy.url()),
+        ("NO_PROXY", "example.com,192.0.2.0/24".to_string()),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(cached.exists());
+    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
 }

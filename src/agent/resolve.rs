@@ -458,6 +458,36 @@ mod tests {
         );
     }
 
+    /// The binary cache wins over the bin path for the image's version; another version of
+    /// the image falls back to the bin path.
+    #[test]
+    fn cached_binary_of_the_image_tag_is_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let on_path = bin.join("kube-apiserver");
+        std::fs::write(&on_path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&on_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = HostRoot::new(Some(&tmp.path().join("root")));
+        let cached = root.path("/var/lib/plinth/bin/kube-apiserver/v1.24.0/kube-apiserver");
+        std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+        std::fs::write(&cached, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&cached, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut r = resolver(&bin);
+        r.root = root;
+        r.binary_cache = Some(PathBuf::from("/var/lib/plinth"));
+        let yaml = |tag: &str| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: a, namespace: kube-system}}\nspec:\n  hostNetwork: true\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:{tag}\n    command: [kube-apiserver, --v=2]\n")
+        };
+        let p = pod(&yaml("v1.24.0"));
+        let s = r.container_spec(&p, &p.spec().containers[0], 0).unwrap();
+        assert_eq!(s.executable, cached);
+        assert_eq!(s.argv, vec!["kube-apiserver", "--v=2"]);
+        let p = pod(&yaml("v1.25.0"));
+        let s = r.container_spec(&p, &p.spec().containers[0], 0).unwrap();
+        assert_eq!(s.executable, on_path);
+    }
+
     #[test]
     fn image_table_and_missing_executables() {
         let r = resolver(Path::new("/nonexistent2"));

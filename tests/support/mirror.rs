@@ -83,43 +83,101 @@ pub struct Mirror {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    scheme: &'static str,
 }
 
 impl Mirror {
-    /// A mirror on 127.0.0.1 of the host (or of `ns` when given: the listening socket is made
+    /// A mirror on 127.0.0.1 of the host (or of `ns` when given: it listens and connects
     /// inside that namespace).
     pub fn start(ns: Option<&NetNs>) -> Mirror {
-        let listener = match ns {
-            Some(ns) => ns
-                .run_in(|| TcpListener::bind("127.0.0.1:0"))
-                .expect("enter netns")
-                .expect("bind the mirror"),
-            None => TcpListener::bind("127.0.0.1:0").expect("bind the mirror"),
-        };
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
+        Self::spawn(ns, "127.0.0.1".parse().unwrap(), None)
+    }
+
+    /// An HTTPS mirror on `ip` (inside `ns` when given) serving the certificate chain and key
+    /// in these PEM files.
+    pub fn start_tls(ns: Option<&NetNs>, ip: std::net::IpAddr, cert: &Path, key: &Path) -> Mirror {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("read cert")
+            .collect::<Result<_, _>>()
+            .expect("parse cert");
+        let key = PrivateKeyDer::from_pem_file(key).expect("read key");
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server cert");
+        Self::spawn(ns, ip, Some(Arc::new(cfg)))
+    }
+
+    fn spawn(
+        ns: Option<&NetNs>,
+        ip: std::net::IpAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Mirror {
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
+        let ns_path = ns.map(|n| n.path());
+        let is_tls = tls.is_some();
+        let (tx, rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
+            // Threads inherit the namespace of the thread that creates them: the connection
+            // threads (and a proxy's outgoing connections) live inside too.
+            if let Some(p) = ns_path {
+                let f = std::fs::File::open(&p).expect("open netns");
+                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            }
+            let listener = TcpListener::bind((ip, 0)).expect("bind the mirror");
+            listener.set_nonblocking(true).expect("nonblocking");
+            tx.send(listener.local_addr().expect("addr")).unwrap();
             while !sp.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((s, _)) => {
                         let st = st.clone();
+                        let tls = tls.clone();
                         thread::spawn(move || {
-                            let _ = serve(s, &st);
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                            match tls {
+                                Some(cfg) => {
+                                    let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+                                        return;
+                                    };
+                                    let _ = serve(rustls::StreamOwned::new(conn, s), &st, None);
+                                }
+                                None => {
+                                    let raw = s.try_clone().ok();
+                                    let _ = serve(s, &st, raw);
+                                }
+                            }
                         });
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Mirror { addr, state, stop }
+        let addr = rx.recv().expect("the mirror's address");
+        Mirror {
+            addr,
+            state,
+            stop,
+            scheme: if is_tls { "https" } else { "http" },
+        }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://<ip>:<port>` for a TLS mirror).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Serves `content` at `path`.
@@ -242,24 +300,50 @@ pub fn exec_wrapper(target: &Path) -> Vec<u8> {
     .into_bytes()
 }
 
-fn serve(s: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
-    s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut r = BufReader::new(s.try_clone()?);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let mut range = None;
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+/// Reads the request head (up to the blank line) byte by byte.
+fn read_head(s: &mut impl Read) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && !head.ends_with(b"\n\n") {
+        if s.read(&mut b)? == 0 {
             break;
         }
+        head.push(b[0]);
+        if head.len() > 64 * 1024 {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Serves one request on `w`; `raw` is the plain TCP connection (for a CONNECT tunnel).
+fn serve<S: Read + Write>(
+    mut w: S,
+    state: &Mutex<State>,
+    raw: Option<TcpStream>,
+) -> std::io::Result<()> {
+    let head = read_head(&mut w)?;
+    let mut lines = head.lines();
+    let line = lines.next().unwrap_or_default().to_string();
+    let method = line.split_whitespace().next().unwrap_or("GET").to_string();
+    let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut range = None;
+    for h in lines {
         if let Some((k, v)) = h.split_once(':') {
             if k.eq_ignore_ascii_case("range") {
                 range = Some(v.trim().to_string());
             }
         }
+    }
+    if method == "CONNECT" {
+        // A forward proxy's tunnel: log it, connect, splice both ways.
+        state.lock().unwrap().log.push(Request {
+            path: format!("CONNECT {target}"),
+            range: None,
+            proxied: true,
+        });
+        drop(w);
+        return tunnel(raw, &target);
     }
     let (path, proxied) = match target.strip_prefix("http://") {
         Some(rest) => (
@@ -283,7 +367,6 @@ fn serve(s: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         }
         (st.files.get(&path).cloned(), b)
     };
-    let mut w = s;
     match behaviour {
         Some(Behaviour::RedirectLoop) => {
             return write!(w, "HTTP/1.1 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -334,10 +417,33 @@ fn serve(s: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     };
     w.write_all(&slice[..send])?;
     w.flush()?;
-    if send < slice.len() {
-        let _ = w.shutdown(std::net::Shutdown::Both);
-    }
-    // Drain nothing more: one request per connection.
-    let _ = r.read(&mut [0u8; 1]);
+    // Dropping the stream closes the connection (one request per connection; a truncated
+    // body ends here, short of its Content-Length).
+    Ok(())
+}
+
+/// The proxy side of CONNECT: answers 200, then copies bytes both ways until either side
+/// closes.
+fn tunnel(client: Option<TcpStream>, target: &str) -> std::io::Result<()> {
+    let Some(mut client) = client else {
+        return Ok(()); // CONNECT over TLS: not a proxy
+    };
+    let Ok(upstream) = TcpStream::connect(target) else {
+        return write!(
+            client,
+            "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"
+        );
+    };
+    write!(client, "HTTP/1.1 200 Connection established\r\n\r\n")?;
+    client.set_read_timeout(None)?;
+    let (mut c_read, mut c_write) = (client.try_clone()?, client);
+    let (mut u_read, mut u_write) = (upstream.try_clone()?, upstream);
+    let up = thread::spawn(move || {
+        let _ = std::io::copy(&mut c_read, &mut u_write);
+        let _ = u_write.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut u_read, &mut c_write);
+    let _ = c_write.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
     Ok(())
 }
