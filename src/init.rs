@@ -78,13 +78,20 @@ pub enum InitError {
     /// The async runtime for waiting could not be started.
     #[error("starting the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// A control-plane binary could not be provided (reported as an `[ERROR Binaries-…]`
+    /// finding naming the URL and what was expected).
+    #[error("[binaries] a control-plane binary could not be provided")]
+    BinariesMissing,
+    /// Binary provisioning could not start (CA bundle, architecture, client).
+    #[error("[binaries] providing the control-plane binaries")]
+    Binaries(#[source] crate::binaries::BinariesError),
 }
 
 impl InitError {
     /// Whether the events already told the operator everything (a failed preflight's
     /// findings, an unhealthy wait's report): print nothing more, exit 1.
     pub fn is_reported(&self) -> bool {
-        matches!(self, InitError::Unhealthy)
+        matches!(self, InitError::Unhealthy | InitError::BinariesMissing)
     }
 }
 

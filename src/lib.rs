@@ -11,6 +11,7 @@ pub mod agent;
 pub mod agentctl;
 pub mod apiclient;
 pub mod backoff;
+pub mod binaries;
 pub mod certs;
 pub mod client;
 pub mod config;

@@ -115,7 +115,7 @@ pub fn run(
             .flat_map(|(component, binary, h)| {
                 h.join().unwrap_or_else(|_| {
                     vec![finding(
-                        format!("FileExisting-{binary}"),
+                        format!("FileExisting-{}", check_name(binary)),
                         Severity::Error,
                         format!("checking {binary} (for {component}) panicked"),
                     )]
@@ -373,6 +373,13 @@ fn parent_of(pid: i32) -> Option<i32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The name a binary's checks carry: its file name (a cached binary is given by its path,
+/// `/var/lib/plinth/bin/etcd/v3.5.1/etcd` → `etcd`), so `--ignore-preflight-errors` names
+/// stay the same wherever the binary comes from.
+fn check_name(binary: &str) -> &str {
+    binary.rsplit('/').next().unwrap_or(binary)
+}
+
 /// Resolves `name` on the bin path (or `$PATH` when empty), like the agent does.
 pub fn find_binary(name: &str, bin_path: &[PathBuf]) -> Option<PathBuf> {
     if name.contains('/') {
@@ -403,6 +410,11 @@ pub fn binary_version(path: &Path) -> Option<String> {
     let out = Command::new(path).arg("--version").output().ok()?;
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    version_in(&text)
+}
+
+/// The first version-looking word of a `--version` output (`v` and a trailing comma dropped).
+pub fn version_in(text: &str) -> Option<String> {
     text.split_whitespace()
         .map(|w| w.trim_start_matches('v').trim_end_matches(','))
         .find(|w| {
@@ -419,7 +431,7 @@ fn check_binary(
     bin_path: &[PathBuf],
     spec: &ClusterSpec,
 ) -> Finding {
-    let name = format!("FileExisting-{binary}");
+    let name = format!("FileExisting-{}", check_name(binary));
     let searched = if bin_path.is_empty() {
         "$PATH".to_string()
     } else {
@@ -455,7 +467,7 @@ fn check_binary(
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if major != want.major || minor != want.minor {
         return finding(
-            format!("KubernetesVersion-{binary}"),
+            format!("KubernetesVersion-{}", check_name(binary)),
             Severity::Error,
             format!(
                 "{} is v{version} but kubernetesVersion is {want}: the control plane must run the configured minor version",
@@ -468,7 +480,7 @@ fn check_binary(
         // `want` while `version` runs, and a later regenerate that only changes the tag would
         // restart the component for nothing.
         return finding(
-            format!("KubernetesVersion-{binary}"),
+            format!("KubernetesVersion-{}", check_name(binary)),
             Severity::Warning,
             format!(
                 "{} is v{version} but kubernetesVersion is {want}: the manifests' image tags will say {want} while v{version} runs (the agent runs the binary from binPath/$PATH; the image is only a label)",
@@ -491,7 +503,7 @@ fn check_binary(
 /// — and the permission bits only name the culprit; for a user init has yet to create only
 /// the bits for "other" are consulted.
 fn check_executable_by(component: &str, binary: &str, path: &Path, run_as: &RunAs) -> Finding {
-    let name = format!("FileExecutable-{binary}");
+    let name = format!("FileExecutable-{}", check_name(binary));
     let who = match (run_as.uid, run_as.gid) {
         (Some(u), Some(g)) => format!("user {} (uid {u}, gid {g})", run_as.user),
         (Some(u), None) => format!("user {} (uid {u})", run_as.user),

@@ -799,7 +799,7 @@ mod doubles_selftest {
 /// test in its own network namespace and temp root, with a real etcd and the strict doubles
 /// (or, with `PLINTH_E2E_BIN_DIR`, the real kube-apiserver, kube-controller-manager and
 /// kube-scheduler — the same assertions either way).
-mod init_flow {
+pub(crate) mod init_flow {
     use std::collections::BTreeMap;
     use std::fs::File;
     use std::net::TcpListener;
@@ -845,7 +845,7 @@ mod init_flow {
 
     /// Parallel inits would race to create the host's `etcd` system user (groupadd/useradd
     /// lock the user database): create it once, before any test's init.
-    fn ensure_etcd_user() -> (u32, u32) {
+    pub(crate) fn ensure_etcd_user() -> (u32, u32) {
         static ONCE: Once = Once::new();
         ONCE.call_once(|| {
             plinth::security::ensure_etcd_user().expect("create the etcd system user");

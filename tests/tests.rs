@@ -3,6 +3,7 @@
 mod support;
 
 mod agent_e2e;
+mod binaries;
 mod certs_renew;
 mod cli_consistency;
 mod cli_output;

@@ -122,6 +122,7 @@ pub async fn run(
     let resolver = Arc::new(Resolver {
         root: root.clone(),
         bin_path: cfg.bin_path.clone(),
+        binary_cache: Some(cfg.state_dir.clone()),
         image_commands: cfg.image_commands.clone(),
         node_name: cfg.node_name.clone(),
         node_ip: cfg.node_ip,

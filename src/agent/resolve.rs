@@ -24,6 +24,10 @@ pub struct Resolver {
     pub root: HostRoot,
     /// Directories command[0] is looked up in.
     pub bin_path: Vec<PathBuf>,
+    /// The state dir (host path) whose binary cache (`bin/<component>/<version>/<name>`,
+    /// filled by `plinth init` / `plinth binaries pull`) is searched first, by the pod's image
+    /// tag; `None` searches the bin path only.
+    pub binary_cache: Option<PathBuf>,
     /// image → entrypoint (executable plus optional default arguments).
     pub image_commands: BTreeMap<String, Vec<String>>,
     /// Node name.
@@ -103,7 +107,13 @@ impl Resolver {
                 image,
             });
         }
-        let executable = self.find_executable(&c.name, &argv[0])?;
+        let cached = self.binary_cache.as_ref().and_then(|state| {
+            crate::binaries::image_executable(&self.root, state, &image, &argv[0])
+        });
+        let executable = match cached {
+            Some(p) => p,
+            None => self.find_executable(&c.name, &argv[0])?,
+        };
         if argv[0].contains('/') {
             argv[0] = executable.display().to_string();
         }
@@ -331,6 +341,7 @@ mod tests {
             host_paths: HostPaths::new(root.clone(), Path::new("/var/lib/plinth")),
             root,
             bin_path: vec![PathBuf::from("/nonexistent"), bin.to_path_buf()],
+            binary_cache: None,
             image_commands: [(
                 "nginx".to_string(),
                 vec!["/bin/echo".to_string(), "-n".to_string()],
@@ -382,6 +393,36 @@ mod tests {
                 p.uid
             ))
         );
+    }
+
+    /// The binary cache wins over the bin path for the image's version; another version of
+    /// the image falls back to the bin path.
+    #[test]
+    fn cached_binary_of_the_image_tag_is_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let on_path = bin.join("kube-apiserver");
+        std::fs::write(&on_path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&on_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = HostRoot::new(Some(&tmp.path().join("root")));
+        let cached = root.path("/var/lib/plinth/bin/kube-apiserver/v1.24.0/kube-apiserver");
+        std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+        std::fs::write(&cached, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&cached, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut r = resolver(&bin);
+        r.root = root;
+        r.binary_cache = Some(PathBuf::from("/var/lib/plinth"));
+        let yaml = |tag: &str| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: a, namespace: kube-system}}\nspec:\n  hostNetwork: true\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:{tag}\n    command: [kube-apiserver, --v=2]\n")
+        };
+        let p = pod(&yaml("v1.24.0"));
+        let s = r.container_spec(&p, &p.spec().containers[0], 0).unwrap();
+        assert_eq!(s.executable, cached);
+        assert_eq!(s.argv, vec!["kube-apiserver", "--v=2"]);
+        let p = pod(&yaml("v1.25.0"));
+        let s = r.container_spec(&p, &p.spec().containers[0], 0).unwrap();
+        assert_eq!(s.executable, on_path);
     }
 
     #[test]

@@ -231,6 +231,7 @@ pub(crate) fn harness(f: impl Fn(&ContainerSpec) -> Behaviour + Send + Sync + 's
         host_paths: HostPaths::new(root.clone(), Path::new("/var/lib/plinth")),
         root: root.clone(),
         bin_path: vec![PathBuf::from("/bin"), PathBuf::from("/usr/bin")],
+        binary_cache: None,
         image_commands: Default::default(),
         node_name: "n".into(),
         node_ip: "127.0.0.1".parse().unwrap(),

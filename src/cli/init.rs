@@ -29,6 +29,10 @@ pub struct InitCmd {
     /// Preflight checks whose errors become warnings (`all` for every check).
     #[arg(long, value_delimiter = ',', global = true)]
     pub ignore_preflight_errors: Vec<String>,
+    /// Download no binaries: fail, listing what is missing, unless binPath/$PATH or the
+    /// cache already hold every control-plane binary in its version.
+    #[arg(long, global = true)]
+    pub offline: bool,
     /// How to start the agent: systemd unit, spawned detached process, or not at all.
     #[arg(long, value_enum, default_value_t = AgentMode::Auto, global = true)]
     pub agent: AgentMode,
@@ -171,6 +175,10 @@ pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
     let mut ctx = flow::InitContext::new(spec.clone(), root.clone());
     ctx.dry_run = cmd.dry_run;
     ctx.ignore_preflight_errors = cmd.ignore_preflight_errors.clone();
+    ctx.offline = cmd.offline;
+    ctx.download_observer = Some(std::sync::Arc::new(super::binaries::DownloadBars::new(
+        "[binaries]",
+    )));
     ctx.agent = match cmd.agent {
         AgentMode::Auto => flow::AgentMode::Auto,
         AgentMode::Systemd => flow::AgentMode::Systemd,

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub mod out;
 
 mod agent;
+mod binaries;
 mod certs;
 mod config_cmd;
 mod dayconfig;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Certificate expiry checks and renewal.
     #[command(subcommand)]
     Certs(certs::CertsCmd),
+    /// Download, verify, list and prune the cached control-plane binaries.
+    #[command(subcommand)]
+    Binaries(binaries::BinariesCmd),
     /// Remove everything plinth created on this host.
     Reset(reset::ResetCmd),
     /// Print a shell completion script.
@@ -156,6 +160,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Manifest(c) => manifest::run(c),
         Command::Certs(c) => certs::run(c),
         Command::Reset(c) => reset::run(c),
+        Command::Binaries(c) => binaries::run(c),
         Command::Completion(c) => misc::completion(c),
         Command::Man(c) => misc::man(c),
         Command::LogShim(c) => misc::log_shim(c),

@@ -255,6 +255,14 @@ pub fn to_documents(spec: &ClusterSpec) -> [Value; 3] {
     plinth.insert("stateDir".into(), json!(p.state_dir));
     plinth.insert("logDir".into(), json!(p.log_dir));
     plinth.insert("kubeconfigDir".into(), json!(p.kubeconfig_dir));
+    plinth.insert("binaryRepository".into(), json!(p.binary_repository));
+    plinth.insert(
+        "etcdBinaryRepository".into(),
+        json!(p.etcd_binary_repository),
+    );
+    if let Some(ca) = &p.binary_repository_ca_bundle {
+        plinth.insert("binaryRepositoryCABundle".into(), json!(ca));
+    }
 
     [
         Value::Object(init),

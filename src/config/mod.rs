@@ -88,6 +88,9 @@ pub fn defaults_for(node_name: &str, advertise_address: IpAddr) -> ClusterSpec {
             state_dir: "/var/lib/plinth".into(),
             log_dir: "/var/log/pods".into(),
             kubeconfig_dir: "/etc/kubernetes".into(),
+            binary_repository: crate::binaries::repo::DEFAULT_BINARY_REPOSITORY.into(),
+            etcd_binary_repository: crate::binaries::repo::DEFAULT_ETCD_BINARY_REPOSITORY.into(),
+            binary_repository_ca_bundle: None,
         },
     }
 }
@@ -270,6 +273,8 @@ manifestsDir: {manifests}
 stateDir: {state}
 logDir: {log}
 kubeconfigDir: {kubeconfig}
+binaryRepository: {binary_repo}
+etcdBinaryRepository: {etcd_repo}
 ",
         addr = d.advertise_address,
         port = d.bind_port,
@@ -292,6 +297,8 @@ kubeconfigDir: {kubeconfig}
         state = d.plinth.state_dir,
         log = d.plinth.log_dir,
         kubeconfig = d.plinth.kubeconfig_dir,
+        binary_repo = d.plinth.binary_repository,
+        etcd_repo = d.plinth.etcd_binary_repository,
     )
 }
 

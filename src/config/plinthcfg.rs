@@ -38,6 +38,17 @@ fn dir(obj: &mut Obj, key: &'static str, slot: &mut String, errs: &mut Errors) {
     }
 }
 
+/// Reads a binary repository URL field into `slot` (unchanged when absent or invalid).
+fn repository(obj: &mut Obj, key: &'static str, slot: &mut String, errs: &mut Errors) {
+    let field = obj.field(key);
+    if let Some(v) = obj.nonempty_string(key, errs) {
+        match crate::binaries::repo::check_repository_url(&v) {
+            Ok(()) => *slot = v.trim_end_matches('/').to_string(),
+            Err(allowed) => errs.push(field, v, allowed),
+        }
+    }
+}
+
 /// Applies a `PlinthConfiguration` document (if any) on top of `defaults`.
 pub(crate) fn read_plinth(
     value: Option<&Value>,
@@ -94,6 +105,24 @@ pub(crate) fn read_plinth(
     dir(&mut doc, "stateDir", &mut s.state_dir, errs);
     dir(&mut doc, "logDir", &mut s.log_dir, errs);
     dir(&mut doc, "kubeconfigDir", &mut s.kubeconfig_dir, errs);
+    repository(&mut doc, "binaryRepository", &mut s.binary_repository, errs);
+    repository(
+        &mut doc,
+        "etcdBinaryRepository",
+        &mut s.etcd_binary_repository,
+        errs,
+    );
+    let field = doc.field("binaryRepositoryCABundle");
+    if let Some(v) = doc.nonempty_string("binaryRepositoryCABundle", errs) {
+        match check_absolute(&v) {
+            Ok(()) => s.binary_repository_ca_bundle = Some(v),
+            Err(allowed) => errs.push(
+                field,
+                v,
+                format!("{allowed}: a PEM file of CA certificates"),
+            ),
+        }
+    }
     doc.finish(errs);
     s
 }
@@ -179,5 +208,59 @@ mod tests {
             .allowed
             .contains("absolute"));
         assert_eq!(list.len(), 6, "{list:?}");
+    }
+
+    #[test]
+    fn binary_repositories_and_ca_bundle() {
+        let v = json!({
+            "binaryRepository": "https://mirror.example.com/k8s/release/",
+            "etcdBinaryRepository": "file:///srv/mirror/etcd",
+            "binaryRepositoryCABundle": "/etc/plinth/mirror-ca.pem"
+        });
+        let mut errs = Errors::default();
+        let s = read_plinth(Some(&v), defaults(), &mut errs);
+        assert!(errs.is_empty(), "{:?}", errs.into_vec());
+        assert_eq!(
+            s.binary_repository,
+            "https://mirror.example.com/k8s/release"
+        );
+        assert_eq!(s.etcd_binary_repository, "file:///srv/mirror/etcd");
+        assert_eq!(
+            s.binary_repository_ca_bundle.as_deref(),
+            Some("/etc/plinth/mirror-ca.pem")
+        );
+        let d = defaults();
+        assert_eq!(d.binary_repository, "https://dl.k8s.io/release");
+        assert_eq!(
+            d.etcd_binary_repository,
+            "https://github.com/etcd-io/etcd/releases/download"
+        );
+    }
+
+    #[test]
+    fn bad_binary_repositories_name_field_value_and_allowed() {
+        let v = json!({
+            "binaryRepository": "http://mirror.example.com/release",
+            "etcdBinaryRepository": "ftp://x/etcd",
+            "binaryRepositoryCABundle": "ca.pem"
+        });
+        let mut errs = Errors::default();
+        let s = read_plinth(Some(&v), defaults(), &mut errs);
+        assert_eq!(s.binary_repository, defaults().binary_repository);
+        let list = errs.into_vec();
+        assert_eq!(list.len(), 3, "{list:?}");
+        let e = &list[0];
+        assert_eq!(e.field, "PlinthConfiguration.binaryRepository");
+        assert_eq!(e.value, "http://mirror.example.com/release");
+        assert!(
+            e.allowed.contains("loopback") && e.allowed.contains("file://"),
+            "{e:?}"
+        );
+        assert_eq!(list[1].field, "PlinthConfiguration.etcdBinaryRepository");
+        assert_eq!(
+            list[2].field,
+            "PlinthConfiguration.binaryRepositoryCABundle"
+        );
+        assert!(list[2].allowed.contains("absolute"));
     }
 }

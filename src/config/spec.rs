@@ -247,6 +247,14 @@ pub struct PlinthSettings {
     pub log_dir: String,
     /// Kubeconfig dir (default /etc/kubernetes).
     pub kubeconfig_dir: String,
+    /// Kubernetes release repository the binaries are downloaded from
+    /// (`<repo>/<version>/bin/linux/<arch>/<name>`; default `https://dl.k8s.io/release`).
+    pub binary_repository: String,
+    /// etcd release repository (`<repo>/<version>/etcd-<version>-linux-<arch>.tar.gz`;
+    /// default etcd's GitHub releases).
+    pub etcd_binary_repository: String,
+    /// PEM CA bundle (host path) trusted for the repositories besides the system roots.
+    pub binary_repository_ca_bundle: Option<String>,
 }
 
 impl PlinthSettings {

@@ -79,6 +79,12 @@ pub fn table() -> Table<InitContext, InitError> {
         command: "init",
         rows: vec![
             Phase::new(
+                "binaries",
+                "Provide the control-plane binaries: binPath/$PATH or the cache when they hold \
+                 the configured version, else download, verify and cache them",
+                binaries,
+            ),
+            Phase::new(
                 "preflight",
                 "Check the host before changing anything",
                 preflight,
@@ -152,6 +158,10 @@ pub struct InitContext {
     pub agent: AgentMode,
     /// The plinth binary the agent is started from (`None`: this process's executable).
     pub plinth_exe: Option<PathBuf>,
+    /// Download no binaries (`--offline`): a missing one is an error listing them all.
+    pub offline: bool,
+    /// Told about downloads (the CLI's progress bars); `None`: quiet.
+    pub download_observer: Option<std::sync::Arc<dyn crate::binaries::Observer>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -165,6 +175,8 @@ impl InitContext {
             ignore_preflight_errors: Vec::new(),
             agent: AgentMode::Auto,
             plinth_exe: None,
+            offline: false,
+            download_observer: None,
             runtime: None,
         }
     }
@@ -278,6 +290,85 @@ fn persist_config(
             "[config] Storing the configuration used in {path}"
         )));
         r.report(Event::Changed(PathBuf::from(path)));
+    }
+    Ok(())
+}
+
+/// The control-plane binaries ([`crate::binaries`]): each on the bin path or in the cache in
+/// its version, else downloaded, verified and cached. One that cannot be provided is reported
+/// as an `[ERROR Binaries-<component>]` finding (its URL, what was expected) and stops init
+/// before preflight, with nothing of it left in the cache.
+fn binaries(ctx: &mut InitContext, _: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
+    use crate::binaries::{self as bins, BinariesError, Cache, Settings, Source};
+    let spec = ctx.spec.clone();
+    let root = ctx.root.clone();
+    let cache = Cache::new(&root, &spec.plinth.state_dir);
+    let settings = Settings::for_spec(&spec, &root, ctx.offline).map_err(InitError::Binaries)?;
+    let artifacts = bins::control_plane_artifacts(&spec);
+    let obs = ctx
+        .download_observer
+        .clone()
+        .unwrap_or_else(|| std::sync::Arc::new(bins::Quiet));
+    let dry_run = ctx.dry_run;
+    let result = ctx.block_on(bins::ensure(
+        &artifacts,
+        &spec.plinth.bin_path,
+        &cache,
+        &settings,
+        dry_run,
+        obs.as_ref(),
+    ))?;
+    let resolved = match result {
+        Ok(r) => r,
+        Err(e @ (BinariesError::Component { .. } | BinariesError::Offline { .. })) => {
+            let name = match &e {
+                BinariesError::Component { component, .. } => format!("Binaries-{component}"),
+                _ => "Binaries".to_string(),
+            };
+            r.report(Event::Preflight(preflight::Finding {
+                name,
+                severity: preflight::Severity::Error,
+                message: e.to_string(),
+                ignored: false,
+            }));
+            r.report(Event::Warning(
+                "[binaries] nothing of it was left in the cache; fix the repository \
+                 (binaryRepository/etcdBinaryRepository, binaryRepositoryCABundle, \
+                 HTTPS_PROXY/NO_PROXY), put the binary on binPath, or pass --skip-phases \
+                 binaries to let preflight judge the host as it is"
+                    .into(),
+            ));
+            return Err(InitError::BinariesMissing);
+        }
+        Err(e) => return Err(InitError::Binaries(e)),
+    };
+    for res in resolved {
+        let a = &res.artifact;
+        let paths = res
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let line = match res.source {
+            Source::BinPath => format!("[binaries] {} {}: {paths}", a.component, a.version),
+            Source::Cache => format!("[binaries] {} {}: cached {paths}", a.component, a.version),
+            Source::Downloaded => format!(
+                "[binaries] {} {}: downloaded from {}, sha256 verified, cached {paths}",
+                a.component,
+                a.version,
+                res.urls.join(", ")
+            ),
+            Source::WouldDownload => format!(
+                "[dry-run] would download {} {} from {} into {}",
+                a.component,
+                a.version,
+                res.urls.join(", "),
+                root.path(cache.host_version_dir(&a.component, &a.version))
+                    .display()
+            ),
+        };
+        r.report(Event::Item(line));
     }
     Ok(())
 }
@@ -538,7 +629,19 @@ pub fn preflight_context(
         pc.own_manifests.push(c.file_name().to_string());
         if let Some(container) = m.pod.spec.as_ref().and_then(|s| s.containers.first()) {
             if let Some(bin) = container.command.as_ref().and_then(|v| v.first()) {
-                pc.binaries.push((c.name().to_string(), bin.clone()));
+                // The agent runs the cached binary of the image's version when there is one.
+                let cached = container.image.as_deref().and_then(|image| {
+                    crate::binaries::image_executable(
+                        root,
+                        std::path::Path::new(&spec.plinth.state_dir),
+                        image,
+                        bin,
+                    )
+                });
+                let bin = cached
+                    .map(|p| p.display().to_string())
+                    .unwrap_or(bin.clone());
+                pc.binaries.push((c.name().to_string(), bin));
             }
             if let Some(run_as) = run_as_of(&m.pod, container, c, spec) {
                 pc.run_as.insert(c.name().to_string(), run_as);
@@ -662,6 +765,7 @@ mod tests {
         assert_eq!(
             t.phase_names(),
             [
+                "binaries",
                 "preflight",
                 "certs",
                 "etcd",
@@ -721,6 +825,7 @@ mod tests {
         assert_eq!(
             started,
             [
+                "binaries",
                 "-preflight",
                 "certs",
                 "etcd",

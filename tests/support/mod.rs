@@ -8,6 +8,7 @@ pub mod cis;
 pub mod doubles;
 pub mod etcd;
 pub mod https;
+pub mod mirror;
 pub mod netns;
 pub mod pki;
 pub mod procs;
