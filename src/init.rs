@@ -154,7 +154,11 @@ pub fn phase_certs_of(
         renew: crate::pki::Renew::None,
     };
     let plan = crate::pki::plan(spec, root, &opts)?;
-    let mut r = if dry_run { plan.report() } else { plan.apply()? };
+    let mut r = if dry_run {
+        plan.report()
+    } else {
+        plan.apply()?
+    };
     if !report.is_empty() {
         r.items.retain(|i| report.contains(&i.name.as_str()));
     }

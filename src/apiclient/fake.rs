@@ -254,10 +254,8 @@ impl ApiServer {
                 existing,
             })
         };
-        let parse_body = || -> Result<Value, Response<Full<Bytes>>> {
-            serde_json::from_slice(body)
-                .map_err(|e| status(400, "BadRequest", &format!("body is not JSON: {e}")))
-        };
+        let parse_body =
+            || serde_json::from_slice::<Value>(body).map_err(|e| format!("body is not JSON: {e}"));
         let kind = parsed.resource.clone();
         match verb {
             "list" => {
@@ -295,7 +293,7 @@ impl ApiServer {
             "create" => {
                 let mut obj = match parse_body() {
                     Ok(v) => v,
-                    Err(r) => return r,
+                    Err(m) => return status(400, "BadRequest", &m),
                 };
                 let name = match obj["metadata"]["name"].as_str() {
                     Some(n) if !n.is_empty() => n.to_string(),
@@ -345,12 +343,12 @@ impl ApiServer {
                 let submitted = if verb == "update" {
                     match parse_body() {
                         Ok(v) => v,
-                        Err(r) => return r,
+                        Err(m) => return status(400, "BadRequest", &m),
                     }
                 } else {
                     let patch = match parse_body() {
                         Ok(v) => v,
-                        Err(r) => return r,
+                        Err(m) => return status(400, "BadRequest", &m),
                     };
                     let mut doc = existing.clone();
                     match content_type {
