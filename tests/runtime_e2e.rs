@@ -279,7 +279,7 @@ async fn bind_mounts_with_missing_targets_leave_the_host_untouched() {
 
     let top = PathBuf::from("/etc").join(unique("plinth-test"));
     assert!(!top.exists());
-    let mountinfo_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mountinfo_before = host_mounts();
 
     let script = format!(
         "cat {top}/x/content; cat {top}/y.conf; cat {ex}/content; \
@@ -330,10 +330,22 @@ async fn bind_mounts_with_missing_targets_leave_the_host_untouched() {
         !existing_target.join("content").exists(),
         "bind leaked to the host"
     );
-    assert_eq!(
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
-        mountinfo_before
-    );
+    assert_eq!(host_mounts(), mountinfo_before);
+}
+
+/// The host's mount table, without the network namespace handles under /run/netns that the
+/// tests running in parallel add and remove (they are not this test's mounts).
+fn host_mounts() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_none_or(|m| !m.starts_with("/run/netns/"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 #[tokio::test]
