@@ -951,10 +951,18 @@ fn pull_provides_kubectl_checking_its_client_version() {
     h.assert_refused(
         &out,
         &h.url("kubectl"),
-        &["`kubectl version --client -o json` reports 1.2.3", &format!("expected {}", h.version)],
+        &[
+            "`kubectl version --client -o json` reports 1.2.3",
+            &format!("expected {}", h.version),
+        ],
     );
-    h.mirror
-        .add_kubernetes("/release", &h.version, arch(), "kubectl", kubectl(&h.version));
+    h.mirror.add_kubernetes(
+        "/release",
+        &h.version,
+        arch(),
+        "kubectl",
+        kubectl(&h.version),
+    );
     let out = h.plinth(&["binaries", "pull"]);
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(mode(&h.cached("kubectl", &h.version, "kubectl")), 0o755);
