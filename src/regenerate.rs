@@ -76,11 +76,14 @@ fn image_tag(image: &str) -> Option<&str> {
 
 /// The containers of `pod` named in `containers` whose image tag is a version the binary the
 /// agent will run (resolved on `bin_path`, else `$PATH`) does not report. Containers whose
-/// binary is not found or reports no version are skipped (preflight reports those).
+/// binary is not found or reports no version are skipped (preflight reports those). A
+/// binary cached for the image's version in `cache` (root, state dir: what the agent runs
+/// first, see [`crate::binaries::image_executable`]) is that version.
 pub fn version_mismatches(
     pod: &k8s_openapi::api::core::v1::Pod,
     containers: &[String],
     bin_path: &[PathBuf],
+    cache: Option<(&HostRoot, &std::path::Path)>,
 ) -> Vec<VersionMismatch> {
     let mut out = Vec::new();
     let all = pod
@@ -102,6 +105,11 @@ pub fn version_mismatches(
         let Some(cmd0) = c.command.as_ref().and_then(|v| v.first()) else {
             continue;
         };
+        if let Some((root, state_dir)) = cache {
+            if crate::binaries::image_executable(root, state_dir, &image, cmd0).is_some() {
+                continue;
+            }
+        }
         let Some(binary) = crate::preflight::find_binary(cmd0, bin_path) else {
             continue;
         };
@@ -231,7 +239,12 @@ pub async fn regenerate(
     let mismatches = if image_changed.is_empty() {
         Vec::new()
     } else {
-        version_mismatches(&new.pod, &image_changed, &spec.plinth.bin_path)
+        version_mismatches(
+            &new.pod,
+            &image_changed,
+            &spec.plinth.bin_path,
+            Some((root, std::path::Path::new(&spec.plinth.state_dir))),
+        )
     };
     let only_images = !changes.is_empty()
         && changes
@@ -585,6 +598,23 @@ mod tests {
         let p = dir.join("kube-scheduler");
         std::fs::write(&p, format!("#!/bin/sh\necho 'Kubernetes {version}'\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// With the new version in the binary cache (what the agent will run), an image change
+    /// is no mismatch, whatever the binary on the bin path reports.
+    #[tokio::test]
+    async fn regenerate_accepts_an_image_version_the_binary_cache_holds() {
+        let (_d, root, mut spec, _path) = setup("v1.24.0", "v1.24.1");
+        let bin = tempfile::tempdir().unwrap();
+        fake_binary(bin.path(), "v1.24.0-alpha.1");
+        spec.plinth.bin_path = vec![bin.path().to_path_buf()];
+        let cached = root.path("/var/lib/plinth/bin/kube-scheduler/v1.24.1");
+        std::fs::create_dir_all(&cached).unwrap();
+        fake_binary(&cached, "v1.24.1");
+        let report = regenerate(&spec, &root, Component::KubeScheduler, &opts(true), |_| {})
+            .await
+            .unwrap();
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     }
 
     #[tokio::test]

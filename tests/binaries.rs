@@ -930,3 +930,40 @@ fn https_mirror_with_a_ca_bundle_through_https_proxy_and_no_proxy() {
     assert!(cached.exists());
     assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
 }
+
+/// `plinth binaries pull` also provides kubectl for the operator, checking the version
+/// `kubectl version --client -o json` reports.
+#[test]
+fn pull_provides_kubectl_checking_its_client_version() {
+    let h = Host::new(&[]);
+    let kubectl = |v: &str| {
+        Content::Bytes(
+            format!(
+                "#!/bin/sh\n[ \"$1 $2 $3 $4\" = 'version --client -o json' ] || exit 1\n\
+                 printf '{{\\n  \"clientVersion\": {{\\n    \"gitVersion\": \"{v}\"\\n  }}\\n}}\\n'\n"
+            )
+            .into_bytes(),
+        )
+    };
+    h.mirror
+        .add_kubernetes("/release", &h.version, arch(), "kubectl", kubectl("v1.2.3"));
+    let out = h.plinth(&["binaries", "pull"]);
+    h.assert_refused(
+        &out,
+        &h.url("kubectl"),
+        &[
+            "`kubectl version --client -o json` reports 1.2.3",
+            &format!("expected {}", h.version),
+        ],
+    );
+    h.mirror.add_kubernetes(
+        "/release",
+        &h.version,
+        arch(),
+        "kubectl",
+        kubectl(&h.version),
+    );
+    let out = h.plinth(&["binaries", "pull"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(mode(&h.cached("kubectl", &h.version, "kubectl")), 0o755);
+}

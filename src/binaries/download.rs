@@ -310,7 +310,7 @@ impl Fetcher {
         if *have > 0 {
             req = req.header(RANGE, format!("bytes={have}-"));
         }
-        let resp = req.send().await.map_err(|e| classify(url, what, e))?;
+        let resp = req.send().await.map_err(|e| classify(url, e))?;
         let status = resp.status();
         let total = match status {
             StatusCode::PARTIAL_CONTENT if *have > 0 => {
@@ -420,7 +420,7 @@ enum Failure {
     Permanent(BinariesError),
 }
 
-fn classify(url: &str, what: &str, e: reqwest::Error) -> Failure {
+fn classify(url: &str, e: reqwest::Error) -> Failure {
     let detail = error_chain(&e);
     if e.is_redirect() {
         return Failure::Permanent(BinariesError::Redirect {
@@ -446,7 +446,6 @@ fn classify(url: &str, what: &str, e: reqwest::Error) -> Failure {
             attempts: 1,
         });
     }
-    let _ = what;
     Failure::Transient(BinariesError::Transport {
         url: url.into(),
         detail,

@@ -271,11 +271,14 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// One transfer in flight: its bar (on a terminal), start, bytes so far.
+type Transfer = (Option<ProgressBar>, Instant, u64);
+
 /// Download progress: an indicatif bar per file (bytes, rate, ETA) on a terminal; one line
 /// at the start and one at the end of each download otherwise.
 pub struct DownloadBars {
     multi: Option<MultiProgress>,
-    state: Mutex<HashMap<String, (Option<ProgressBar>, Instant, u64)>>,
+    state: Mutex<HashMap<String, Transfer>>,
     prefix: String,
 }
 
