@@ -18,7 +18,7 @@ mod resolve;
 pub mod spec;
 pub mod validate;
 
-pub use error::{ConfigError, FieldError};
+pub use error::{ConfigError, FieldError, ValueError};
 pub use host::{HostInfo, RealHost, StaticHost};
 pub use kubeadm::{parse_key_algorithm, KEY_ALGORITHMS};
 pub use plinthcfg::{parse_security_profile, security_profile_name};

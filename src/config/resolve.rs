@@ -147,7 +147,7 @@ pub(crate) fn resolve(
                      nodeRegistration.name)"
                 )
             } else {
-                allowed
+                allowed.reason
             };
             errs.push(name_at.field, name_at.value, allowed);
         }
