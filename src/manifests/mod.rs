@@ -404,7 +404,7 @@ fn model(
     })
 }
 
-static TEMPLATES: OnceLock<Result<tera::Tera, String>> = OnceLock::new();
+static TEMPLATES: OnceLock<Result<tera::Tera, tera::Error>> = OnceLock::new();
 
 fn templates() -> Result<&'static tera::Tera, ManifestError> {
     let t = TEMPLATES.get_or_init(|| {
@@ -431,13 +431,12 @@ fn templates() -> Result<&'static tera::Tera, ManifestError> {
                 "kube-scheduler.yaml.tera",
                 include_str!("../../templates/kube-scheduler.yaml.tera"),
             ),
-        ])
-        .map_err(|e| e.to_string())?;
+        ])?;
         Ok(t)
     });
-    t.as_ref().map_err(|message| ManifestError::Template {
+    t.as_ref().map_err(|e| ManifestError::Template {
         template: "templates/*.yaml.tera",
-        message: message.clone(),
+        message: e.to_string(),
     })
 }
 
