@@ -23,6 +23,7 @@ pub mod manifests;
 pub mod pki;
 pub mod preflight;
 pub mod probe;
+pub mod procfs;
 pub mod regenerate;
 pub mod reset;
 pub mod runtime;

@@ -441,10 +441,7 @@ fn instance_logs(root: &HostRoot, log_dir: &str, view: &health::AgentView) -> Ve
 
 /// The backup dir (host path), outside the manifests dir.
 pub fn backup_dir(spec: &ClusterSpec) -> String {
-    format!(
-        "{}/manifest-backups",
-        spec.plinth.state_dir.trim_end_matches('/')
-    )
+    crate::fs::join_host(&spec.plinth.state_dir, "manifest-backups")
 }
 
 fn backup(

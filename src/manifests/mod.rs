@@ -37,7 +37,10 @@ use serde_json::Value;
 use crate::config::{ClusterSpec, Etcd};
 use crate::fs::{self, FsError, HostRoot, WriteOutcome};
 
-pub use args::{merge_args, to_flags};
+pub use args::{
+    merge_args, to_flags, CONTROLLER_MANAGER_PORT, ETCD_CLIENT_PORT, ETCD_METRICS_PORT,
+    ETCD_PEER_PORT, SCHEDULER_PORT,
+};
 pub use component::{Component, UnknownComponent};
 pub use diff::{diff, flag_diff, Change, FlagChange};
 pub use etcd_version::{default_etcd_tag, etcd_version, EtcdSemver};
