@@ -30,6 +30,23 @@ const UNDEFINED_ID: u32 = u32::MAX;
 /// Read permission in an ACL entry.
 pub const READ: u16 = 4;
 
+/// Why bytes are not the kernel's binary form of an ACL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XattrError {
+    /// Not a 4-byte header plus 8-byte entries.
+    #[error("{0} bytes is not a header plus 8-byte entries")]
+    Length(usize),
+    /// An unknown format version.
+    #[error("version {0}, expected {VERSION}")]
+    Version(u32),
+    /// An entry tag the format does not define.
+    #[error("unknown entry tag {0:#x}")]
+    UnknownTag(u16),
+    /// A required entry is absent.
+    #[error("user::, group:: or other:: entry missing")]
+    MissingBase,
+}
+
 /// Errors reading or writing ACLs.
 #[derive(Debug, thiserror::Error)]
 pub enum AclError {
@@ -51,12 +68,19 @@ pub enum AclError {
         source: std::io::Error,
     },
     /// The attribute is not a valid ACL.
-    #[error("{}: malformed {XATTR_ACCESS}: {reason}", path.display())]
+    #[error("{}: malformed {XATTR_ACCESS}", path.display())]
     Malformed {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        #[source]
+        source: XattrError,
+    },
+    /// The path cannot be passed to the kernel.
+    #[error("{}: path contains a NUL byte", path.display())]
+    NulInPath {
+        /// The file.
+        path: PathBuf,
     },
 }
 
@@ -139,16 +163,13 @@ impl Acl {
     }
 
     /// Parses the kernel's binary form.
-    pub fn from_xattr(bytes: &[u8]) -> Result<Acl, String> {
+    pub fn from_xattr(bytes: &[u8]) -> Result<Acl, XattrError> {
         if bytes.len() < 4 || !(bytes.len() - 4).is_multiple_of(8) {
-            return Err(format!(
-                "{} bytes is not a header plus 8-byte entries",
-                bytes.len()
-            ));
+            return Err(XattrError::Length(bytes.len()));
         }
         let version = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         if version != VERSION {
-            return Err(format!("version {version}, expected {VERSION}"));
+            return Err(XattrError::Version(version));
         }
         let mut acl = Acl {
             user_obj: 0,
@@ -171,21 +192,20 @@ impl Acl {
                 TAG_GROUP => acl.groups.push((id, perm)),
                 TAG_MASK => acl.mask = Some(perm),
                 TAG_OTHER => acl.other = perm,
-                t => return Err(format!("unknown entry tag {t:#x}")),
+                t => return Err(XattrError::UnknownTag(t)),
             }
         }
         let base = TAG_USER_OBJ | TAG_GROUP_OBJ | TAG_OTHER;
         if seen & base != base {
-            return Err("user::, group:: or other:: entry missing".into());
+            return Err(XattrError::MissingBase);
         }
         Ok(acl)
     }
 }
 
 fn cpath(path: &Path) -> Result<CString, AclError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| AclError::Malformed {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| AclError::NulInPath {
         path: path.to_path_buf(),
-        reason: "path contains a NUL byte".into(),
     })
 }
 
@@ -213,9 +233,9 @@ pub fn get(path: &Path) -> Result<Option<Acl>, AclError> {
             buf.truncate(n as usize);
             return Acl::from_xattr(&buf)
                 .map(Some)
-                .map_err(|reason| AclError::Malformed {
+                .map_err(|source| AclError::Malformed {
                     path: path.to_path_buf(),
-                    reason,
+                    source,
                 });
         }
         let e = std::io::Error::last_os_error();

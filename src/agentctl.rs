@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::agent::state::StateStore;
 use crate::fs::HostRoot;
-use crate::runtime::process::procfs;
+use crate::procfs;
 use crate::runtime::process::{ProcessRuntime, ProcessRuntimeConfig};
 use crate::runtime::{Runtime, StopSignal};
 
@@ -32,23 +32,12 @@ pub struct NodePids {
 
 /// The agent's pid file (host path) under `state_dir`.
 pub fn pid_file(state_dir: &str) -> String {
-    format!("{}/agent.pid", state_dir.trim_end_matches('/'))
-}
-
-fn cmdline(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|c| *c == 0)
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::fs::join_host(state_dir, "agent.pid")
 }
 
 /// True when `pid` is a `plinth agent` serving this root.
 fn is_our_agent(pid: i32, root: &HostRoot) -> bool {
-    let args = cmdline(pid);
+    let args = procfs::cmdline(pid);
     let is_agent = args.first().is_some_and(|a| a.ends_with("plinth"))
         && args.get(1).is_some_and(|a| a == "agent");
     if !is_agent {
@@ -74,10 +63,9 @@ pub fn find_agent(root: &HostRoot, state_dir: &str) -> Option<i32> {
         }
     }
     let me = std::process::id() as i32;
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
-        (pid != me && is_our_agent(pid, root)).then_some(pid)
-    })
+    procfs::pids()
+        .into_iter()
+        .find(|&pid| pid != me && is_our_agent(pid, root))
 }
 
 /// The agent and the live container processes it recorded in its state dir.

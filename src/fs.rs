@@ -37,6 +37,12 @@ impl FsError {
     }
 }
 
+/// `dir/name` for a host path kept as text (config values such as `/etc/kubernetes/`):
+/// exactly one slash between them, like Go's `filepath.Join` for these paths.
+pub fn join_host(dir: &str, name: &str) -> String {
+    format!("{}/{}", dir.trim_end_matches('/'), name)
+}
+
 /// Mode for private keys.
 pub const MODE_KEY: u32 = 0o600;
 /// Mode for certificates.

@@ -25,6 +25,7 @@ pub mod manifests;
 pub mod pki;
 pub mod preflight;
 pub mod probe;
+pub mod procfs;
 pub mod regenerate;
 pub mod reset;
 pub mod runtime;

@@ -277,14 +277,8 @@ fn parse_proc_addr(s: &str, v6: bool) -> Option<(IpAddr, u16)> {
 
 fn socket_owners(inodes: &BTreeSet<u64>) -> BTreeMap<u64, (i32, String)> {
     let mut out = BTreeMap::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for p in procs.flatten() {
-        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+    for pid in crate::procfs::pids() {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
         for fd in fds.flatten() {
@@ -298,7 +292,7 @@ fn socket_owners(inodes: &BTreeSet<u64>) -> BTreeMap<u64, (i32, String)> {
                 .and_then(|n| n.parse::<u64>().ok())
             {
                 if inodes.contains(&inode) {
-                    let comm = std::fs::read_to_string(p.path().join("comm"))
+                    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
                         .unwrap_or_default()
                         .trim()
                         .to_string();
@@ -368,9 +362,7 @@ fn is_descendant(pid: i32, ancestor: i32) -> bool {
 }
 
 fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    crate::procfs::read_stat(pid).ok().map(|s| s.ppid)
 }
 
 /// The name a binary's checks carry: its file name (a cached binary is given by its path,

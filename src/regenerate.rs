@@ -291,11 +291,11 @@ pub async fn regenerate(
         component.file_name()
     ));
     match wait_new_pod(spec, root, &new.pod, &path, opts, base, NEW_POD_QUICK_EXITS).await? {
-        Ok(()) => {
+        PodHealth::Healthy => {
             report.outcome = Outcome::Applied;
             Ok(report)
         }
-        Err(reason) => {
+        PodHealth::Unhealthy(reason) => {
             progress(&format!(
                 "[regenerate] the new pod is not healthy ({reason}); rolling back"
             ));
@@ -311,8 +311,8 @@ pub async fn regenerate(
             let restored =
                 wait_new_pod(spec, root, &old_pod, &path, opts, base, health::FATAL_AFTER);
             report.outcome = match restored.await? {
-                Ok(()) => Outcome::RolledBack { reason },
-                Err(e) => Outcome::RollbackUnhealthy {
+                PodHealth::Healthy => Outcome::RolledBack { reason },
+                PodHealth::Unhealthy(e) => Outcome::RollbackUnhealthy {
                     reason: format!("{reason}; after rollback: {e}"),
                 },
             };
@@ -359,11 +359,19 @@ fn restarts_before(
 /// slow start or a transient failure (etcd not reachable yet) never triggers it.
 pub const NEW_POD_QUICK_EXITS: u32 = 1;
 
+/// Whether a pod the agent runs became healthy.
+enum PodHealth {
+    /// Ready, and its endpoint healthy.
+    Healthy,
+    /// Not within the timeout, failing for good, or crash-looping: why.
+    Unhealthy(String),
+}
+
 /// How often the agent's status is read while waiting.
 const POLL: Duration = Duration::from_millis(100);
 
 /// Waits until the agent runs `pod` (by its UID for this file) Ready and its endpoint is
-/// healthy. `Ok(Err(reason))` when it does not within the timeout, fails in a way no retry
+/// healthy. [`PodHealth::Unhealthy`] when it does not within the timeout, fails in a way no retry
 /// will cure ([`health::fatal_after`] with `quick_exits`: the reason then holds the
 /// component's own error line) or crash-loops ([`Options::max_restarts`]).
 async fn wait_new_pod(
@@ -374,7 +382,7 @@ async fn wait_new_pod(
     opts: &Options,
     base_restarts: i32,
     quick_exits: u32,
-) -> Result<Result<(), String>, RegenerateError> {
+) -> Result<PodHealth, RegenerateError> {
     let node_ip = spec.advertise_address;
     let target = health::target_for(pod, node_ip)?;
     let host_path =
@@ -396,12 +404,12 @@ async fn wait_new_pod(
                 let logs = || instance_logs(root, &spec.plinth.log_dir, &v);
                 if !(v.running && v.ready) {
                     if let Some(why) = health::fatal_after(&v, quick_exits, logs) {
-                        return Ok(Err(why));
+                        return Ok(PodHealth::Unhealthy(why));
                     }
                 }
                 let restarts = v.restarts - base_restarts;
                 if restarts >= opts.max_restarts && !v.running {
-                    return Ok(Err(format!(
+                    return Ok(PodHealth::Unhealthy(format!(
                         "crash-looping: {} restarts, last exit code {}",
                         restarts,
                         v.last_exit_code
@@ -411,7 +419,7 @@ async fn wait_new_pod(
                 }
                 if v.running && v.ready {
                     match health::check(&client, &target.url).await {
-                        Ok(()) => return Ok(Ok(())),
+                        Ok(()) => return Ok(PodHealth::Healthy),
                         Err(e) => last = format!("{}: {e}", target.url),
                     }
                 } else {
@@ -428,7 +436,7 @@ async fn wait_new_pod(
         }
         tokio::time::sleep(POLL).await;
     }
-    Ok(Err(format!(
+    Ok(PodHealth::Unhealthy(format!(
         "not healthy after {}s: {last}",
         opts.timeout.as_secs()
     )))
@@ -455,10 +463,7 @@ fn instance_logs(root: &HostRoot, log_dir: &str, view: &health::AgentView) -> Ve
 
 /// The backup dir (host path), outside the manifests dir.
 pub fn backup_dir(spec: &ClusterSpec) -> String {
-    format!(
-        "{}/manifest-backups",
-        spec.plinth.state_dir.trim_end_matches('/')
-    )
+    crate::fs::join_host(&spec.plinth.state_dir, "manifest-backups")
 }
 
 fn backup(

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::config::ClusterSpec;
-use crate::fs::{self, FsError, HostRoot};
+use crate::fs::{self, join_host, FsError, HostRoot};
 use crate::manifests::Component;
 
 /// Errors from reset.
@@ -39,10 +39,7 @@ pub struct Ledger {
 
 /// The ledger's host path.
 pub fn ledger_path(spec: &ClusterSpec) -> String {
-    format!(
-        "{}/ledger.json",
-        spec.plinth.state_dir.trim_end_matches('/')
-    )
+    join_host(&spec.plinth.state_dir, "ledger.json")
 }
 
 /// The directory of the persisted configuration (fixed, whatever `stateDir` says).
@@ -141,15 +138,15 @@ pub struct ResetReport {
 /// The files plinth writes for `spec` (host paths).
 pub fn owned_files(spec: &ClusterSpec, extra: &[String]) -> Vec<String> {
     let mut v = Vec::new();
-    let m = spec.plinth.manifests_dir.trim_end_matches('/');
+    let m = &spec.plinth.manifests_dir;
     for c in Component::all() {
-        v.push(format!("{m}/{}", c.file_name()));
+        v.push(join_host(m, c.file_name()));
     }
-    let k = spec.plinth.kubeconfig_dir.trim_end_matches('/');
+    let k = &spec.plinth.kubeconfig_dir;
     for kc in crate::kubeconfig::profiles(spec) {
-        v.push(format!("{k}/{}", kc.file));
+        v.push(join_host(k, &kc.file));
     }
-    let pki = spec.certificates_dir.trim_end_matches('/');
+    let pki = &spec.certificates_dir;
     for base in [
         "ca",
         "apiserver",
@@ -162,12 +159,12 @@ pub fn owned_files(spec: &ClusterSpec, extra: &[String]) -> Vec<String> {
         "etcd/healthcheck-client",
         "apiserver-etcd-client",
     ] {
-        v.push(format!("{pki}/{base}.crt"));
-        v.push(format!("{pki}/{base}.key"));
+        v.push(join_host(pki, &format!("{base}.crt")));
+        v.push(join_host(pki, &format!("{base}.key")));
     }
-    v.push(format!("{pki}/sa.key"));
-    v.push(format!("{pki}/sa.pub"));
-    v.push(format!("{k}/audit-policy.yaml"));
+    v.push(join_host(pki, "sa.key"));
+    v.push(join_host(pki, "sa.pub"));
+    v.push(join_host(k, "audit-policy.yaml"));
     v.push(crate::config::persisted::PERSISTED_CONFIG_PATH.to_string());
     v.extend(extra.iter().cloned());
     v
@@ -183,8 +180,7 @@ pub fn remove(
     let mut ledger = load_ledger(spec, root)?;
     // hostPath dirs/files the agent created (DirectoryOrCreate / FileOrCreate) are plinth's too.
     let agent_created =
-        crate::agent::hostpath::HostPaths::new(root.clone(), Path::new(&spec.plinth.state_dir))
-            .created();
+        crate::agent::hostpath::created_paths(root, Path::new(&spec.plinth.state_dir));
     ledger
         .created_dirs
         .extend(agent_created.created_dirs.iter().cloned());
@@ -224,10 +220,7 @@ pub fn remove(
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.contains(&format!("-{}_", spec.node_name)) {
-                trees.push(format!(
-                    "{}/{name}",
-                    spec.plinth.log_dir.trim_end_matches('/')
-                ));
+                trees.push(join_host(&spec.plinth.log_dir, &name));
             }
         }
     }

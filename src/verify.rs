@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::ClusterSpec;
-use crate::fs::HostRoot;
+use crate::fs::{join_host, HostRoot};
 use crate::health;
 use crate::manifests::{self, Component};
 
@@ -189,10 +189,7 @@ fn kubeconfig_files(spec: &ClusterSpec) -> Vec<String> {
 pub async fn kubeconfig_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
     let mut out = Vec::new();
     for name in kubeconfig_files(spec) {
-        let path = root.path(format!(
-            "{}/{name}",
-            spec.plinth.kubeconfig_dir.trim_end_matches('/')
-        ));
+        let path = root.path(join_host(&spec.plinth.kubeconfig_dir, &name));
         let result = async {
             let kc = crate::client::ClientConfig::load(&path).map_err(|e| e.to_string())?;
             let client = kc.http_client().map_err(|e| e.to_string())?;
@@ -225,15 +222,14 @@ pub async fn kubeconfig_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check
 /// Expected (mode, owner uid) of the files plinth writes.
 fn expected_files(spec: &ClusterSpec) -> Vec<(String, u32)> {
     let mut v = Vec::new();
-    let kdir = spec.plinth.kubeconfig_dir.trim_end_matches('/');
     for k in kubeconfig_files(spec) {
-        v.push((format!("{kdir}/{k}"), 0o600));
+        v.push((join_host(&spec.plinth.kubeconfig_dir, &k), 0o600));
     }
-    let mdir = spec.plinth.manifests_dir.trim_end_matches('/');
-    v.push((mdir.to_string(), 0o700));
+    let mdir = &spec.plinth.manifests_dir;
+    v.push((mdir.trim_end_matches('/').to_string(), 0o700));
     for c in Component::all() {
         if c != Component::Etcd || spec.has_local_etcd() {
-            v.push((format!("{mdir}/{}", c.file_name()), 0o600));
+            v.push((join_host(mdir, c.file_name()), 0o600));
         }
     }
     v

@@ -49,6 +49,24 @@ pub struct CreatedPaths {
 /// The ledger file name inside the state dir.
 pub const CREATED_PATHS_FILE: &str = "created-paths.json";
 
+/// The ledger file (local path) for `state_dir` (a host path) under `root`.
+fn ledger_path(root: &HostRoot, state_dir: &Path) -> PathBuf {
+    root.path(state_dir).join(CREATED_PATHS_FILE)
+}
+
+fn read_ledger(ledger: &Path) -> CreatedPaths {
+    fs::read(ledger)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// The hostPaths the agent recorded as created under `state_dir` (empty when absent or
+/// unreadable), read without preparing anything (e.g. for `plinth reset`).
+pub fn created_paths(root: &HostRoot, state_dir: &Path) -> CreatedPaths {
+    read_ledger(&ledger_path(root, state_dir))
+}
+
 /// Prepares hostPath volumes and records what it creates.
 #[derive(Debug)]
 pub struct HostPaths {
@@ -60,7 +78,7 @@ pub struct HostPaths {
 impl HostPaths {
     /// Volumes under `root`; the ledger lives in `state_dir` (a host path).
     pub fn new(root: HostRoot, state_dir: &Path) -> Self {
-        let ledger = root.path(state_dir).join(CREATED_PATHS_FILE);
+        let ledger = ledger_path(&root, state_dir);
         HostPaths {
             root,
             ledger,
@@ -70,10 +88,7 @@ impl HostPaths {
 
     /// Loads the ledger of created paths (empty when absent or unreadable).
     pub fn created(&self) -> CreatedPaths {
-        fs::read(&self.ledger)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        read_ledger(&self.ledger)
     }
 
     fn record(&self, dirs: Vec<String>, files: Vec<String>) -> Result<(), ResolveError> {

@@ -2,6 +2,7 @@
 //! it (`metav1.Duration`): a parser and a formatter matching Go's `ParseDuration` and
 //! `Duration.String` for non-negative durations.
 
+use super::error::ValueError;
 use std::time::Duration;
 
 /// Nanoseconds per unit, by Go's unit names.
@@ -23,15 +24,15 @@ pub const DURATION_HELP: &str =
 
 /// Parses a Go duration string. Negative durations are rejected (nothing in the config may be
 /// negative); the error text says what is wrong.
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_go_duration(text: &str) -> Result<Duration, ValueError> {
     let mut s = text.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(ValueError::new("empty duration"));
     }
     if let Some(rest) = s.strip_prefix('+') {
         s = rest;
     } else if s.starts_with('-') {
-        return Err("negative durations are not allowed".into());
+        return Err(ValueError::new("negative durations are not allowed"));
     }
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -54,7 +55,7 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             rest = &after_dot[frac_len..];
         }
         if int_part.is_empty() && frac_part.is_empty() {
-            return Err(format!("expected a number at {rest:?}"));
+            return Err(ValueError::new(format!("expected a number at {rest:?}")));
         }
         // Unit: everything up to the next digit or dot.
         let unit_len = rest
@@ -63,33 +64,38 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         if unit.is_empty() {
-            return Err("missing unit (ns, us, ms, s, m or h)".into());
+            return Err(ValueError::new("missing unit (ns, us, ms, s, m or h)"));
         }
-        let per = unit_nanos(unit).ok_or_else(|| format!("unknown unit {unit:?}"))?;
+        let per =
+            unit_nanos(unit).ok_or_else(|| ValueError::new(format!("unknown unit {unit:?}")))?;
         let int_value: u128 = if int_part.is_empty() {
             0
         } else {
             int_part
                 .parse()
-                .map_err(|_| "number too large".to_string())?
+                .map_err(|_| ValueError::new("number too large"))?
         };
         let mut value = int_value
             .checked_mul(per)
-            .ok_or_else(|| "duration too large".to_string())?;
+            .ok_or_else(|| ValueError::new("duration too large"))?;
         if !frac_part.is_empty() {
             // Keep at most 18 fractional digits; beyond that Go's precision is gone too.
             let digits = &frac_part[..frac_part.len().min(18)];
-            let numerator: u128 = digits.parse().map_err(|_| "bad fraction".to_string())?;
+            let numerator: u128 = digits
+                .parse()
+                .map_err(|_| ValueError::new("bad fraction"))?;
             let scale = 10u128.pow(digits.len() as u32);
             value += numerator * per / scale;
         }
         total = total
             .checked_add(value)
-            .ok_or_else(|| "duration too large".to_string())?;
+            .ok_or_else(|| ValueError::new("duration too large"))?;
     }
     // Go durations are int64 nanoseconds.
     if total > i64::MAX as u128 {
-        return Err("duration too large (the maximum is about 2562047h)".into());
+        return Err(ValueError::new(
+            "duration too large (the maximum is about 2562047h)",
+        ));
     }
     Ok(Duration::from_nanos(total as u64))
 }
@@ -185,8 +191,12 @@ mod tests {
         }
         assert!(parse_go_duration("1d")
             .unwrap_err()
+            .reason
             .contains("unknown unit"));
-        assert!(parse_go_duration("5").unwrap_err().contains("missing unit"));
+        assert!(parse_go_duration("5")
+            .unwrap_err()
+            .reason
+            .contains("missing unit"));
     }
 
     #[test]

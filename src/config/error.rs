@@ -43,6 +43,31 @@ impl fmt::Display for FieldError {
     }
 }
 
+/// Why one value is invalid, from the pure value checks ([`super::validate`],
+/// [`super::duration`]): what is allowed, or what is wrong. The caller adds the field and the
+/// value (a [`FieldError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct ValueError {
+    /// What is allowed, or what is wrong.
+    pub reason: String,
+}
+
+impl ValueError {
+    /// A value error saying `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        ValueError {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<ValueError> for String {
+    fn from(e: ValueError) -> String {
+        e.reason
+    }
+}
+
 /// Everything that can go wrong turning a config file and flags into a [`super::ClusterSpec`].
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::duration::{parse_go_duration, DURATION_HELP};
-use super::error::Errors;
+use super::error::{Errors, ValueError};
 use super::features::check_flag_value;
 use super::flags::check_extra_args;
 use super::reader::{child, render, Obj};
@@ -103,7 +103,7 @@ fn at_string(obj: &mut Obj, key: &'static str, errs: &mut Errors) -> Option<At<S
 fn checked_string(
     obj: &mut Obj,
     key: &'static str,
-    check: fn(&str) -> Result<(), String>,
+    check: fn(&str) -> Result<(), ValueError>,
     errs: &mut Errors,
 ) -> Option<String> {
     let at = at_string(obj, key, errs)?;
@@ -155,13 +155,15 @@ fn cert_sans(obj: &mut Obj, key: &'static str, errs: &mut Errors) -> Vec<String>
 }
 
 /// An extra argument's name: the flag without dashes.
-fn check_arg_name(name: &str) -> Result<(), String> {
+fn check_arg_name(name: &str) -> Result<(), ValueError> {
     let bad = name.is_empty()
         || name.starts_with('-')
         || name.contains('=')
         || name.chars().any(char::is_whitespace);
     if bad {
-        Err("a flag name without leading dashes and without '=' (e.g. `profiling`)".into())
+        Err(ValueError::new(
+            "a flag name without leading dashes and without '=' (e.g. `profiling`)",
+        ))
     } else {
         Ok(())
     }
@@ -513,16 +515,16 @@ fn read_local_etcd(o: &mut Obj, version: KubeadmApiVersion, errs: &mut Errors) -
 }
 
 /// Checks one external etcd endpoint: an `https://host[:port]` URL.
-fn check_etcd_endpoint(url: &str) -> Result<(), String> {
+fn check_etcd_endpoint(url: &str) -> Result<(), ValueError> {
     let allowed = "an https:// URL such as https://10.0.0.10:2379 (plinth talks to external etcd \
                    over TLS only)";
     let rest = url
         .strip_prefix("https://")
-        .ok_or_else(|| allowed.to_string())?;
+        .ok_or_else(|| ValueError::new(allowed))?;
     let authority = rest.split('/').next().unwrap_or_default();
     parse_host_port(authority, 2379)
         .map(|_| ())
-        .map_err(|_| allowed.to_string())
+        .map_err(|_| ValueError::new(allowed))
 }
 
 /// Reads `etcd.external`; every field is required.

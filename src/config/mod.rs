@@ -18,7 +18,7 @@ mod resolve;
 pub mod spec;
 pub mod validate;
 
-pub use error::{ConfigError, FieldError};
+pub use error::{ConfigError, FieldError, ValueError};
 pub use host::{HostInfo, RealHost, StaticHost};
 pub use kubeadm::{parse_key_algorithm, KEY_ALGORITHMS};
 pub use plinthcfg::{parse_security_profile, security_profile_name};
@@ -83,7 +83,7 @@ pub fn defaults_for(node_name: &str, advertise_address: IpAddr) -> ClusterSpec {
             security_profile: SecurityProfile::Cis,
             bin_path: vec![],
             agent_healthz_bind_address: IpAddr::from([127, 0, 0, 1]),
-            agent_healthz_port: 10248,
+            agent_healthz_port: crate::agent::config::DEFAULT_HEALTHZ_PORT,
             manifests_dir: "/etc/kubernetes/manifests".into(),
             state_dir: "/var/lib/plinth".into(),
             log_dir: "/var/log/pods".into(),

@@ -211,7 +211,7 @@ fn resolve_node_name(
                      nodeRegistration.name)"
                 )
             } else {
-                allowed
+                allowed.reason
             };
             errs.push(name_at.field, name_at.value, allowed);
         }

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use super::error::ValueError;
 use super::spec::{Cidr, Endpoint, KubeVersion};
 
 /// kubeadm's `MinimumAddressesInServiceSubnet`.
@@ -38,10 +39,10 @@ pub const HOST_PATH_TYPES: &[&str] = &[
 ];
 
 /// An IPv4 or IPv6 address.
-pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
+pub fn parse_ip(s: &str) -> Result<IpAddr, ValueError> {
     s.trim()
         .parse::<IpAddr>()
-        .map_err(|_| "an IPv4 or IPv6 address, e.g. 192.168.1.10 or fd00::10".to_string())
+        .map_err(|_| ValueError::new("an IPv4 or IPv6 address, e.g. 192.168.1.10 or fd00::10"))
 }
 
 /// Number of bits in `ip`'s family.
@@ -78,22 +79,22 @@ fn network_of(ip: &IpAddr, prefix: u8) -> IpAddr {
 }
 
 /// A CIDR `addr/prefix` whose host bits are zero.
-pub fn parse_cidr(s: &str) -> Result<Cidr, String> {
+pub fn parse_cidr(s: &str) -> Result<Cidr, ValueError> {
     let s = s.trim();
     let generic = "a CIDR such as 10.96.0.0/12 or fd00:10:96::/112";
-    let (addr, prefix) = s.split_once('/').ok_or_else(|| generic.to_string())?;
-    let addr: IpAddr = addr.parse().map_err(|_| generic.to_string())?;
+    let (addr, prefix) = s.split_once('/').ok_or_else(|| ValueError::new(generic))?;
+    let addr: IpAddr = addr.parse().map_err(|_| ValueError::new(generic))?;
     let bits = family_bits(&addr);
     let prefix: u8 = prefix
         .parse()
         .ok()
         .filter(|p| *p <= bits)
-        .ok_or_else(|| format!("{generic} (prefix length 0..{bits})"))?;
+        .ok_or_else(|| ValueError::new(format!("{generic} (prefix length 0..{bits})")))?;
     let network = network_of(&addr, prefix);
     if network != addr {
-        return Err(format!(
+        return Err(ValueError::new(format!(
             "a network address with no host bits set (did you mean {network}/{prefix}?)"
-        ));
+        )));
     }
     Ok(Cidr { addr, prefix })
 }
@@ -131,7 +132,7 @@ pub fn parse_subnets(s: &str, kind: SubnetKind) -> Result<Vec<Cidr>, Vec<(String
     for part in &parts {
         match parse_cidr(part) {
             Ok(c) => out.push(c),
-            Err(allowed) => errors.push((part.to_string(), allowed)),
+            Err(e) => errors.push((part.to_string(), e.reason)),
         }
     }
     if !errors.is_empty() {
@@ -185,25 +186,24 @@ fn dns1123_label_ok(label: &str) -> bool {
 }
 
 /// A lowercase RFC 1123 subdomain (`node-1.example.com`), at most 253 characters.
-pub fn check_dns1123_subdomain(s: &str) -> Result<(), String> {
+pub fn check_dns1123_subdomain(s: &str) -> Result<(), ValueError> {
     let allowed = "a lowercase RFC 1123 subdomain: labels of a-z, 0-9 and '-', separated by '.', \
                    each starting and ending with a letter or digit, at most 253 characters";
     if s.len() > 253 || !s.split('.').all(dns1123_label_ok) {
-        return Err(allowed.to_string());
+        return Err(ValueError::new(allowed));
     }
     Ok(())
 }
 
 /// A DNS-1123 label (`etc-pki`), as a pod volume name must be.
-pub fn check_dns1123_label(s: &str) -> Result<(), String> {
+pub fn check_dns1123_label(s: &str) -> Result<(), ValueError> {
     if dns1123_label_ok(s) {
         Ok(())
     } else {
-        Err(
+        Err(ValueError::new(
             "a lowercase RFC 1123 label: a-z, 0-9 and '-', starting and ending with a letter \
-             or digit, at most 63 characters"
-                .to_string(),
-        )
+             or digit, at most 63 characters",
+        ))
     }
 }
 
@@ -224,7 +224,7 @@ fn label_name_ok(s: &str) -> bool {
 
 /// A Kubernetes qualified name (label or taint key): `[prefix/]name`, the prefix a DNS-1123
 /// subdomain.
-pub fn check_qualified_name(s: &str) -> Result<(), String> {
+pub fn check_qualified_name(s: &str) -> Result<(), ValueError> {
     let (prefix, name) = match s.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, s),
@@ -232,25 +232,23 @@ pub fn check_qualified_name(s: &str) -> Result<(), String> {
     if label_name_ok(name) && prefix.is_none_or(|p| check_dns1123_subdomain(p).is_ok()) {
         return Ok(());
     }
-    Err(
-        "a qualified name such as node-role.kubernetes.io/control-plane: an optional DNS          subdomain prefix and '/', then at most 63 characters of a-z, A-Z, 0-9, '-', '_' and          '.', starting and ending with a letter or digit"
-            .to_string(),
-    )
+    Err(ValueError::new(
+        "a qualified name such as node-role.kubernetes.io/control-plane: an optional DNS          subdomain prefix and '/', then at most 63 characters of a-z, A-Z, 0-9, '-', '_' and          '.', starting and ending with a letter or digit",
+    ))
 }
 
 /// A label (or taint) value: empty, or a name as in [`check_qualified_name`] without prefix.
-pub fn check_label_value(s: &str) -> Result<(), String> {
+pub fn check_label_value(s: &str) -> Result<(), ValueError> {
     if s.is_empty() || label_name_ok(s) {
         return Ok(());
     }
-    Err(
-        "empty, or at most 63 characters of a-z, A-Z, 0-9, '-', '_' and '.', starting and          ending with a letter or digit"
-            .to_string(),
-    )
+    Err(ValueError::new(
+        "empty, or at most 63 characters of a-z, A-Z, 0-9, '-', '_' and '.', starting and          ending with a letter or digit",
+    ))
 }
 
 /// A certificate SAN: an IP address, a DNS-1123 subdomain, or a wildcard `*.example.com`.
-pub fn check_cert_san(s: &str) -> Result<(), String> {
+pub fn check_cert_san(s: &str) -> Result<(), ValueError> {
     if s.parse::<IpAddr>().is_ok() || check_dns1123_subdomain(s).is_ok() {
         return Ok(());
     }
@@ -259,34 +257,38 @@ pub fn check_cert_san(s: &str) -> Result<(), String> {
             return Ok(());
         }
     }
-    Err(
+    Err(ValueError::new(
         "an IP address, a lowercase DNS name (RFC 1123 subdomain) or a wildcard DNS name \
-         such as *.example.com"
-            .to_string(),
-    )
+         such as *.example.com",
+    ))
 }
 
 /// A port number 1..=65535.
-pub fn check_port(port: i64) -> Result<u16, String> {
+pub fn check_port(port: i64) -> Result<u16, ValueError> {
     u16::try_from(port)
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| "a port number between 1 and 65535".to_string())
+        .ok_or_else(|| ValueError::new("a port number between 1 and 65535"))
 }
 
 /// `host`, `host:port`, `[ipv6]:port` or a bare IPv6 address; host is an IP or a DNS-1123
 /// subdomain. A missing port becomes `default_port`.
-pub fn parse_host_port(s: &str, default_port: u16) -> Result<Endpoint, String> {
+pub fn parse_host_port(s: &str, default_port: u16) -> Result<Endpoint, ValueError> {
     let allowed = "host or host:port, where host is an IP address or a lowercase DNS name \
                    (IPv6 with a port as [fd00::1]:6443) and port is 1..65535";
     let s = s.trim();
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(|| allowed.to_string())?;
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| ValueError::new(allowed))?;
         h.parse::<std::net::Ipv6Addr>()
-            .map_err(|_| allowed.to_string())?;
+            .map_err(|_| ValueError::new(allowed))?;
         let port = match after {
             "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| allowed.to_string())?),
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| ValueError::new(allowed))?,
+            ),
         };
         (h.to_string(), port)
     } else if s.parse::<std::net::Ipv6Addr>().is_ok() {
@@ -300,7 +302,7 @@ pub fn parse_host_port(s: &str, default_port: u16) -> Result<Endpoint, String> {
     if host.is_empty()
         || (host.parse::<IpAddr>().is_err() && check_dns1123_subdomain(&host).is_err())
     {
-        return Err(allowed.to_string());
+        return Err(ValueError::new(allowed));
     }
     let port = match port {
         None => default_port,
@@ -308,14 +310,14 @@ pub fn parse_host_port(s: &str, default_port: u16) -> Result<Endpoint, String> {
             .parse::<i64>()
             .ok()
             .and_then(|p| check_port(p).ok())
-            .ok_or_else(|| allowed.to_string())?,
+            .ok_or_else(|| ValueError::new(allowed))?,
     };
     Ok(Endpoint { host, port })
 }
 
 /// `1.33.0`, `v1.33.0` or `v1.33.0-rc.1`. Labels such as `stable` are refused: resolving them
 /// needs the network.
-pub fn parse_kube_version(s: &str) -> Result<KubeVersion, String> {
+pub fn parse_kube_version(s: &str) -> Result<KubeVersion, ValueError> {
     let allowed = "an exact Kubernetes version such as v1.33.0 or 1.33.0 (optionally with a \
                    pre-release suffix such as -rc.1)";
     let t = s.trim();
@@ -323,10 +325,10 @@ pub fn parse_kube_version(s: &str) -> Result<KubeVersion, String> {
         .iter()
         .any(|p| t.starts_with(p));
     if label {
-        return Err(format!(
+        return Err(ValueError::new(format!(
             "{allowed}; version labels like `stable` or `latest` need network access to \
              resolve, which plinth does not do"
-        ));
+        )));
     }
     let body = t.strip_prefix('v').unwrap_or(t);
     let (core, pre) = match body.split_once('-') {
@@ -338,13 +340,13 @@ pub fn parse_kube_version(s: &str) -> Result<KubeVersion, String> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
     if nums.len() != 3 || body.contains('-') && pre.is_empty() || !pre_ok {
-        return Err(allowed.to_string());
+        return Err(ValueError::new(allowed));
     }
-    let parse = |n: &str| -> Result<u32, String> {
+    let parse = |n: &str| -> Result<u32, ValueError> {
         if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(allowed.to_string());
+            return Err(ValueError::new(allowed));
         }
-        n.parse().map_err(|_| allowed.to_string())
+        n.parse().map_err(|_| ValueError::new(allowed))
     };
     let v = KubeVersion {
         major: parse(nums[0])?,
@@ -353,22 +355,22 @@ pub fn parse_kube_version(s: &str) -> Result<KubeVersion, String> {
         pre: pre.to_string(),
     };
     if v.major != 1 {
-        return Err(format!("{allowed} (major version 1)"));
+        return Err(ValueError::new(format!("{allowed} (major version 1)")));
     }
     Ok(v)
 }
 
 /// An absolute path.
-pub fn check_absolute(s: &str) -> Result<(), String> {
+pub fn check_absolute(s: &str) -> Result<(), ValueError> {
     if s.starts_with('/') {
         Ok(())
     } else {
-        Err("an absolute path (starting with /)".to_string())
+        Err(ValueError::new("an absolute path (starting with /)"))
     }
 }
 
 /// A container image repository such as `registry.k8s.io` or `my.registry:5000/k8s`.
-pub fn check_image_repository(s: &str) -> Result<(), String> {
+pub fn check_image_repository(s: &str) -> Result<(), ValueError> {
     let allowed = "an image repository such as registry.k8s.io or registry.example.com:5000/k8s \
                    (no scheme, no tag)";
     let mut parts = s.split('/');
@@ -397,7 +399,7 @@ pub fn check_image_repository(s: &str) -> Result<(), String> {
     if host_ok && port_ok && parts.all(comp_ok) {
         Ok(())
     } else {
-        Err(allowed.to_string())
+        Err(ValueError::new(allowed))
     }
 }
 
@@ -414,9 +416,12 @@ mod tests {
         assert_eq!(cidr("10.96.0.0/12").prefix, 12);
         assert_eq!(cidr("fd00::/64").addr, "fd00::".parse::<IpAddr>().unwrap());
         let err = parse_cidr("10.96.0.1/12").unwrap_err();
-        assert!(err.contains("did you mean 10.96.0.0/12?"), "{err}");
+        assert!(err.reason.contains("did you mean 10.96.0.0/12?"), "{err}");
         assert!(parse_cidr("10.96.0.0").is_err());
-        assert!(parse_cidr("10.96.0.0/33").unwrap_err().contains("0..32"));
+        assert!(parse_cidr("10.96.0.0/33")
+            .unwrap_err()
+            .reason
+            .contains("0..32"));
         assert!(parse_cidr("fd00::/129").is_err());
         assert!(parse_cidr("banana/8").is_err());
     }
@@ -488,7 +493,7 @@ mod tests {
         }
         for bad in ["*", "a.*.com", "Under_score", "https://x", "*.", ""] {
             let err = check_cert_san(bad).unwrap_err();
-            assert!(err.contains("wildcard"), "{bad}: {err}");
+            assert!(err.reason.contains("wildcard"), "{bad}: {err}");
         }
     }
 
@@ -520,9 +525,10 @@ mod tests {
         assert_eq!(rc.pre, "rc.1");
         assert_eq!(rc.to_string(), "v1.34.0-rc.1");
         let err = parse_kube_version("stable").unwrap_err();
-        assert!(err.contains("network"), "{err}");
+        assert!(err.reason.contains("network"), "{err}");
         assert!(parse_kube_version("stable-1")
             .unwrap_err()
+            .reason
             .contains("network"));
         for bad in ["1.33", "v1.33.x", "2.0.0", "v1.33.0-", "", "v1.33.0+k3s1"] {
             assert!(parse_kube_version(bad).is_err(), "{bad}");

@@ -11,15 +11,15 @@ use super::etcd_version::{self, EtcdSemver};
 use super::Component;
 
 /// etcd client port.
-pub(crate) const ETCD_CLIENT_PORT: u16 = 2379;
+pub const ETCD_CLIENT_PORT: u16 = 2379;
 /// etcd peer port.
-pub(crate) const ETCD_PEER_PORT: u16 = 2380;
+pub const ETCD_PEER_PORT: u16 = 2380;
 /// etcd metrics (and health) port.
-pub(crate) const ETCD_METRICS_PORT: u16 = 2381;
+pub const ETCD_METRICS_PORT: u16 = 2381;
 /// kube-controller-manager secure port.
-pub(crate) const CONTROLLER_MANAGER_PORT: u16 = 10257;
+pub const CONTROLLER_MANAGER_PORT: u16 = 10257;
 /// kube-scheduler secure port.
-pub(crate) const SCHEDULER_PORT: u16 = 10259;
+pub const SCHEDULER_PORT: u16 = 10259;
 
 fn arg(name: &str, value: impl Into<String>) -> Arg {
     Arg {
@@ -30,7 +30,7 @@ fn arg(name: &str, value: impl Into<String>) -> Arg {
 
 /// `dir/file` with exactly one slash between them (kubeadm's `filepath.Join`).
 pub(crate) fn join(dir: &str, file: &str) -> String {
-    format!("{}/{}", dir.trim_end_matches('/'), file)
+    crate::fs::join_host(dir, file)
 }
 
 /// `host:port`, bracketing IPv6 literals (Go's `net.JoinHostPort`).

@@ -37,7 +37,10 @@ use serde_json::Value;
 use crate::config::{ClusterSpec, Etcd};
 use crate::fs::{self, FsError, HostRoot, WriteOutcome};
 
-pub use args::{merge_args, to_flags};
+pub use args::{
+    merge_args, to_flags, CONTROLLER_MANAGER_PORT, ETCD_CLIENT_PORT, ETCD_METRICS_PORT,
+    ETCD_PEER_PORT, SCHEDULER_PORT,
+};
 pub use component::{Component, UnknownComponent};
 pub use diff::{diff, flag_diff, Change, FlagChange};
 pub use etcd_version::{default_etcd_tag, etcd_version, EtcdSemver};
@@ -417,7 +420,7 @@ fn model(
     })
 }
 
-static TEMPLATES: OnceLock<Result<tera::Tera, String>> = OnceLock::new();
+static TEMPLATES: OnceLock<Result<tera::Tera, tera::Error>> = OnceLock::new();
 
 fn templates() -> Result<&'static tera::Tera, ManifestError> {
     let t = TEMPLATES.get_or_init(|| {
@@ -444,13 +447,12 @@ fn templates() -> Result<&'static tera::Tera, ManifestError> {
                 "kube-scheduler.yaml.tera",
                 include_str!("../../templates/kube-scheduler.yaml.tera"),
             ),
-        ])
-        .map_err(|e| e.to_string())?;
+        ])?;
         Ok(t)
     });
-    t.as_ref().map_err(|message| ManifestError::Template {
+    t.as_ref().map_err(|e| ManifestError::Template {
         template: "templates/*.yaml.tera",
-        message: message.clone(),
+        message: e.to_string(),
     })
 }
 

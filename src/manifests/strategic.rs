@@ -48,14 +48,47 @@ fn strategy(path: &[String]) -> ListStrategy {
     }
 }
 
+/// Why a strategic merge patch cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StrategicError {
+    /// The patch is not a mapping.
+    #[error("a strategic merge patch must be a mapping")]
+    PatchNotMapping,
+    /// The document is not a mapping.
+    #[error("the document to patch is not a mapping")]
+    DocumentNotMapping,
+    /// A `$patch` directive this merge does not know.
+    #[error("unknown $patch directive {0:?}")]
+    UnknownDirective(String),
+    /// `$retainKeys` is not a list.
+    #[error("$retainKeys must be a list")]
+    RetainKeysNotList,
+    /// A list merged by key holds something other than a mapping.
+    #[error("{path}: list elements must be mappings with the merge key {key:?}")]
+    ElementNotMapping {
+        /// The list's field path.
+        path: String,
+        /// The merge key.
+        key: &'static str,
+    },
+    /// A list element lacks the merge key.
+    #[error("{path}: element without the merge key {key:?}")]
+    MissingMergeKey {
+        /// The list's field path.
+        path: String,
+        /// The merge key.
+        key: &'static str,
+    },
+}
+
 /// Applies strategic merge `patch` to `doc` (a Pod as JSON).
-pub(crate) fn apply(doc: &mut Value, patch: &Value) -> Result<(), String> {
+pub(crate) fn apply(doc: &mut Value, patch: &Value) -> Result<(), StrategicError> {
     let Value::Object(p) = patch else {
-        return Err("a strategic merge patch must be a mapping".into());
+        return Err(StrategicError::PatchNotMapping);
     };
     match doc {
         Value::Object(d) => merge_map(d, p, &mut Vec::new()),
-        _ => Err("the document to patch is not a mapping".into()),
+        _ => Err(StrategicError::DocumentNotMapping),
     }
 }
 
@@ -88,7 +121,7 @@ fn merge_map(
     target: &mut Map<String, Value>,
     patch: &Map<String, Value>,
     path: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), StrategicError> {
     match patch.get("$patch").and_then(Value::as_str) {
         Some("replace") => {
             *target = match strip(&Value::Object(patch.clone())) {
@@ -102,7 +135,7 @@ fn merge_map(
             return Ok(());
         }
         Some("merge") | None => {}
-        Some(other) => return Err(format!("unknown $patch directive {other:?}")),
+        Some(other) => return Err(StrategicError::UnknownDirective(other.to_string())),
     }
     for (k, pv) in patch {
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
@@ -125,7 +158,7 @@ fn merge_map(
     }
     if let Some(retain) = patch.get("$retainKeys") {
         let Value::Array(keys) = retain else {
-            return Err("$retainKeys must be a list".into());
+            return Err(StrategicError::RetainKeysNotList);
         };
         target.retain(|k, _| keys.iter().any(|x| x.as_str() == Some(k.as_str())));
     }
@@ -137,7 +170,7 @@ fn merge_value(
     key: &str,
     pv: &Value,
     path: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), StrategicError> {
     match (target.get_mut(key), pv) {
         (Some(Value::Object(tm)), Value::Object(pm)) => {
             if pm.get("$patch").and_then(Value::as_str) == Some("delete") {
@@ -163,7 +196,7 @@ fn merge_list(
     target: &mut Vec<Value>,
     patch: &[Value],
     path: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), StrategicError> {
     if patch.iter().any(|e| directive(e) == Some("replace")) {
         *target = patch
             .iter()
@@ -186,16 +219,16 @@ fn merge_list(
         ListStrategy::MergeByKey(key) => {
             for pe in patch {
                 let Value::Object(pm) = pe else {
-                    return Err(format!(
-                        "{}: list elements must be mappings with the merge key {key:?}",
-                        path.join(".")
-                    ));
+                    return Err(StrategicError::ElementNotMapping {
+                        path: path.join("."),
+                        key,
+                    });
                 };
                 let Some(kv) = pm.get(key) else {
-                    return Err(format!(
-                        "{}: element without the merge key {key:?}",
-                        path.join(".")
-                    ));
+                    return Err(StrategicError::MissingMergeKey {
+                        path: path.join("."),
+                        key,
+                    });
                 };
                 let pos = target
                     .iter()
@@ -290,7 +323,9 @@ mod tests {
     #[test]
     fn element_without_merge_key_is_an_error() {
         let mut d = pod();
-        let e = apply(&mut d, &json!({"spec": {"containers": [{"image": "x"}]}})).unwrap_err();
+        let e = apply(&mut d, &json!({"spec": {"containers": [{"image": "x"}]}}))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("spec.containers") && e.contains("\"name\""),
             "{e}"

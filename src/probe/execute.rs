@@ -38,8 +38,8 @@ pub async fn execute(spec: &ProbeSpec) -> ProbeOutcome {
 }
 
 /// The shared probe client, or why it could not be built.
-fn client() -> Result<&'static reqwest::Client, String> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+fn client() -> Result<&'static reqwest::Client, &'static reqwest::Error> {
+    static CLIENT: OnceLock<Result<reqwest::Client, reqwest::Error>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
             reqwest::Client::builder()
@@ -48,10 +48,8 @@ fn client() -> Result<&'static reqwest::Client, String> {
                 .no_proxy()
                 .pool_max_idle_per_host(0)
                 .build()
-                .map_err(|e| format!("cannot build the HTTP probe client: {e}"))
         })
         .as_ref()
-        .map_err(Clone::clone)
 }
 
 async fn http(spec: &ProbeSpec) -> ProbeOutcome {
@@ -63,7 +61,12 @@ async fn http(spec: &ProbeSpec) -> ProbeOutcome {
     };
     let client = match client() {
         Ok(c) => c,
-        Err(e) => return ProbeOutcome::Failure(e),
+        Err(e) => {
+            return ProbeOutcome::Failure(format!(
+                "cannot build the HTTP probe client: {}",
+                crate::error::chain(e)
+            ))
+        }
     };
     let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     let mut req = client.get(&url).timeout(spec.timeout);

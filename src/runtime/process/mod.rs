@@ -32,7 +32,7 @@ pub mod cgroups;
 pub mod init;
 pub mod mounts;
 pub mod pidfd;
-pub mod procfs;
+pub use crate::procfs;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};

@@ -1,4 +1,6 @@
-//! Reading `/proc`: a process's identity (pid + start time), state, process group and session.
+//! Reading `/proc`, the one place that does (the runtime, preflight and agentctl use it): the
+//! processes, their command lines, and a process's identity (pid + start time), state,
+//! process group and session.
 //!
 //! A pid alone never identifies a process (pids are reused); pid + start time (field 22 of
 //! `/proc/<pid>/stat`, clock ticks since boot) does. The parsing is pure and unit-tested; the
@@ -139,6 +141,29 @@ pub fn matches_identity(stat: Option<&ProcStat>, start_ticks: u64) -> bool {
 /// True if `pid` is alive (not a zombie) and started at `start_ticks`.
 pub fn is_alive_with(pid: i32, start_ticks: u64) -> bool {
     pid > 0 && matches_identity(read_stat(pid).ok().as_ref(), start_ticks)
+}
+
+/// The pids of every process in `/proc` (empty when it cannot be read).
+pub fn pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The command line of `pid` (`/proc/<pid>/cmdline`), empty when it cannot be read.
+pub fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Parses the content of a `cgroup.procs` file (one pid per line).
