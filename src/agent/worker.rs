@@ -914,8 +914,17 @@ fn adopt(
     }
 }
 
-/// Why a container could not be started: (reason, message, failed step, errno).
-type StartFailure = (String, String, &'static str, Option<i32>);
+/// Why a container could not be started.
+struct StartFailure {
+    /// The waiting reason (`RunContainerError`, or the resolver's).
+    reason: String,
+    /// The message.
+    message: String,
+    /// The failed step (`resolve`, `setup`, `execve`).
+    step: &'static str,
+    /// The errno, when known.
+    errno: Option<i32>,
+}
 
 /// Resolves and starts a new instance (off the async thread: fork and the exec handshake
 /// block).
@@ -933,7 +942,12 @@ async fn start_instance(
                 ResolveError::ExecutableNotFound { .. } => ("resolve", Some(libc::ENOENT)),
                 _ => ("setup", None),
             };
-            Err((e.reason().to_string(), e.to_string(), step, errno))
+            Err(StartFailure {
+                reason: e.reason().to_string(),
+                message: e.to_string(),
+                step,
+                errno,
+            })
         }
         Ok(spec) => {
             // Starting blocks (fork, exec handshake): keep it off the async thread so other
@@ -951,8 +965,66 @@ async fn start_instance(
                         RuntimeError::Exec { source, .. } => ("execve", source.raw_os_error()),
                         _ => ("setup", None),
                     };
-                    ("RunContainerError".to_string(), e.to_string(), step, errno)
+                    StartFailure {
+                        reason: "RunContainerError".to_string(),
+                        message: e.to_string(),
+                        step,
+                        errno,
+                    }
                 })
+        }
+    }
+}
+
+/// Creates a new instance with the machine's restart count; `None` when it could not be
+/// started (reported in the status).
+async fn create_instance(
+    run: &ContainerRun,
+    machine: &mut ContainerMachine,
+) -> Option<ContainerHandle> {
+    let name = &run.container().name;
+    // One log file per instance, never reused: after an agent restart that lost the state, or
+    // for a pod version whose log dir survived (rollback), continue after the highest
+    // instance file (the kubelet's calcRestartCountByLogDir).
+    let dir = run.ctx.resolver.container_log_dir(&run.pod, name);
+    let next_log_instance = crate::logs::next_restart_count(&dir);
+    machine.step(Event::Creating { next_log_instance }, now());
+    let restart_count = machine.restart_count();
+    run.update(|c| {
+        c.state = CState::Waiting {
+            reason: "ContainerCreating".into(),
+            message: None,
+        };
+        c.restart_count = restart_count;
+        c.ready = false;
+        c.started = false;
+    });
+    match start_instance(run, restart_count).await {
+        Ok(h) => {
+            tracing::info!(pod = %run.pod.name, container = %name, pid = h.pid, restart_count, "container started");
+            let (h2, last) = (h.clone(), machine.last().cloned());
+            run.persist(move |p| {
+                p.handle = Some(h2);
+                p.restart_count = restart_count;
+                if last.is_some() {
+                    p.last_exit = last;
+                }
+            })
+            .await;
+            machine.step(Event::Started, now());
+            Some(h)
+        }
+        Err(f) => {
+            tracing::warn!(pod = %run.pod.name, container = %name, "{}", f.message);
+            run.update(|c| {
+                c.state = CState::Waiting {
+                    reason: f.reason.clone(),
+                    message: Some(f.message.clone()),
+                };
+                c.failures
+                    .on_start_failed(f.step, f.errno, f.message.clone());
+            });
+            None
         }
     }
 }
@@ -969,51 +1041,10 @@ async fn run_instance(
     let name = &run.container().name;
     let h = match adopted {
         Some(h) => h,
-        None => {
-            // One log file per instance, never reused: after an agent restart that lost
-            // the state, or for a pod version whose log dir survived (rollback), continue
-            // after the highest instance file (the kubelet's calcRestartCountByLogDir).
-            let dir = ctx.resolver.container_log_dir(&run.pod, name);
-            let next_log_instance = crate::logs::next_restart_count(&dir);
-            machine.step(Event::Creating { next_log_instance }, now());
-            let restart_count = machine.restart_count();
-            run.update(|c| {
-                c.state = CState::Waiting {
-                    reason: "ContainerCreating".into(),
-                    message: None,
-                };
-                c.restart_count = restart_count;
-                c.ready = false;
-                c.started = false;
-            });
-            match start_instance(run, restart_count).await {
-                Ok(h) => {
-                    tracing::info!(pod = %run.pod.name, container = %name, pid = h.pid, restart_count, "container started");
-                    let (h2, last) = (h.clone(), machine.last().cloned());
-                    run.persist(move |p| {
-                        p.handle = Some(h2);
-                        p.restart_count = restart_count;
-                        if last.is_some() {
-                            p.last_exit = last;
-                        }
-                    })
-                    .await;
-                    machine.step(Event::Started, now());
-                    h
-                }
-                Err((reason, message, step, errno)) => {
-                    tracing::warn!(pod = %run.pod.name, container = %name, "{message}");
-                    run.update(|c| {
-                        c.state = CState::Waiting {
-                            reason: reason.clone(),
-                            message: Some(message.clone()),
-                        };
-                        c.failures.on_start_failed(step, errno, message.clone());
-                    });
-                    return Ok(Event::StartFailed);
-                }
-            }
-        }
+        None => match create_instance(run, machine).await {
+            Some(h) => h,
+            None => return Ok(Event::StartFailed),
+        },
     };
     let restart_count = machine.restart_count();
     run.update(|c| {
