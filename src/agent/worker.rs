@@ -85,11 +85,9 @@ pub struct WorkerCtx {
 async fn blocking<R: Send + 'static>(
     offload: bool,
     f: impl FnOnce() -> R + Send + 'static,
-) -> Result<R, String> {
+) -> Result<R, tokio::task::JoinError> {
     if offload {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| e.to_string())
+        tokio::task::spawn_blocking(f).await
     } else {
         Ok(f())
     }
