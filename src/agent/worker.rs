@@ -29,9 +29,13 @@ pub use super::model::Terminated;
 use super::pod::StaticPod;
 use super::resolve::{ResolveError, Resolver};
 use super::state::{grace_seconds, PersistedContainer, PersistedPod, StateStore};
-use crate::backoff::{BackoffPolicy, CrashLoopBackoff};
 use crate::probe::{ProbeKind, ProbeOutcome, ProbeSpec, ProbeState, ProbeTransition};
 use crate::runtime::{BoxFuture, ContainerHandle, ExitStatus, Runtime, RuntimeError, StopSignal};
+
+#[path = "worker_machine.rs"]
+pub mod machine;
+use machine::{Action, ContainerMachine, Event};
+pub use machine::{RestartPolicy, RestartReason, TerminationReason};
 
 /// Runs probes; the real one is [`RealProber`], tests inject their own.
 pub trait Prober: Send + Sync + 'static {
@@ -82,11 +86,9 @@ pub struct WorkerCtx {
 async fn blocking<R: Send + 'static>(
     offload: bool,
     f: impl FnOnce() -> R + Send + 'static,
-) -> Result<R, String> {
+) -> Result<R, tokio::task::JoinError> {
     if offload {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| e.to_string())
+        tokio::task::spawn_blocking(f).await
     } else {
         Ok(f())
     }
@@ -203,7 +205,7 @@ pub enum PodCommand {
 #[derive(Debug, Clone)]
 enum Ctl {
     Stop(Duration),
-    Restart(String),
+    Restart(RestartReason),
     Detach,
 }
 
@@ -423,24 +425,8 @@ async fn run_pod(
     mounted: Baseline,
 ) {
     // 1. The start gate: the previous pod of this name must be gone.
-    let guard = match gate.clone().try_lock_owned() {
-        Ok(g) => g,
-        Err(_) => {
-            lock(&shared).message =
-                Some("waiting for the previous version of this pod to terminate".into());
-            loop {
-                tokio::select! {
-                    g = gate.clone().lock_owned() => break g,
-                    cmd = rx.recv() => match cmd {
-                        Some(PodCommand::RestartContainers(_)) => continue,
-                        _ => {
-                            lock(&shared).lifecycle = Lifecycle::Terminated;
-                            return;
-                        }
-                    },
-                }
-            }
-        }
+    let Some(guard) = acquire_gate(&gate, &mut rx, &shared).await else {
+        return;
     };
     {
         let mut s = lock(&shared);
@@ -448,111 +434,31 @@ async fn run_pod(
         s.message = None;
     }
     // 2. Pod-level preparation (hostNetwork, volumes), retried until it works.
-    let mut delay = Duration::from_secs(1);
-    let adopted_live = adopted
-        .as_ref()
-        .is_some_and(|a| a.handles().any(|(_, h)| ctx.runtime.is_running(h)));
-    loop {
-        match ctx.resolver.prepare_pod(&pod) {
-            Ok(()) => {
-                lock(&shared).message = None;
-                break;
-            }
-            Err(e) if adopted_live => {
-                // Its processes already run: adopt them anyway, report the problem.
-                tracing::warn!(pod = %pod.name, "adopting running containers despite: {e}");
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(pod = %pod.name, "cannot start pod: {e}");
-                {
-                    let mut guard = lock(&shared);
-                    let s = &mut *guard;
-                    s.message = Some(e.to_string());
-                    for c in s.containers.iter_mut().chain(s.init_containers.iter_mut()) {
-                        c.state = CState::Waiting {
-                            reason: e.reason().into(),
-                            message: Some(e.to_string()),
-                        };
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    cmd = rx.recv() => match cmd {
-                        Some(PodCommand::RestartContainers(_)) => {}
-                        Some(PodCommand::Terminate(_)) => {
-                            // Nothing of this pod runs (adopted processes are gone).
-                            lock(&shared).lifecycle = Lifecycle::Terminated;
-                            ctx.state.remove(&pod.uid);
-                            drop(guard);
-                            return;
-                        }
-                        Some(PodCommand::Detach) | None => {
-                            lock(&shared).lifecycle = Lifecycle::Terminated;
-                            return;
-                        }
-                    },
-                }
-                delay = (delay * 2).min(Duration::from_secs(60));
-            }
-        }
+    if !prepare_pod(&ctx, &pod, adopted.as_ref(), &mut rx, &shared).await {
+        return;
     }
     // The mounted-file baseline: taken now that hostPath volumes exist (created ones
     // included), i.e. over exactly what the containers are started with.
     *mounted.lock().unwrap_or_else(|e| e.into_inner()) =
         Some(ctx.resolver.host_paths.mounted_files(pod.spec()));
     lock(&shared).start_time = Some(SystemTime::now());
-    let spec = pod.spec();
     let adopted_containers = adopted.map(|a| a.containers).unwrap_or_default();
     let grace = Duration::from_secs(grace_seconds(&pod));
 
     // 3. Init containers, in order, unless the main containers are already running.
-    let main_adopted = spec.containers.iter().any(|c| {
-        adopted_containers
-            .get(&c.name)
-            .is_some_and(|p| p.handle.is_some() || p.last_exit.is_some())
-    });
-    if !main_adopted {
-        for i in 0..spec.init_containers.as_ref().map_or(0, |v| v.len()) {
-            let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-            let run = ContainerRun {
-                ctx: ctx.clone(),
-                pod: pod.clone(),
-                index: i,
-                init: true,
-                shared: shared.clone(),
-            };
-            let mut task = tokio::spawn(run_container(run, ctl_rx, None));
-            let end = loop {
-                tokio::select! {
-                    end = &mut task => break end.unwrap_or(ContainerEnd::Stopped),
-                    cmd = rx.recv() => match cmd {
-                        Some(PodCommand::RestartContainers(_)) => {}
-                        Some(PodCommand::Detach) | None => { let _ = ctl_tx.send(Ctl::Detach); }
-                        Some(PodCommand::Terminate(g)) => { let _ = ctl_tx.send(Ctl::Stop(g.unwrap_or(grace))); }
-                    },
-                }
-            };
-            match end {
-                ContainerEnd::Completed(true) => continue,
-                ContainerEnd::Detached => return,
-                _ => {
-                    // Failed for good (restartPolicy Never) or stopped: the pod does not run.
-                    if !matches!(end, ContainerEnd::Stopped) {
-                        let name = &spec
-                            .init_containers
-                            .as_ref()
-                            .map_or("", |v| v[i].name.as_str());
-                        lock(&shared).message = Some(format!(
-                            "init container {name} failed and restartPolicy is Never"
-                        ));
-                        wait_for_terminate(&mut rx).await;
-                    }
-                    finish(&ctx, &pod, &shared);
-                    drop(guard);
-                    return;
-                }
-            }
+    let pod_run = PodRun {
+        ctx: &ctx,
+        pod: &pod,
+        shared: &shared,
+        grace,
+    };
+    match pod_run.init_containers(&adopted_containers, &mut rx).await {
+        InitEnd::Done => {}
+        InitEnd::Detached => return,
+        InitEnd::Failed => {
+            finish(&ctx, &pod, &shared);
+            drop(guard);
+            return;
         }
     }
     {
@@ -561,54 +467,215 @@ async fn run_pod(
         s.lifecycle = Lifecycle::Running;
     }
 
-    // 4. Main containers, one task each.
-    let mut ctls = Vec::new();
-    let mut tasks = Vec::new();
-    for (i, c) in spec.containers.iter().enumerate() {
-        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-        let run = ContainerRun {
-            ctx: ctx.clone(),
-            pod: pod.clone(),
-            index: i,
-            init: false,
-            shared: shared.clone(),
-        };
-        tasks.push(tokio::spawn(run_container(
-            run,
-            ctl_rx,
-            adopted_containers.get(&c.name).cloned(),
-        )));
-        ctls.push(ctl_tx);
+    // 4. Main containers, one task each, until the pod is stopped (5.) or let go of.
+    if pod_run.main_containers(&adopted_containers, &mut rx).await {
+        finish(&ctx, &pod, &shared);
     }
-    let stop_grace = loop {
-        match rx.recv().await {
-            Some(PodCommand::RestartContainers(reason)) => {
-                for c in &ctls {
-                    let _ = c.send(Ctl::Restart(reason.clone()));
-                }
-            }
-            Some(PodCommand::Detach) | None => {
-                for c in &ctls {
-                    let _ = c.send(Ctl::Detach);
-                }
-                for t in tasks {
-                    let _ = t.await;
-                }
-                return;
-            }
-            Some(PodCommand::Terminate(g)) => break g.unwrap_or(grace),
-        }
-    };
-    // 5. Termination.
-    lock(&shared).lifecycle = Lifecycle::Terminating;
-    for c in &ctls {
-        let _ = c.send(Ctl::Stop(stop_grace));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    finish(&ctx, &pod, &shared);
     drop(guard);
+}
+
+/// Waits for the start gate of the pod's name; `None` when the pod was stopped (or let go
+/// of) meanwhile, with the pod marked terminated.
+async fn acquire_gate(
+    gate: &Arc<tokio::sync::Mutex<()>>,
+    rx: &mut mpsc::UnboundedReceiver<PodCommand>,
+    shared: &Shared,
+) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    if let Ok(g) = gate.clone().try_lock_owned() {
+        return Some(g);
+    }
+    lock(shared).message = Some("waiting for the previous version of this pod to terminate".into());
+    loop {
+        tokio::select! {
+            g = gate.clone().lock_owned() => return Some(g),
+            cmd = rx.recv() => match cmd {
+                Some(PodCommand::RestartContainers(_)) => continue,
+                _ => {
+                    lock(shared).lifecycle = Lifecycle::Terminated;
+                    return None;
+                }
+            },
+        }
+    }
+}
+
+/// Prepares the pod (hostNetwork, volumes), retrying with a doubling delay (1 s to 60 s)
+/// until it works. False when the pod was stopped or let go of meanwhile (it is then marked
+/// terminated). Adopted containers that still run are adopted despite a failure.
+async fn prepare_pod(
+    ctx: &WorkerCtx,
+    pod: &StaticPod,
+    adopted: Option<&PersistedPod>,
+    rx: &mut mpsc::UnboundedReceiver<PodCommand>,
+    shared: &Shared,
+) -> bool {
+    let mut delay = Duration::from_secs(1);
+    let adopted_live = adopted.is_some_and(|a| a.handles().any(|(_, h)| ctx.runtime.is_running(h)));
+    loop {
+        let e = match ctx.resolver.prepare_pod(pod) {
+            Ok(()) => {
+                lock(shared).message = None;
+                return true;
+            }
+            Err(e) if adopted_live => {
+                // Its processes already run: adopt them anyway, report the problem.
+                tracing::warn!(pod = %pod.name, "adopting running containers despite: {e}");
+                return true;
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(pod = %pod.name, "cannot start pod: {e}");
+        {
+            let mut guard = lock(shared);
+            let s = &mut *guard;
+            s.message = Some(e.to_string());
+            for c in s.containers.iter_mut().chain(s.init_containers.iter_mut()) {
+                c.state = CState::Waiting {
+                    reason: e.reason().into(),
+                    message: Some(e.to_string()),
+                };
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            cmd = rx.recv() => match cmd {
+                Some(PodCommand::RestartContainers(_)) => {}
+                Some(PodCommand::Terminate(_)) => {
+                    // Nothing of this pod runs (adopted processes are gone).
+                    lock(shared).lifecycle = Lifecycle::Terminated;
+                    ctx.state.remove(&pod.uid);
+                    return false;
+                }
+                Some(PodCommand::Detach) | None => {
+                    lock(shared).lifecycle = Lifecycle::Terminated;
+                    return false;
+                }
+            },
+        }
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// How the init containers ended.
+enum InitEnd {
+    /// All completed (or none had to run): start the main containers.
+    Done,
+    /// Let go of (agent exit).
+    Detached,
+    /// One failed for good or the pod was stopped: the pod does not run.
+    Failed,
+}
+
+/// What the steps of a started pod share.
+struct PodRun<'a> {
+    ctx: &'a Arc<WorkerCtx>,
+    pod: &'a Arc<StaticPod>,
+    shared: &'a Shared,
+    /// The pod's termination grace period.
+    grace: Duration,
+}
+
+impl PodRun<'_> {
+    fn container_run(&self, index: usize, init: bool) -> ContainerRun {
+        ContainerRun {
+            ctx: self.ctx.clone(),
+            pod: self.pod.clone(),
+            index,
+            init,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs the init containers in order, each to completion, unless a main container was
+    /// adopted (the pod already ran).
+    async fn init_containers(
+        &self,
+        adopted: &BTreeMap<String, PersistedContainer>,
+        rx: &mut mpsc::UnboundedReceiver<PodCommand>,
+    ) -> InitEnd {
+        let spec = self.pod.spec();
+        let main_adopted = spec.containers.iter().any(|c| {
+            adopted
+                .get(&c.name)
+                .is_some_and(|p| p.handle.is_some() || p.last_exit.is_some())
+        });
+        if main_adopted {
+            return InitEnd::Done;
+        }
+        for i in 0..spec.init_containers.as_ref().map_or(0, |v| v.len()) {
+            let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+            let mut task = tokio::spawn(run_container(self.container_run(i, true), ctl_rx, None));
+            let end = loop {
+                tokio::select! {
+                    end = &mut task => break end.unwrap_or(ContainerEnd::Stopped),
+                    cmd = rx.recv() => match cmd {
+                        Some(PodCommand::RestartContainers(_)) => {}
+                        Some(PodCommand::Detach) | None => { let _ = ctl_tx.send(Ctl::Detach); }
+                        Some(PodCommand::Terminate(g)) => { let _ = ctl_tx.send(Ctl::Stop(g.unwrap_or(self.grace))); }
+                    },
+                }
+            };
+            match end {
+                ContainerEnd::Completed(true) => continue,
+                ContainerEnd::Detached => return InitEnd::Detached,
+                ContainerEnd::Stopped => return InitEnd::Failed,
+                ContainerEnd::Completed(false) => {
+                    // Failed for good (restartPolicy Never): the pod does not run.
+                    let name = &spec
+                        .init_containers
+                        .as_ref()
+                        .map_or("", |v| v[i].name.as_str());
+                    lock(self.shared).message = Some(format!(
+                        "init container {name} failed and restartPolicy is Never"
+                    ));
+                    wait_for_terminate(rx).await;
+                    return InitEnd::Failed;
+                }
+            }
+        }
+        InitEnd::Done
+    }
+
+    /// Runs the main containers (adopting what `adopted` recorded) until the pod is stopped:
+    /// then stops them all (5. termination) and returns true; false when they were let go of.
+    async fn main_containers(
+        &self,
+        adopted: &BTreeMap<String, PersistedContainer>,
+        rx: &mut mpsc::UnboundedReceiver<PodCommand>,
+    ) -> bool {
+        let mut ctls = Vec::new();
+        let mut tasks = Vec::new();
+        for (i, c) in self.pod.spec().containers.iter().enumerate() {
+            let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+            tasks.push(tokio::spawn(run_container(
+                self.container_run(i, false),
+                ctl_rx,
+                adopted.get(&c.name).cloned(),
+            )));
+            ctls.push(ctl_tx);
+        }
+        let (ctl, detach) = loop {
+            match rx.recv().await {
+                Some(PodCommand::RestartContainers(reason)) => {
+                    for c in &ctls {
+                        let _ = c.send(Ctl::Restart(RestartReason::from(reason.clone())));
+                    }
+                }
+                Some(PodCommand::Detach) | None => break (Ctl::Detach, true),
+                Some(PodCommand::Terminate(g)) => {
+                    lock(self.shared).lifecycle = Lifecycle::Terminating;
+                    break (Ctl::Stop(g.unwrap_or(self.grace)), false);
+                }
+            }
+        };
+        for c in &ctls {
+            let _ = c.send(ctl.clone());
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        !detach
+    }
 }
 
 fn finish(ctx: &WorkerCtx, pod: &StaticPod, shared: &Shared) {
@@ -692,283 +759,339 @@ impl ContainerRun {
             }
         }
     }
-
-    fn should_restart(&self, success: bool) -> bool {
-        let policy = self
-            .pod
-            .spec()
-            .restart_policy
-            .as_deref()
-            .unwrap_or("Always");
-        match (self.init, policy) {
-            (_, "Never") => false,
-            (true, _) => !success,
-            (false, "OnFailure") => !success,
-            (false, _) => true,
-        }
-    }
 }
 
+/// How supervising a running instance ended.
 enum Outcome {
     Exited(ExitStatus),
     Stop(Duration),
-    Restart(String),
+    Restart(RestartReason),
     Unhealthy(String),
     Detach,
 }
 
+/// Runs one container: the effects of the decisions its [`ContainerMachine`] makes.
 async fn run_container(
     run: ContainerRun,
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
     adopted: Option<PersistedContainer>,
 ) -> ContainerEnd {
-    let ctx = run.ctx.clone();
-    let name = run.container().name.clone();
-    let pod_grace = Duration::from_secs(grace_seconds(&run.pod));
-    let mut backoff = CrashLoopBackoff::new(BackoffPolicy::kubelet());
-    let mut restart_count = adopted.as_ref().map_or(0, |a| a.restart_count);
-    let mut current: Option<ContainerHandle> = None;
+    let mut machine = ContainerMachine::new(
+        RestartPolicy::parse(run.pod.spec().restart_policy.as_deref()),
+        run.init,
+        adopted.as_ref().map_or(0, |a| a.restart_count),
+        adopted.as_ref().and_then(|a| a.last_exit.clone()),
+        now(),
+    );
     run.update(|c| {
-        c.restart_count = restart_count;
-        c.last = adopted.as_ref().and_then(|a| a.last_exit.clone());
+        c.restart_count = machine.restart_count();
+        c.last = machine.last().cloned();
     });
-    // Adoption: re-attach to a live instance; an instance that ended while the agent was
-    // away counts as an exit with unknown status.
-    let mut pending_exit: Option<(Terminated, bool)> = None;
-    if let Some(a) = &adopted {
-        match &a.handle {
-            Some(h) if ctx.runtime.is_running(h) => {
-                tracing::info!(pod = %run.pod.name, container = %name, pid = h.pid, "adopted running container");
-                current = Some(h.clone());
-            }
-            Some(h) => {
-                // Ended while no agent watched it: release what it held (its cgroup)
-                // before a new instance starts.
-                ctx.runtime.cleanup(h);
-                pending_exit = Some((
-                    Terminated {
-                        exit_code: -1,
-                        signal: None,
-                        reason: "Unknown".into(),
-                        message: Some("the process ended while the agent was not running".into()),
-                        started_at: Some(h.started_at),
-                        finished_at: SystemTime::now(),
-                        container_id: Some(container_id(h)),
-                    },
-                    false,
-                ));
-            }
-            None => {
-                if let Some(t) = &a.last_exit {
-                    pending_exit = Some((t.clone(), t.exit_code == 0));
-                }
-            }
-        }
-    }
-    let mut started_at = now();
-    let mut last_term: Option<Terminated> = adopted.as_ref().and_then(|a| a.last_exit.clone());
+    let (mut current, recorded) = adopt(&run, adopted.as_ref());
+    let mut actions = match recorded {
+        Some((term, success)) => machine.step(Event::RecordedExit { term, success }, now()),
+        None => vec![Action::Start],
+    };
     loop {
-        let mut restart_reason: Option<Terminated> = None;
-        if let Some((term, success)) = pending_exit.take() {
-            // Decide about an exit recorded by an earlier agent run.
-            if !run.should_restart(success) {
-                run.update(|c| c.state = CState::Terminated(term.clone()));
-                return park(&run, &mut ctl, success).await;
-            }
-            run.update(|c| c.last = Some(term.clone()));
-            restart_count += 1;
-        }
-        // START
-        let h = match current.take() {
-            Some(h) => h,
-            None => {
-                // One log file per instance, never reused: after an agent restart that lost
-                // the state, or for a pod version whose log dir survived (rollback), continue
-                // after the highest instance file (the kubelet's calcRestartCountByLogDir).
-                let dir = ctx.resolver.container_log_dir(&run.pod, &name);
-                restart_count = restart_count.max(crate::logs::next_restart_count(&dir));
-                run.update(|c| {
-                    c.state = CState::Waiting {
-                        reason: "ContainerCreating".into(),
-                        message: None,
-                    };
-                    c.restart_count = restart_count;
-                    c.ready = false;
-                    c.started = false;
-                });
-                let started =
-                    match ctx
-                        .resolver
-                        .container_spec(&run.pod, run.container(), restart_count)
-                    {
-                        Err(e) => {
-                            let (step, errno) = match &e {
-                                ResolveError::ExecutableNotFound { .. } => {
-                                    ("resolve", Some(libc::ENOENT))
-                                }
-                                _ => ("setup", None),
-                            };
-                            Err((e.reason().to_string(), e.to_string(), step, errno))
-                        }
-                        Ok(spec) => {
-                            // Starting blocks (fork, exec handshake): keep it off the async thread
-                            // so other pods and the status API carry on meanwhile.
-                            let rt = ctx.runtime.clone();
-                            blocking(ctx.offload_blocking, move || rt.start(&spec))
-                                .await
-                                .unwrap_or_else(|e| {
-                                    Err(crate::runtime::RuntimeError::Unsupported(format!(
-                                        "start task failed: {e}"
-                                    )))
-                                })
-                                .map_err(|e| {
-                                    let (step, errno) = match &e {
-                                        RuntimeError::Exec { source, .. } => {
-                                            ("execve", source.raw_os_error())
-                                        }
-                                        _ => ("setup", None),
-                                    };
-                                    ("RunContainerError".to_string(), e.to_string(), step, errno)
-                                })
-                        }
-                    };
-                match started {
-                    Ok(h) => {
-                        tracing::info!(pod = %run.pod.name, container = %name, pid = h.pid, restart_count, "container started");
-                        let (h2, last) = (h.clone(), last_term.clone());
-                        run.persist(move |p| {
-                            p.handle = Some(h2);
-                            p.restart_count = restart_count;
-                            if last.is_some() {
-                                p.last_exit = last;
-                            }
-                        })
-                        .await;
-                        started_at = now();
-                        h
-                    }
-                    Err((reason, message, step, errno)) => {
-                        tracing::warn!(pod = %run.pod.name, container = %name, "{message}");
+        let mut next = None;
+        for action in actions {
+            match action {
+                Action::ShowLast(t) => run.update(|c| c.last = Some(t)),
+                Action::ShowTerminated(t) => run.update(|c| c.state = CState::Terminated(t)),
+                Action::PersistExit(t) => {
+                    run.persist(move |p| {
+                        p.handle = None;
+                        p.last_exit = Some(t);
+                    })
+                    .await
+                }
+                Action::Park { success } => return park(&run, &mut ctl, success).await,
+                Action::Wait {
+                    delay,
+                    crash_loop,
+                    on_stop,
+                } => {
+                    if crash_loop {
+                        let msg = format!(
+                            "back-off {}s restarting failed container={} pod={}",
+                            delay.as_secs(),
+                            run.container().name,
+                            run.pod.name
+                        );
                         run.update(|c| {
                             c.state = CState::Waiting {
-                                reason: reason.clone(),
-                                message: Some(message.clone()),
-                            };
-                            c.failures.on_start_failed(step, errno, message.clone());
+                                reason: "CrashLoopBackOff".into(),
+                                message: Some(msg.clone()),
+                            }
                         });
-                        let t = now();
-                        let delay = backoff.on_exit(t, t).max(Duration::from_secs(1));
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => continue,
-                            c = ctl.recv() => match c {
-                                Some(Ctl::Restart(_)) => continue,
-                                Some(Ctl::Detach) | None => return ContainerEnd::Detached,
-                                Some(Ctl::Stop(_)) => return ContainerEnd::Stopped,
-                            },
-                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        c = ctl.recv() => match c {
+                            Some(Ctl::Restart(_)) => {}
+                            Some(Ctl::Detach) | None => return ContainerEnd::Detached,
+                            Some(Ctl::Stop(_)) => {
+                                if let Some(t) = on_stop {
+                                    run.update(|c| c.state = CState::Terminated(t));
+                                }
+                                return ContainerEnd::Stopped;
+                            }
+                        },
+                    }
+                    next = Some(Event::WaitOver);
+                }
+                Action::Start => {
+                    match run_instance(&run, &mut machine, current.take(), &mut ctl).await {
+                        Ok(event) => next = Some(event),
+                        Err(end) => return end,
                     }
                 }
             }
-        };
-        run.update(|c| {
-            c.state = CState::Running {
-                started_at: h.started_at,
-            };
-            c.handle = Some(h.clone());
-            c.restart_count = restart_count;
-            c.failures.on_started();
-        });
-        // SUPERVISE
-        let mut exit = ctx.runtime.wait(&h);
-        let outcome = supervise(&run, started_at, &mut exit, &mut ctl).await;
-        let own_exit = matches!(outcome, Outcome::Exited(_));
-        let (status, reason_override, message) = match outcome {
-            Outcome::Detach => return ContainerEnd::Detached,
-            Outcome::Exited(st) => (st, None, None),
-            Outcome::Stop(grace) => {
-                let serving = Serving::of(&run);
-                let st = stop_instance(&ctx, &h, grace, &mut exit, serving.as_ref()).await;
-                let t = terminated(&h, st, None, None);
-                ctx.runtime.cleanup(&h);
-                run.update(|c| {
-                    c.state = CState::Terminated(t.clone());
-                    c.handle = None;
-                    c.ready = false;
-                });
-                return ContainerEnd::Stopped;
-            }
-            Outcome::Restart(reason) => {
-                tracing::info!(pod = %run.pod.name, container = %name, "restarting container: {reason}");
-                let serving = Serving::of(&run);
-                let st = stop_instance(&ctx, &h, pod_grace, &mut exit, serving.as_ref()).await;
-                restart_reason = Some(terminated(&h, st, Some(reason), None));
-                (st, None, None)
-            }
-            Outcome::Unhealthy(msg) => {
-                tracing::warn!(pod = %run.pod.name, container = %name, "{msg}; killing the container");
-                let st = stop_instance(&ctx, &h, pod_grace, &mut exit, None).await;
-                (st, None, Some(msg))
-            }
-        };
-        ctx.runtime.cleanup(&h);
-        let term = restart_reason
-            .clone()
-            .unwrap_or_else(|| terminated(&h, status, reason_override, message));
-        tracing::info!(pod = %run.pod.name, container = %name, exit_code = term.exit_code, reason = %term.reason, "container exited");
-        let ran = now().saturating_duration_since(started_at);
-        run.update(|c| {
-            c.handle = None;
-            c.ready = false;
-            c.started = false;
-            c.failures.on_exit(ran, term.exit_code, !own_exit);
-        });
-        last_term = Some(term.clone());
-        if restart_reason.is_some() {
-            // A requested restart: immediately, no back-off.
-            run.update(|c| c.last = Some(term.clone()));
-            restart_count += 1;
-            continue;
         }
-        if !run.should_restart(status.success()) {
-            let t = term.clone();
+        // Every step ends in Start, Wait or Park, so there is always a next event.
+        let Some(event) = next else {
+            return ContainerEnd::Stopped;
+        };
+        actions = machine.step(event, now());
+    }
+}
+
+/// Adoption: re-attach to a live instance; an instance that ended while the agent was away
+/// counts as an exit with unknown status. Returns the live instance, or the recorded exit to
+/// decide about (with whether it counts as a success).
+fn adopt(
+    run: &ContainerRun,
+    adopted: Option<&PersistedContainer>,
+) -> (Option<ContainerHandle>, Option<(Terminated, bool)>) {
+    let Some(a) = adopted else {
+        return (None, None);
+    };
+    match &a.handle {
+        Some(h) if run.ctx.runtime.is_running(h) => {
+            tracing::info!(pod = %run.pod.name, container = %run.container().name, pid = h.pid, "adopted running container");
+            (Some(h.clone()), None)
+        }
+        Some(h) => {
+            // Ended while no agent watched it: release what it held (its cgroup)
+            // before a new instance starts.
+            run.ctx.runtime.cleanup(h);
+            let term = Terminated {
+                exit_code: -1,
+                signal: None,
+                reason: TerminationReason::Unknown.as_str().into(),
+                message: Some("the process ended while the agent was not running".into()),
+                started_at: Some(h.started_at),
+                finished_at: SystemTime::now(),
+                container_id: Some(container_id(h)),
+            };
+            (None, Some((term, false)))
+        }
+        None => (
+            None,
+            a.last_exit.as_ref().map(|t| (t.clone(), t.exit_code == 0)),
+        ),
+    }
+}
+
+/// Why a container could not be started.
+struct StartFailure {
+    /// The waiting reason (`RunContainerError`, or the resolver's).
+    reason: String,
+    /// The message.
+    message: String,
+    /// The failed step (`resolve`, `setup`, `execve`).
+    step: &'static str,
+    /// The errno, when known.
+    errno: Option<i32>,
+}
+
+/// Resolves and starts a new instance (off the async thread: fork and the exec handshake
+/// block).
+async fn start_instance(
+    run: &ContainerRun,
+    restart_count: u32,
+) -> Result<ContainerHandle, StartFailure> {
+    let ctx = &run.ctx;
+    match ctx
+        .resolver
+        .container_spec(&run.pod, run.container(), restart_count)
+    {
+        Err(e) => {
+            let (step, errno) = match &e {
+                ResolveError::ExecutableNotFound { .. } => ("resolve", Some(libc::ENOENT)),
+                _ => ("setup", None),
+            };
+            Err(StartFailure {
+                reason: e.reason().to_string(),
+                message: e.to_string(),
+                step,
+                errno,
+            })
+        }
+        Ok(spec) => {
+            // Starting blocks (fork, exec handshake): keep it off the async thread so other
+            // pods and the status API carry on meanwhile.
+            let rt = ctx.runtime.clone();
+            blocking(ctx.offload_blocking, move || rt.start(&spec))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(crate::runtime::RuntimeError::Unsupported(format!(
+                        "start task failed: {e}"
+                    )))
+                })
+                .map_err(|e| {
+                    let (step, errno) = match &e {
+                        RuntimeError::Exec { source, .. } => ("execve", source.raw_os_error()),
+                        _ => ("setup", None),
+                    };
+                    StartFailure {
+                        reason: "RunContainerError".to_string(),
+                        message: e.to_string(),
+                        step,
+                        errno,
+                    }
+                })
+        }
+    }
+}
+
+/// Creates a new instance with the machine's restart count; `None` when it could not be
+/// started (reported in the status).
+async fn create_instance(
+    run: &ContainerRun,
+    machine: &mut ContainerMachine,
+) -> Option<ContainerHandle> {
+    let name = &run.container().name;
+    // One log file per instance, never reused: after an agent restart that lost the state, or
+    // for a pod version whose log dir survived (rollback), continue after the highest
+    // instance file (the kubelet's calcRestartCountByLogDir).
+    let dir = run.ctx.resolver.container_log_dir(&run.pod, name);
+    let next_log_instance = crate::logs::next_restart_count(&dir);
+    machine.step(Event::Creating { next_log_instance }, now());
+    let restart_count = machine.restart_count();
+    run.update(|c| {
+        c.state = CState::Waiting {
+            reason: "ContainerCreating".into(),
+            message: None,
+        };
+        c.restart_count = restart_count;
+        c.ready = false;
+        c.started = false;
+    });
+    match start_instance(run, restart_count).await {
+        Ok(h) => {
+            tracing::info!(pod = %run.pod.name, container = %name, pid = h.pid, restart_count, "container started");
+            let (h2, last) = (h.clone(), machine.last().cloned());
             run.persist(move |p| {
-                p.handle = None;
-                p.last_exit = Some(t);
+                p.handle = Some(h2);
+                p.restart_count = restart_count;
+                if last.is_some() {
+                    p.last_exit = last;
+                }
             })
             .await;
-            run.update(|c| c.state = CState::Terminated(term.clone()));
-            return park(&run, &mut ctl, status.success()).await;
+            machine.step(Event::Started, now());
+            Some(h)
         }
-        run.update(|c| c.last = Some(term.clone()));
-        let delay = backoff.on_exit(started_at, now());
-        if !delay.is_zero() {
-            let msg = format!(
-                "back-off {}s restarting failed container={name} pod={}",
-                delay.as_secs(),
-                run.pod.name
-            );
+        Err(f) => {
+            tracing::warn!(pod = %run.pod.name, container = %name, "{}", f.message);
             run.update(|c| {
                 c.state = CState::Waiting {
-                    reason: "CrashLoopBackOff".into(),
-                    message: Some(msg.clone()),
-                }
+                    reason: f.reason.clone(),
+                    message: Some(f.message.clone()),
+                };
+                c.failures
+                    .on_start_failed(f.step, f.errno, f.message.clone());
             });
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                c = ctl.recv() => match c {
-                    Some(Ctl::Restart(_)) => {}
-                    Some(Ctl::Detach) | None => return ContainerEnd::Detached,
-                    Some(Ctl::Stop(_)) => {
-                        run.update(|c| c.state = CState::Terminated(term.clone()));
-                        return ContainerEnd::Stopped;
-                    }
-                },
-            }
+            None
         }
-        // (The next start records the new instance and this exit in one write: until then
-        // the state still names the dead instance, which adoption treats as exited.)
-        restart_count += 1;
     }
+}
+
+/// One instance: start it (unless `adopted` already runs), supervise it, stop it when asked.
+/// The event that ended it for `machine`, or how the container ends (stopped, detached).
+async fn run_instance(
+    run: &ContainerRun,
+    machine: &mut ContainerMachine,
+    adopted: Option<ContainerHandle>,
+    ctl: &mut mpsc::UnboundedReceiver<Ctl>,
+) -> Result<Event, ContainerEnd> {
+    let ctx = &run.ctx;
+    let name = &run.container().name;
+    let h = match adopted {
+        Some(h) => h,
+        None => match create_instance(run, machine).await {
+            Some(h) => h,
+            None => return Ok(Event::StartFailed),
+        },
+    };
+    let restart_count = machine.restart_count();
+    run.update(|c| {
+        c.state = CState::Running {
+            started_at: h.started_at,
+        };
+        c.handle = Some(h.clone());
+        c.restart_count = restart_count;
+        c.failures.on_started();
+    });
+    let started_at = machine.started_at();
+    let mut exit = ctx.runtime.wait(&h);
+    let outcome = supervise(run, started_at, &mut exit, ctl).await;
+    let own_exit = matches!(outcome, Outcome::Exited(_));
+    let pod_grace = Duration::from_secs(grace_seconds(&run.pod));
+    let (status, term, restart_requested) = match outcome {
+        Outcome::Detach => return Err(ContainerEnd::Detached),
+        Outcome::Exited(st) => (
+            st,
+            terminated(&h, st, TerminationReason::of(st), None),
+            false,
+        ),
+        Outcome::Stop(grace) => {
+            let serving = Serving::of(run);
+            let st = stop_instance(ctx, &h, grace, &mut exit, serving.as_ref()).await;
+            let t = terminated(&h, st, TerminationReason::of(st), None);
+            ctx.runtime.cleanup(&h);
+            run.update(|c| {
+                c.state = CState::Terminated(t.clone());
+                c.handle = None;
+                c.ready = false;
+            });
+            return Err(ContainerEnd::Stopped);
+        }
+        Outcome::Restart(reason) => {
+            tracing::info!(pod = %run.pod.name, container = %name, "restarting container: {reason}");
+            let serving = Serving::of(run);
+            let st = stop_instance(ctx, &h, pod_grace, &mut exit, serving.as_ref()).await;
+            (
+                st,
+                terminated(&h, st, TerminationReason::Restarted(reason), None),
+                true,
+            )
+        }
+        Outcome::Unhealthy(msg) => {
+            tracing::warn!(pod = %run.pod.name, container = %name, "{msg}; killing the container");
+            let st = stop_instance(ctx, &h, pod_grace, &mut exit, None).await;
+            (
+                st,
+                terminated(&h, st, TerminationReason::of(st), Some(msg)),
+                false,
+            )
+        }
+    };
+    ctx.runtime.cleanup(&h);
+    tracing::info!(pod = %run.pod.name, container = %name, exit_code = term.exit_code, reason = %term.reason, "container exited");
+    let ran = now().saturating_duration_since(started_at);
+    run.update(|c| {
+        c.handle = None;
+        c.ready = false;
+        c.started = false;
+        c.failures.on_exit(ran, term.exit_code, !own_exit);
+    });
+    Ok(Event::Ended {
+        term,
+        success: status.success(),
+        restart_requested,
+    })
 }
 
 /// A container that ended for good: report and wait for the pod to stop.
@@ -992,7 +1115,7 @@ async fn park(
 fn terminated(
     h: &ContainerHandle,
     st: ExitStatus,
-    reason: Option<String>,
+    reason: TerminationReason,
     message: Option<String>,
 ) -> Terminated {
     Terminated {
@@ -1001,14 +1124,7 @@ fn terminated(
             ExitStatus::Signaled(s) => Some(s),
             _ => None,
         },
-        reason: reason.unwrap_or_else(|| {
-            match st {
-                ExitStatus::Exited(0) => "Completed",
-                ExitStatus::Unknown => "Unknown",
-                _ => "Error",
-            }
-            .into()
-        }),
+        reason: reason.as_str().into(),
         message,
         started_at: Some(h.started_at),
         finished_at: SystemTime::now(),

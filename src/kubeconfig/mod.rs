@@ -316,15 +316,43 @@ struct Assessment {
     expiring: Option<String>,
 }
 
-fn read_ref(root: &HostRoot, data: Option<&str>, file: Option<&str>) -> Result<String, String> {
+/// Why a certificate or key a kubeconfig embeds or references cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum RefError {
+    /// The `*-data` field is not base64 text.
+    #[error("{0}")]
+    Data(String),
+    /// The referenced file cannot be read.
+    #[error("read {file}: {reason}")]
+    Read {
+        /// The file as the kubeconfig names it.
+        file: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// Neither a `*-data` field nor a file.
+    #[error("absent")]
+    Absent,
+    /// Not a certificate.
+    #[error(transparent)]
+    Cert(#[from] crate::pki::inspect::CertError),
+    /// Not a private key.
+    #[error(transparent)]
+    Key(#[from] crate::pki::keys::KeyError),
+}
+
+fn read_ref(root: &HostRoot, data: Option<&str>, file: Option<&str>) -> Result<String, RefError> {
     if let Some(d) = data {
-        return decode_data(d);
+        return decode_data(d).map_err(RefError::Data);
     }
     if let Some(f) = file {
         let local = root.path(f);
-        return std::fs::read_to_string(&local).map_err(|e| format!("read {f}: {e}"));
+        return std::fs::read_to_string(&local).map_err(|e| RefError::Read {
+            file: f.to_string(),
+            reason: e.to_string(),
+        });
     }
-    Err("absent".into())
+    Err(RefError::Absent)
 }
 
 fn assess(
@@ -388,7 +416,7 @@ fn assess(
         cluster.certificate_authority_data.as_deref(),
         cluster.certificate_authority.as_deref(),
     )
-    .and_then(|pem| CertInfo::from_pem(&pem))
+    .and_then(|pem| Ok(CertInfo::from_pem(&pem)?))
     {
         Ok(c) if c.der == ca.der => a.ca_matches = true,
         Ok(_) => a
@@ -401,13 +429,13 @@ fn assess(
         user.client_certificate_data.as_deref(),
         user.client_certificate.as_deref(),
     )
-    .and_then(|pem| CertInfo::from_pem(&pem));
+    .and_then(|pem| Ok(CertInfo::from_pem(&pem)?));
     let key = read_ref(
         root,
         user.client_key_data.as_deref(),
         user.client_key.as_deref(),
     )
-    .and_then(|pem| PrivateKey::from_pem(&pem));
+    .and_then(|pem| Ok(PrivateKey::from_pem(&pem)?));
     match (&cert, &key) {
         (Err(e), _) => a
             .problems

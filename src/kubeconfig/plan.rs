@@ -296,23 +296,21 @@ impl KubeconfigPlan {
     fn render_all(&self) -> Result<Vec<(usize, PendingWrite)>, KubeconfigError> {
         let needed = self.items.iter().filter(|p| p.issues()).count();
         let mut fresh = keys::generate_many(self.key_algorithm, needed)
-            .map_err(|reason| KubeconfigError::Render {
+            .map_err(|e| KubeconfigError::Render {
                 path: self.root.path(&self.dir),
-                reason,
+                reason: e.to_string(),
             })?
             .into_iter();
         let mut pending = Vec::new();
         for (i, p) in self.items.iter().enumerate().filter(|(_, p)| p.issues()) {
             let local = self.root.path(&p.file.path);
-            let err = |reason: String| KubeconfigError::Render {
-                path: local.clone(),
-                reason,
-            };
-            let key = fresh.next().ok_or_else(|| err("no key generated".into()))?;
+            let key = fresh
+                .next()
+                .ok_or_else(|| render_failed(&local, "no key generated"))?;
             let CaSource::Loaded(ca) = &p.ca else {
-                return Err(err("the CA is absent".into()));
+                return Err(render_failed(&local, "the CA is absent"));
             };
-            let text = self.render(p, &key, ca).map_err(err)?;
+            let text = self.render(p, &key, ca, &local)?;
             pending.push((
                 i,
                 PendingWrite {
@@ -325,9 +323,19 @@ impl KubeconfigPlan {
         Ok(pending)
     }
 
-    /// Signs a client certificate for `key` with `ca` and renders the kubeconfig around it.
-    fn render(&self, p: &KubeconfigItemPlan, key: &PrivateKey, ca: &Ca) -> Result<String, String> {
-        let ca_key = ca.key.as_ref().ok_or("the CA key is absent")?;
+    /// Signs a client certificate for `key` with `ca` and renders the kubeconfig (to be
+    /// written at `local`) around it.
+    fn render(
+        &self,
+        p: &KubeconfigItemPlan,
+        key: &PrivateKey,
+        ca: &Ca,
+        local: &Path,
+    ) -> Result<String, KubeconfigError> {
+        let ca_key = ca
+            .key
+            .as_ref()
+            .ok_or_else(|| render_failed(local, "the CA key is absent"))?;
         let k = &p.profile;
         let spec_issue = IssueSpec {
             cn: &k.cn,
@@ -344,7 +352,8 @@ impl KubeconfigPlan {
             ca_key,
             self.cert_validity,
             self.now,
-        )?;
+        )
+        .map_err(|e| render_failed(local, e))?;
         render::render(&KubeconfigData {
             cluster: self.cluster_name.clone(),
             server: p.server.clone(),
@@ -354,6 +363,15 @@ impl KubeconfigPlan {
             cert_pem: crate::pki::pem::encode("CERTIFICATE", &der),
             key_pem: key.to_pem(),
         })
+        .map_err(|e| render_failed(local, e))
+    }
+}
+
+/// Signing or rendering the kubeconfig at `local` failed.
+fn render_failed(local: &Path, reason: impl std::fmt::Display) -> KubeconfigError {
+    KubeconfigError::Render {
+        path: local.to_path_buf(),
+        reason: reason.to_string(),
     }
 }
 

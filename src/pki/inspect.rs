@@ -45,11 +45,42 @@ pub struct CertInfo {
     pub public_key_raw: Vec<u8>,
 }
 
+/// Why a certificate could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    /// The PEM text is malformed or holds no certificate.
+    #[error(transparent)]
+    Pem(#[from] super::pem::PemError),
+    /// The DER is not a certificate.
+    #[error("not an X.509 certificate: {reason}")]
+    NotX509 {
+        /// What the parser says.
+        reason: String,
+    },
+    /// An extension cannot be parsed.
+    #[error("bad {extension}: {reason}")]
+    Extension {
+        /// `basicConstraints`, `keyUsage`, `extendedKeyUsage`, `subjectAltName`.
+        extension: &'static str,
+        /// What the parser says.
+        reason: String,
+    },
+}
+
+/// `map_err` adapter: an unparseable `extension`.
+fn bad(extension: &'static str) -> impl FnOnce(x509_parser::error::X509Error) -> CertError {
+    move |e| CertError::Extension {
+        extension,
+        reason: e.to_string(),
+    }
+}
+
 impl CertInfo {
     /// Parses a DER certificate.
-    pub fn from_der(der: &[u8]) -> Result<CertInfo, String> {
-        let (_, x) =
-            X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    pub fn from_der(der: &[u8]) -> Result<CertInfo, CertError> {
+        let (_, x) = X509Certificate::from_der(der).map_err(|e| CertError::NotX509 {
+            reason: e.to_string(),
+        })?;
         let name_strings =
             |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
                 it.filter_map(|a| a.as_str().ok().map(str::to_string))
@@ -66,11 +97,11 @@ impl CertInfo {
             .unwrap_or_default();
         let is_ca = x
             .basic_constraints()
-            .map_err(|e| format!("bad basicConstraints: {e}"))?
+            .map_err(bad("basicConstraints"))?
             .map(|b| b.value.ca)
             .unwrap_or(false);
         let mut key_usages = Vec::new();
-        if let Some(ku) = x.key_usage().map_err(|e| format!("bad keyUsage: {e}"))? {
+        if let Some(ku) = x.key_usage().map_err(bad("keyUsage"))? {
             if ku.value.digital_signature() {
                 key_usages.push(KeyUsage::DigitalSignature);
             }
@@ -82,10 +113,7 @@ impl CertInfo {
             }
         }
         let mut ext_key_usages = Vec::new();
-        if let Some(eku) = x
-            .extended_key_usage()
-            .map_err(|e| format!("bad extendedKeyUsage: {e}"))?
-        {
+        if let Some(eku) = x.extended_key_usage().map_err(bad("extendedKeyUsage"))? {
             if eku.value.server_auth {
                 ext_key_usages.push(ExtKeyUsage::ServerAuth);
             }
@@ -97,7 +125,7 @@ impl CertInfo {
         let mut ips = Vec::new();
         if let Some(san) = x
             .subject_alternative_name()
-            .map_err(|e| format!("bad subjectAltName: {e}"))?
+            .map_err(bad("subjectAltName"))?
         {
             for gn in &san.value.general_names {
                 match gn {
@@ -136,7 +164,7 @@ impl CertInfo {
     }
 
     /// Parses the first `CERTIFICATE` block of a PEM text.
-    pub fn from_pem(text: &str) -> Result<CertInfo, String> {
+    pub fn from_pem(text: &str) -> Result<CertInfo, CertError> {
         let block = pem::decode_first(text, &["CERTIFICATE"])?;
         CertInfo::from_der(&block.der)
     }
@@ -192,7 +220,10 @@ fn spki_algorithm(spki_der: &[u8]) -> Option<&'static rcgen::SignatureAlgorithm>
 }
 
 /// Reads the PEM text file at `path` and parses it with `parse`.
-fn load_pem<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, PkiError> {
+fn load_pem<T, E: std::fmt::Display>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, PkiError> {
     let text = std::fs::read_to_string(path).map_err(|e| FsError::io("read", path, e))?;
     parse(&text).map_err(PkiError::parse_failed(path))
 }

@@ -14,6 +14,34 @@ use rcgen::{KeyPair, PublicKeyData, RsaKeySize};
 use super::pem;
 use crate::config::KeyAlgorithm;
 
+/// Why a key could not be generated or read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Key generation failed.
+    #[error("generating a {alg} key: {reason}")]
+    Generate {
+        /// The algorithm (`RSA-2048`, `ECDSA-P256`, ...).
+        alg: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// The PEM text is malformed or holds no private key.
+    #[error(transparent)]
+    Pem(#[from] pem::PemError),
+    /// The key's format or algorithm is not supported.
+    #[error("unsupported private key: {reason}")]
+    Unsupported {
+        /// What the parser says.
+        reason: String,
+    },
+    /// An Ed25519 key.
+    #[error("Ed25519 keys are not supported (Kubernetes expects RSA or ECDSA)")]
+    Ed25519,
+    /// A generator thread panicked.
+    #[error("key generation worker panicked")]
+    WorkerPanicked,
+}
+
 /// A private key (any of the supported algorithms), ready to sign.
 #[derive(Debug)]
 pub struct PrivateKey {
@@ -22,7 +50,7 @@ pub struct PrivateKey {
 
 impl PrivateKey {
     /// Generates a fresh key of `alg`.
-    pub fn generate(alg: KeyAlgorithm) -> Result<PrivateKey, String> {
+    pub fn generate(alg: KeyAlgorithm) -> Result<PrivateKey, KeyError> {
         let pair = match alg {
             KeyAlgorithm::Rsa2048 => {
                 KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
@@ -36,17 +64,22 @@ impl PrivateKey {
             KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
             KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
         }
-        .map_err(|e| format!("generating a {} key: {e}", alg.kubeadm_name()))?;
+        .map_err(|e| KeyError::Generate {
+            alg: alg.kubeadm_name(),
+            reason: e.to_string(),
+        })?;
         Ok(PrivateKey { pair })
     }
 
     /// Parses a PEM private key: PKCS#1, SEC1 or PKCS#8 (unencrypted).
-    pub fn from_pem(text: &str) -> Result<PrivateKey, String> {
+    pub fn from_pem(text: &str) -> Result<PrivateKey, KeyError> {
         let block = pem::decode_first(text, &["RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY"])?;
         let der = rustls_pki_types_from(&block);
-        let pair = KeyPair::try_from(&der).map_err(|e| format!("unsupported private key: {e}"))?;
+        let pair = KeyPair::try_from(&der).map_err(|e| KeyError::Unsupported {
+            reason: e.to_string(),
+        })?;
         if pair.algorithm() == &rcgen::PKCS_ED25519 {
-            return Err("Ed25519 keys are not supported (Kubernetes expects RSA or ECDSA)".into());
+            return Err(KeyError::Ed25519);
         }
         Ok(PrivateKey { pair })
     }
@@ -118,7 +151,7 @@ pub(crate) fn rsa_modulus_bits(rsa_public_key: &[u8]) -> Option<usize> {
 
 /// Generates `count` keys of `alg` using every available core (work-stealing over an atomic
 /// counter, since RSA prime search time varies a lot from key to key).
-pub fn generate_many(alg: KeyAlgorithm, count: usize) -> Result<Vec<PrivateKey>, String> {
+pub fn generate_many(alg: KeyAlgorithm, count: usize) -> Result<Vec<PrivateKey>, KeyError> {
     if count == 0 {
         return Ok(Vec::new());
     }
@@ -130,7 +163,7 @@ pub fn generate_many(alg: KeyAlgorithm, count: usize) -> Result<Vec<PrivateKey>,
         return (0..count).map(|_| PrivateKey::generate(alg)).collect();
     }
     let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Result<PrivateKey, String>>>> =
+    let slots: Mutex<Vec<Option<Result<PrivateKey, KeyError>>>> =
         Mutex::new((0..count).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -146,12 +179,10 @@ pub fn generate_many(alg: KeyAlgorithm, count: usize) -> Result<Vec<PrivateKey>,
             });
         }
     });
-    let slots = slots
-        .into_inner()
-        .map_err(|_| "key generation worker panicked".to_string())?;
+    let slots = slots.into_inner().map_err(|_| KeyError::WorkerPanicked)?;
     slots
         .into_iter()
-        .map(|k| k.unwrap_or_else(|| Err("key generation worker panicked".into())))
+        .map(|k| k.unwrap_or(Err(KeyError::WorkerPanicked)))
         .collect()
 }
 

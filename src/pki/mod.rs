@@ -137,10 +137,12 @@ pub enum PkiError {
 
 impl PkiError {
     /// `map_err` adapter: a parse failure of the file at `path`.
-    pub(crate) fn parse_failed(path: &Path) -> impl FnOnce(String) -> PkiError + '_ {
-        move |reason| PkiError::Parse {
+    pub(crate) fn parse_failed<E: std::fmt::Display>(
+        path: &Path,
+    ) -> impl FnOnce(E) -> PkiError + '_ {
+        move |e| PkiError::Parse {
             path: path.to_path_buf(),
-            reason,
+            reason: e.to_string(),
         }
     }
 }

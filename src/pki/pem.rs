@@ -12,6 +12,37 @@ pub struct PemBlock {
     pub der: Vec<u8>,
 }
 
+/// A malformed PEM text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    /// RFC 1421 headers (e.g. an encrypted key): not supported.
+    #[error("PEM block {label:?} has headers (encrypted?)")]
+    Headers {
+        /// The block's label.
+        label: String,
+    },
+    /// No END line.
+    #[error("PEM block {label:?} is not terminated")]
+    Unterminated {
+        /// The block's label.
+        label: String,
+    },
+    /// The body is not base64.
+    #[error("PEM block {label:?} is not valid base64: {reason}")]
+    Base64 {
+        /// The block's label.
+        label: String,
+        /// What the decoder says.
+        reason: String,
+    },
+    /// No block with a wanted label.
+    #[error("no PEM block of type {wanted}")]
+    Missing {
+        /// The wanted labels, `or`-joined.
+        wanted: String,
+    },
+}
+
 /// Encodes `der` as a PEM block with 64-column base64 lines and a trailing newline.
 pub fn encode(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -32,7 +63,7 @@ pub fn encode(label: &str, der: &[u8]) -> String {
 
 /// Decodes every PEM block in `text`, in order. Text outside blocks is ignored (as OpenSSL and
 /// Go do). Errors describe what is malformed.
-pub fn decode_all(text: &str) -> Result<Vec<PemBlock>, String> {
+pub fn decode_all(text: &str) -> Result<Vec<PemBlock>, PemError> {
     let mut blocks = Vec::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
@@ -54,16 +85,23 @@ pub fn decode_all(text: &str) -> Result<Vec<PemBlock>, String> {
             }
             if l.contains(':') {
                 // RFC 1421 headers (e.g. encrypted keys): not supported.
-                return Err(format!("PEM block {label:?} has headers (encrypted?)"));
+                return Err(PemError::Headers {
+                    label: label.to_string(),
+                });
             }
             body.push_str(l);
         }
         if !closed {
-            return Err(format!("PEM block {label:?} is not terminated"));
+            return Err(PemError::Unterminated {
+                label: label.to_string(),
+            });
         }
         let der = base64::engine::general_purpose::STANDARD
             .decode(body.as_bytes())
-            .map_err(|e| format!("PEM block {label:?} is not valid base64: {e}"))?;
+            .map_err(|e| PemError::Base64 {
+                label: label.to_string(),
+                reason: e.to_string(),
+            })?;
         blocks.push(PemBlock {
             label: label.to_string(),
             der,
@@ -73,11 +111,13 @@ pub fn decode_all(text: &str) -> Result<Vec<PemBlock>, String> {
 }
 
 /// The first PEM block whose label is one of `labels`.
-pub fn decode_first(text: &str, labels: &[&str]) -> Result<PemBlock, String> {
+pub fn decode_first(text: &str, labels: &[&str]) -> Result<PemBlock, PemError> {
     decode_all(text)?
         .into_iter()
         .find(|b| labels.contains(&b.label.as_str()))
-        .ok_or_else(|| format!("no PEM block of type {}", labels.join(" or ")))
+        .ok_or_else(|| PemError::Missing {
+            wanted: labels.join(" or "),
+        })
 }
 
 // ---- DER ------------------------------------------------------------------------------------

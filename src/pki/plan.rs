@@ -367,9 +367,9 @@ impl PkiPlan {
     fn generate_keys(&mut self) -> Result<(), PkiError> {
         let needed = self.items.iter().filter(|p| p.new_key()).count();
         let mut fresh = keys::generate_many(self.key_algorithm, needed)
-            .map_err(|reason| PkiError::Crypto {
+            .map_err(|e| PkiError::Crypto {
                 name: "keys".into(),
-                reason,
+                reason: e.to_string(),
             })?
             .into_iter();
         for plan in self.items.iter_mut().filter(|p| p.new_key()) {

@@ -41,10 +41,10 @@ fn read(path: &Path) -> Result<Option<String>, PkiError> {
 
 /// Parses an optional PEM text with `parse`; a missing or unparseable file (`shown` in the
 /// message) is noted in `problems` and yields `None`.
-fn parse_or_note<T>(
+fn parse_or_note<T, E: std::fmt::Display>(
     text: Option<&str>,
     shown: &Path,
-    parse: impl FnOnce(&str) -> Result<T, String>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
     problems: &mut Vec<String>,
 ) -> Option<T> {
     let Some(text) = text else {

@@ -229,13 +229,12 @@ impl RenewPlan {
 
     /// New keys in parallel, every certificate re-signed, then one atomic batch of writes.
     pub fn apply(self) -> Result<PkiReport, PkiError> {
-        let fresh =
-            keys::generate_many(self.key_algorithm, self.renewals.len()).map_err(|reason| {
-                PkiError::Crypto {
-                    name: "keys".into(),
-                    reason,
-                }
-            })?;
+        let fresh = keys::generate_many(self.key_algorithm, self.renewals.len()).map_err(|e| {
+            PkiError::Crypto {
+                name: "keys".into(),
+                reason: e.to_string(),
+            }
+        })?;
         let mut outputs: Vec<((usize, PathBuf), PendingWrite)> = Vec::new();
         let mut planned: Vec<PkiItem> = Vec::new();
         for (i, (r, key)) in self.renewals.iter().zip(fresh).enumerate() {
