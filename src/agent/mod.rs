@@ -9,11 +9,14 @@
 //! [`run`] is the whole agent: it returns when `shutdown` resolves, leaving pods running
 //! (like a kubelet restart) unless `stop_pods_on_exit` is set.
 
+pub mod changes;
 pub mod config;
 pub mod env;
 pub mod failures;
 pub mod fileuse;
 pub mod hostpath;
+pub mod mirror;
+pub mod node;
 pub mod pod;
 pub mod podconfig;
 pub mod podlogs;
@@ -577,6 +580,7 @@ mod tests {
             image_commands: Default::default(),
             stop_pods_on_exit: stop,
             ignored_fields: vec![],
+            kubeconfig: None,
         }
     }
 
