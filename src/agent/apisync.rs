@@ -163,7 +163,10 @@ impl Streak {
 
     fn succeeded(&mut self) {
         if self.n > 0 {
-            tracing::info!(failures = self.n, "API sync: apiserver requests succeed again");
+            tracing::info!(
+                failures = self.n,
+                "API sync: apiserver requests succeed again"
+            );
         }
         *self = Streak::default();
     }
@@ -290,7 +293,7 @@ impl ApiSync {
             self.sync_node().await?;
             self.node_due = Instant::now() + self.s.node_check_interval;
         }
-        if now >= self.lease_due {
+        if Instant::now() >= self.lease_due {
             match self.renew_lease().await {
                 Ok(()) => {
                     self.lease_streak.succeeded();
@@ -302,7 +305,7 @@ impl ApiSync {
                 }
             }
         }
-        if self.live.is_none() || now >= self.relist_due {
+        if self.live.is_none() || Instant::now() >= self.relist_due {
             self.relist().await?;
         }
         self.sync_mirrors().await
@@ -347,7 +350,9 @@ impl ApiSync {
             .node_reported
             .is_none_or(|t| t.elapsed() >= self.s.node_report_interval);
         let changed = self.node_digest.as_ref() != Some(&digest)
-            || live_digest.as_ref().is_none_or(|l| !apiclient::contains(l, &digest));
+            || live_digest
+                .as_ref()
+                .is_none_or(|l| !apiclient::contains(l, &digest));
         if changed || report_due {
             api.patch_status(
                 &name,
@@ -391,9 +396,11 @@ impl ApiSync {
             Ok(l) => {
                 // A lease owned by an older Node is replaced (the garbage collector would
                 // delete it anyway).
-                let owned = l.metadata.owner_references.as_ref().is_some_and(|o| {
-                    o.iter().any(|r| r.kind == "Node" && r.uid == uid)
-                });
+                let owned = l
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|r| r.kind == "Node" && r.uid == uid));
                 if !owned {
                     let dp = DeleteParams::default();
                     api.delete(&name, &dp).await.map_err(fail(&what))?;
@@ -434,7 +441,9 @@ impl ApiSync {
                     .and_then(|s| serde_json::to_value(s).ok())
                     .unwrap_or(Value::Null);
                 if p.metadata.uid.as_deref() != Some(m.uid.as_str())
-                    || m.sent.as_ref().is_some_and(|s| !apiclient::contains(&have, s))
+                    || m.sent
+                        .as_ref()
+                        .is_some_and(|s| !apiclient::contains(&have, s))
                 {
                     m.sent = None;
                 }
@@ -544,7 +553,11 @@ impl ApiSync {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &snap.pod.namespace);
             let patch = mirror::status_patch(uid, &status);
             match api
-                .patch_status(&snap.pod.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch_status(
+                    &snap.pod.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await
             {
                 Ok(p) => {
@@ -630,7 +643,7 @@ pub async fn run_with_kubeconfig(
         match apiclient::connect(&kubeconfig).await {
             Ok(c) => break c,
             Err(e) => {
-                if n == 0 || n % 60 == 0 {
+                if n.is_multiple_of(60) {
                     tracing::warn!("API sync: {e:#}; retrying (pods are not affected)");
                 }
                 n += 1;
@@ -647,4 +660,502 @@ pub async fn run_with_kubeconfig(
         "API sync: registering the Node and mirror pods"
     );
     ApiSync::new(client, s, view).run(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::mirror::tests::static_pod;
+    use crate::agent::worker::{CState, ContainerSnapshot, Lifecycle};
+    use crate::apiclient::fake::{ApiServer, Denied, Request};
+    use std::sync::Mutex;
+
+    const NODE: &str = "cp1";
+
+    /// What the real apiserver (Node authorizer + NodeRestriction, v1.24) refuses a node's
+    /// identity for the calls the agent makes. Denials are recorded for the assertions.
+    fn node_rules(denials: Arc<Mutex<Vec<String>>>) -> impl Fn(&Request<'_>) -> Result<(), Denied> {
+        move |r| {
+            let res = check(r);
+            if let Err(d) = &res {
+                denials.lock().unwrap().push(format!(
+                    "{} {} {}/{:?} {:?}: {}",
+                    r.user, r.verb, r.resource, r.subresource, r.name, d.message
+                ));
+            }
+            res
+        }
+    }
+
+    fn check(r: &Request<'_>) -> Result<(), Denied> {
+        let Some(me) = r.user.strip_prefix("system:node:") else {
+            return Ok(()); // an admin
+        };
+        let deny = |m: &str| Err(Denied::forbidden(format!("node {me:?}: {m}")));
+        let field = |v: Option<&Value>, path: &str| -> Option<String> {
+            path.split('.')
+                .try_fold(v?, |v, k| v.get(k))
+                .and_then(|v| v.as_str().map(String::from))
+        };
+        match (r.resource, r.subresource, r.verb) {
+            ("nodes", None, "get" | "list") => Ok(()),
+            ("nodes", None | Some("status"), "create" | "update" | "patch") => {
+                if r.name != Some(me) {
+                    return deny("is not allowed to modify another node");
+                }
+                if r.verb != "create" {
+                    let old = r.existing.map(|e| e["spec"]["taints"].clone());
+                    let new = r.object.map(|o| o["spec"]["taints"].clone());
+                    if old != new {
+                        return deny("is not allowed to modify taints");
+                    }
+                }
+                let labels = r.object.and_then(|o| o["metadata"]["labels"].as_object());
+                for k in labels.into_iter().flatten().map(|(k, _)| k) {
+                    if k.starts_with("node-role.kubernetes.io/")
+                        || k.starts_with("node-restriction.kubernetes.io/")
+                    {
+                        return deny(&format!("is not allowed to set label {k}"));
+                    }
+                }
+                Ok(())
+            }
+            ("leases", None, _) => {
+                if r.namespace != Some(node::LEASE_NAMESPACE) || r.name != Some(me) {
+                    return deny("can only access its own node lease");
+                }
+                Ok(())
+            }
+            ("pods", None, "get" | "list") => Ok(()),
+            ("pods", None, "create") => {
+                let o = r.object;
+                if o.and_then(|o| o["metadata"]["annotations"].get(mirror::ANN_CONFIG_MIRROR))
+                    .is_none()
+                {
+                    return deny("can only create mirror pods");
+                }
+                if field(o, "spec.nodeName").as_deref() != Some(me) {
+                    return deny("can only create pods with spec.nodeName set to itself");
+                }
+                let owners = o
+                    .and_then(|o| o["metadata"]["ownerReferences"].as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                let ok = owners.len() == 1
+                    && owners[0]["apiVersion"] == "v1"
+                    && owners[0]["kind"] == "Node"
+                    && owners[0]["name"] == me
+                    && owners[0]["controller"] == true
+                    && owners[0]["blockOwnerDeletion"] != true
+                    && owners[0]["uid"].as_str().is_some_and(|u| !u.is_empty());
+                if !ok {
+                    return deny(
+                        "can only create pods with a controller owner reference set to itself",
+                    );
+                }
+                if field(o, "spec.serviceAccountName").is_some() {
+                    return deny("can not create pods that reference a service account");
+                }
+                Ok(())
+            }
+            ("pods", None, "delete") => {
+                if field(r.existing, "spec.nodeName").as_deref() != Some(me) {
+                    return deny("can only delete pods with spec.nodeName set to itself");
+                }
+                Ok(())
+            }
+            ("pods", Some("status"), "update" | "patch") => {
+                if field(r.existing, "spec.nodeName").as_deref() != Some(me) {
+                    return deny(
+                        "can only update pod status for pods with spec.nodeName set to itself",
+                    );
+                }
+                let labels = |v: Option<&Value>| v.map(|v| v["metadata"]["labels"].clone());
+                if labels(r.existing) != labels(r.object) {
+                    return deny("cannot update labels through pod status");
+                }
+                Ok(())
+            }
+            (res, sub, verb) => deny(&format!("may not {verb} {res}/{sub:?}")),
+        }
+    }
+
+    fn snapshot(sp: StaticPod, restarts: u32) -> PodSnapshot {
+        let name = sp.spec().containers[0].name.clone();
+        PodSnapshot {
+            pod: Arc::new(sp),
+            lifecycle: Lifecycle::Running,
+            message: None,
+            init_containers: vec![],
+            containers: vec![ContainerSnapshot {
+                name,
+                image: "img".into(),
+                state: CState::Running {
+                    started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                },
+                last: None,
+                restart_count: restarts,
+                ready: true,
+                started: true,
+                handle: None,
+                failures: Default::default(),
+            }],
+            start_time: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            initialized: true,
+        }
+    }
+
+    struct Rig {
+        server: ApiServer,
+        denials: Arc<Mutex<Vec<String>>>,
+        pods: Arc<Mutex<Vec<PodSnapshot>>>,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let server = ApiServer::new();
+            let denials = Arc::new(Mutex::new(Vec::new()));
+            server.set_admission(node_rules(denials.clone()));
+            Rig {
+                server,
+                denials,
+                pods: Arc::new(Mutex::new(vec![
+                    snapshot(static_pod("etcd", "1"), 0),
+                    snapshot(static_pod("kube-scheduler", "1"), 0),
+                ])),
+            }
+        }
+
+        fn sync(&self) -> ApiSync {
+            let pods = self.pods.clone();
+            let view: ViewSource = Arc::new(move || View {
+                pods: pods.lock().unwrap().clone(),
+                problems: vec![],
+            });
+            let mut s = Settings::new(NODE, "192.0.2.10".parse().unwrap(), "/".into());
+            s.relist_interval = Duration::from_secs(1);
+            s.node_check_interval = Duration::from_secs(1);
+            ApiSync::new(self.server.client(&format!("system:node:{NODE}")), s, view)
+        }
+
+        fn pod(&self, name: &str) -> Option<Value> {
+            self.server
+                .get(&format!("api/v1/namespaces/kube-system/pods/{name}-{NODE}"))
+        }
+
+        fn node_uid(&self) -> String {
+            self.server.get(&format!("api/v1/nodes/{NODE}")).unwrap()["metadata"]["uid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+
+        fn no_denials(&self) {
+            let d = self.denials.lock().unwrap();
+            assert!(d.is_empty(), "the apiserver would refuse: {d:#?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn registers_node_lease_and_mirror_pods_as_the_node_may() {
+        let rig = Rig::new();
+        let mut sync = rig.sync();
+        sync.step().await.unwrap();
+        rig.no_denials();
+        let node = rig.server.get("api/v1/nodes/cp1").unwrap();
+        let ready = node["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["status"], "True");
+        assert_eq!(node["status"]["addresses"][0]["address"], "192.0.2.10");
+        assert_eq!(
+            node["status"]["nodeInfo"]["containerRuntimeVersion"],
+            node::RUNTIME_VERSION
+        );
+        let lease = rig
+            .server
+            .get("apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/cp1")
+            .unwrap();
+        assert_eq!(lease["spec"]["leaseDurationSeconds"], 40);
+        assert_eq!(
+            lease["metadata"]["ownerReferences"][0]["uid"],
+            rig.node_uid()
+        );
+        for name in ["etcd", "kube-scheduler"] {
+            let p = rig.pod(name).unwrap_or_else(|| panic!("{name} mirror pod"));
+            assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Node");
+            assert_eq!(p["metadata"]["ownerReferences"][0]["uid"], rig.node_uid());
+            assert!(p["metadata"]["annotations"][mirror::ANN_CONFIG_MIRROR].is_string());
+            assert_eq!(p["status"]["phase"], "Running");
+            assert_eq!(p["status"]["hostIP"], "192.0.2.10");
+            assert_eq!(p["status"]["qosClass"], "Burstable");
+            assert_eq!(p["status"]["containerStatuses"][0]["ready"], true);
+            let conds: Vec<&str> = p["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["type"].as_str().unwrap())
+                .collect();
+            for c in ["Initialized", "Ready", "ContainersReady", "PodScheduled"] {
+                assert!(conds.contains(&c), "{c} in {conds:?}");
+            }
+        }
+        // Nothing changed: a second pass writes nothing but the lease when due.
+        let before = rig.server.requests().len();
+        sync.step().await.unwrap();
+        let writes: Vec<_> = rig.server.requests()[before..]
+            .iter()
+            .filter(|r| r.verb != "get" && r.verb != "list")
+            .cloned()
+            .collect();
+        assert!(writes.is_empty(), "{writes:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restart_count_is_patched_and_bursts_are_coalesced() {
+        let rig = Rig::new();
+        let mut sync = rig.sync();
+        sync.step().await.unwrap();
+        let patches = |rig: &Rig| {
+            rig.server
+                .requests()
+                .iter()
+                .filter(|r| r.verb == "patch" && r.path.ends_with("kube-scheduler-cp1/status"))
+                .count()
+        };
+        assert_eq!(patches(&rig), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for n in 1..=5 {
+            rig.pods.lock().unwrap()[1].containers[0].restart_count = n;
+            sync.step().await.unwrap();
+        }
+        // The first change goes out at once; the rest wait out the per-pod interval.
+        assert_eq!(patches(&rig), 2);
+        assert!(sync.status_due.is_some());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sync.step().await.unwrap();
+        assert_eq!(patches(&rig), 3);
+        let p = rig.pod("kube-scheduler").unwrap();
+        assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 5);
+        rig.no_denials();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deleted_mirror_pod_comes_back_and_a_changed_manifest_replaces_it() {
+        let rig = Rig::new();
+        let mut sync = rig.sync();
+        sync.step().await.unwrap();
+        let old_uid = rig.pod("kube-scheduler").unwrap()["metadata"]["uid"].clone();
+        rig.server
+            .remove("api/v1/namespaces/kube-system/pods/kube-scheduler-cp1")
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sync.step().await.unwrap();
+        let back = rig.pod("kube-scheduler").expect("recreated");
+        assert_ne!(back["metadata"]["uid"], old_uid);
+        assert_eq!(
+            back["status"]["phase"], "Running",
+            "status sent to the new one too"
+        );
+        // Manifest edit: new config hash.
+        let edited = static_pod("kube-scheduler", "2");
+        let hash = edited.uid.clone();
+        rig.pods.lock().unwrap()[1] = snapshot(edited, 0);
+        sync.step().await.unwrap();
+        let p = rig.pod("kube-scheduler").unwrap();
+        assert_eq!(
+            p["metadata"]["annotations"][mirror::ANN_CONFIG_MIRROR],
+            hash.as_str()
+        );
+        assert_ne!(p["metadata"]["uid"], back["metadata"]["uid"]);
+        // Manifest removed: its mirror pod goes.
+        rig.pods.lock().unwrap().truncate(1);
+        sync.step().await.unwrap();
+        assert!(rig.pod("kube-scheduler").is_none());
+        assert!(rig.pod("etcd").is_some());
+        rig.no_denials();
+    }
+
+    #[tokio::test]
+    async fn marked_for_deletion_is_replaced_orphans_go_and_other_pods_stay() {
+        let rig = Rig::new();
+        let mut sync = rig.sync();
+        sync.step().await.unwrap();
+        let admin: Api<Pod> = Api::namespaced(rig.server.client("admin"), "kube-system");
+        // An orphan mirror pod from an earlier run, a pod that is not a mirror pod (a
+        // DaemonSet's, scheduled here), and `kubectl delete pod` on a node-bound pod (graceful:
+        // only a deletion timestamp until the node confirms).
+        let mut orphan = mirror::mirror_pod(&static_pod("old", "1"), NODE, &rig.node_uid());
+        orphan.metadata.uid = None;
+        admin.create(&PostParams::default(), &orphan).await.unwrap();
+        let mut other = mirror::mirror_pod(&static_pod("ds", "1"), NODE, &rig.node_uid());
+        other.metadata.annotations = None;
+        other.metadata.owner_references = None;
+        admin.create(&PostParams::default(), &other).await.unwrap();
+        let uid = rig.pod("etcd").unwrap()["metadata"]["uid"].clone();
+        admin
+            .patch(
+                "etcd-cp1",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}})),
+            )
+            .await
+            .unwrap();
+        sync.live = None; // as the watch's poke does
+        sync.step().await.unwrap();
+        assert!(rig.pod("old").is_none(), "orphan deleted");
+        assert!(rig.pod("ds").is_some(), "not a mirror pod: left alone");
+        let etcd = rig.pod("etcd").unwrap();
+        assert_ne!(etcd["metadata"]["uid"], uid);
+        assert!(etcd["metadata"]["deletionTimestamp"].is_null());
+        rig.no_denials();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deleted_node_is_registered_again_with_its_lease_and_mirror_pods() {
+        let rig = Rig::new();
+        let mut sync = rig.sync();
+        sync.step().await.unwrap();
+        let first = rig.node_uid();
+        rig.server.remove("api/v1/nodes/cp1").unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sync.step().await.unwrap();
+        let second = rig.node_uid();
+        assert_ne!(first, second);
+        // The garbage collector would delete them too; the agent does not wait for it.
+        sync.step().await.unwrap();
+        for name in ["etcd", "kube-scheduler"] {
+            let p = rig.pod(name).unwrap();
+            assert_eq!(
+                p["metadata"]["ownerReferences"][0]["uid"],
+                second.as_str(),
+                "{name}"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        sync.step().await.unwrap();
+        sync.step().await.unwrap();
+        let lease = rig
+            .server
+            .get("apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/cp1")
+            .unwrap();
+        assert_eq!(
+            lease["metadata"]["ownerReferences"][0]["uid"],
+            second.as_str()
+        );
+        rig.no_denials();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn api_down_for_a_minute_is_retried_quietly_then_caught_up() {
+        let rig = Rig::new();
+        rig.server.set_down(true);
+        let sync = rig.sync();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(sync.run(async {
+            let _ = rx.await;
+        }));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let attempts = rig.server.requests().len();
+        assert_eq!(attempts, 0, "a down server logs nothing");
+        // Meanwhile the pods changed.
+        rig.pods.lock().unwrap()[0].containers[0].restart_count = 3;
+        super::super::changes::bump();
+        rig.server.set_down(false);
+        let up = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let caught_up = rig
+                .pod("etcd")
+                .is_some_and(|p| p["status"]["containerStatuses"][0]["restartCount"] == 3)
+                && rig.pod("kube-scheduler").is_some();
+            if caught_up {
+                break;
+            }
+            assert!(up.elapsed() < Duration::from_secs(2), "not caught up");
+        }
+        assert!(
+            up.elapsed() <= Duration::from_millis(700),
+            "caught up after {:?}",
+            up.elapsed()
+        );
+        rig.no_denials();
+        tx.send(()).unwrap();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn conflict_or_refusal_fails_the_pass_and_the_next_pass_recovers() {
+        let rig = Rig::new();
+        let mut sync = rig.sync();
+        sync.step().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rig.pods.lock().unwrap()[0].containers[0].restart_count = 1;
+        let once = Arc::new(Mutex::new(true));
+        let denials = rig.denials.clone();
+        rig.server.set_admission(move |r| {
+            if r.subresource == Some("status") && r.resource == "pods" {
+                let mut o = once.lock().unwrap();
+                if *o {
+                    *o = false;
+                    return Err(Denied {
+                        code: 409,
+                        reason: "Conflict".into(),
+                        message: "the object has been modified".into(),
+                    });
+                }
+            }
+            node_rules(denials.clone())(r)
+        });
+        let err = sync.step().await.unwrap_err();
+        assert!(apiclient::is_conflict(&err.error), "{err:?}");
+        assert!(err.what.contains("etcd-cp1"), "{}", err.what);
+        assert!(sync.live.is_none(), "lists again after a conflict");
+        sync.step().await.unwrap();
+        let p = rig.pod("etcd").unwrap();
+        assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 1);
+        rig.no_denials();
+    }
+
+    #[test]
+    fn the_node_rules_refuse_what_the_apiserver_refuses() {
+        let obj = json!({"metadata": {"name": "x-cp1", "annotations": {}},
+            "spec": {"nodeName": "cp1"}});
+        let req = |user, resource, verb, object: Option<&'static Value>, name| Request {
+            user,
+            verb,
+            resource,
+            subresource: None,
+            namespace: Some("kube-system"),
+            name,
+            object,
+            existing: None,
+        };
+        let obj: &'static Value = Box::leak(Box::new(obj));
+        // No mirror annotation.
+        assert!(check(&req(
+            "system:node:cp1",
+            "pods",
+            "create",
+            Some(obj),
+            Some("x-cp1")
+        ))
+        .is_err());
+        // Another node's Node, pods update, node delete.
+        assert!(check(&req("system:node:cp1", "nodes", "patch", None, Some("cp2"))).is_err());
+        assert!(check(&req("system:node:cp1", "pods", "update", None, Some("x"))).is_err());
+        assert!(check(&req(
+            "system:node:cp1",
+            "nodes",
+            "delete",
+            None,
+            Some("cp1")
+        ))
+        .is_err());
+        assert!(check(&req("admin", "nodes", "delete", None, Some("cp1"))).is_ok());
+    }
 }

@@ -566,7 +566,10 @@ mod tests {
         );
         f.kubeconfig = Some("rel.conf".into());
         let e = AgentConfig::resolve(&f).unwrap_err().to_string();
-        assert!(e.contains("--kubeconfig") && e.contains("\"rel.conf\""), "{e}");
+        assert!(
+            e.contains("--kubeconfig") && e.contains("\"rel.conf\""),
+            "{e}"
+        );
         std::fs::write(
             d.path().join("etc/kc.yaml"),
             format!("{head}kubeconfig: /a\nkubeletKubeconfig: /b\n"),

@@ -195,9 +195,11 @@ pub fn plan(desired: &BTreeMap<String, &StaticPod>, live: &[Pod], node_uid: &str
             Some(sp) => {
                 let ann = p.metadata.annotations.as_ref();
                 let hash = ann.and_then(|a| a.get(ANN_CONFIG_MIRROR));
-                let owner_ok = p.metadata.owner_references.as_ref().is_some_and(|o| {
-                    o.iter().any(|r| r.kind == "Node" && r.uid == node_uid)
-                });
+                let owner_ok = p
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|r| r.kind == "Node" && r.uid == node_uid));
                 if hash != Some(&sp.uid) {
                     Some(Stale::Hash)
                 } else if !owner_ok {
@@ -231,7 +233,7 @@ pub fn plan(desired: &BTreeMap<String, &StaticPod>, live: &[Pod], node_uid: &str
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::agent::pod::{identify, ANN_CONFIG_HASH};
     use crate::agent::source::parse_manifest;
@@ -268,7 +270,12 @@ mod tests {
         assert!(m.status.is_none());
         let o = &m.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(
-            (o.api_version.as_str(), o.kind.as_str(), o.name.as_str(), o.uid.as_str()),
+            (
+                o.api_version.as_str(),
+                o.kind.as_str(),
+                o.name.as_str(),
+                o.uid.as_str()
+            ),
             ("v1", "Node", "cp1", "node-uid")
         );
         assert_eq!(o.controller, Some(true));
@@ -290,7 +297,8 @@ mod tests {
             .map(|p| (format!("kube-system/{}", p.name), p))
             .collect();
         let mut deleting = live(&c, "n1", "u-c");
-        deleting.metadata.deletion_timestamp = crate::agent::status::time(std::time::SystemTime::now());
+        deleting.metadata.deletion_timestamp =
+            crate::agent::status::time(std::time::SystemTime::now());
         let mut not_ours = live(&gone, "n1", "u-x");
         not_ours.metadata.name = Some("daemon-xyz".into());
         not_ours.metadata.annotations = None;
@@ -302,18 +310,32 @@ mod tests {
             not_ours,
         ];
         let p = plan(&desired, &live, "n1");
-        assert_eq!(p.keep, [("kube-system/etcd-cp1".to_string(), "u-a".to_string())].into());
+        assert_eq!(
+            p.keep,
+            [("kube-system/etcd-cp1".to_string(), "u-a".to_string())].into()
+        );
         assert_eq!(
             p.delete,
             vec![
-                ("kube-system/kube-scheduler-cp1".into(), "u-b".into(), Stale::Hash),
-                ("kube-system/kube-apiserver-cp1".into(), "u-c".into(), Stale::Deleting),
+                (
+                    "kube-system/kube-scheduler-cp1".into(),
+                    "u-b".into(),
+                    Stale::Hash
+                ),
+                (
+                    "kube-system/kube-apiserver-cp1".into(),
+                    "u-c".into(),
+                    Stale::Deleting
+                ),
                 ("kube-system/old-cp1".into(), "u-old".into(), Stale::Orphan),
             ]
         );
         assert_eq!(
             p.create,
-            vec!["kube-system/kube-apiserver-cp1", "kube-system/kube-scheduler-cp1"]
+            vec![
+                "kube-system/kube-apiserver-cp1",
+                "kube-system/kube-scheduler-cp1"
+            ]
         );
         // A re-registered Node (new UID): every mirror pod is replaced.
         let p = plan(&desired, &live[..1], "n2");

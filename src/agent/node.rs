@@ -113,12 +113,12 @@ impl HostFacts {
         let (fs_bytes, fs_available, fs_inodes, fs_inodes_free) =
             match nix::sys::statvfs::statvfs(fs) {
                 Ok(s) => {
-                    let f = s.fragment_size().max(1) as u64;
+                    let f = s.fragment_size().max(1);
                     (
-                        s.blocks() as u64 * f,
-                        s.blocks_available() as u64 * f,
-                        s.files() as u64,
-                        s.files_available() as u64,
+                        s.blocks() * f,
+                        s.blocks_available() * f,
+                        s.files(),
+                        s.files_available(),
                     )
                 }
                 Err(_) => (0, 0, 0, 0),
@@ -197,43 +197,55 @@ impl ConditionClock {
         let disk = facts.disk_pressure();
         let pid = facts.pid_pressure();
         let rows: [(&'static str, bool, &str, &str); 4] = [
-                (
-                    "MemoryPressure",
-                    mem,
-                    if mem { "KubeletHasInsufficientMemory" } else { "KubeletHasSufficientMemory" },
-                    if mem {
-                        "memory.available is below 100Mi"
-                    } else {
-                        "plinth agent has sufficient memory available"
-                    },
-                ),
-                (
-                    "DiskPressure",
-                    disk,
-                    if disk { "KubeletHasDiskPressure" } else { "KubeletHasNoDiskPressure" },
-                    if disk {
-                        "nodefs.available is below 10% or nodefs.inodesFree below 5%"
-                    } else {
-                        "plinth agent has no disk pressure"
-                    },
-                ),
-                (
-                    "PIDPressure",
-                    pid,
-                    if pid { "KubeletHasInsufficientPID" } else { "KubeletHasSufficientPID" },
-                    if pid {
-                        "fewer than 5% of process IDs are free"
-                    } else {
-                        "plinth agent has sufficient PID available"
-                    },
-                ),
-                (
-                    "Ready",
-                    true,
-                    "KubeletReady",
-                    "plinth agent is posting ready status",
-                ),
-            ];
+            (
+                "MemoryPressure",
+                mem,
+                if mem {
+                    "KubeletHasInsufficientMemory"
+                } else {
+                    "KubeletHasSufficientMemory"
+                },
+                if mem {
+                    "memory.available is below 100Mi"
+                } else {
+                    "plinth agent has sufficient memory available"
+                },
+            ),
+            (
+                "DiskPressure",
+                disk,
+                if disk {
+                    "KubeletHasDiskPressure"
+                } else {
+                    "KubeletHasNoDiskPressure"
+                },
+                if disk {
+                    "nodefs.available is below 10% or nodefs.inodesFree below 5%"
+                } else {
+                    "plinth agent has no disk pressure"
+                },
+            ),
+            (
+                "PIDPressure",
+                pid,
+                if pid {
+                    "KubeletHasInsufficientPID"
+                } else {
+                    "KubeletHasSufficientPID"
+                },
+                if pid {
+                    "fewer than 5% of process IDs are free"
+                } else {
+                    "plinth agent has sufficient PID available"
+                },
+            ),
+            (
+                "Ready",
+                true,
+                "KubeletReady",
+                "plinth agent is posting ready status",
+            ),
+        ];
         rows.iter()
             .map(|(kind, status, reason, message)| {
                 let since = match self.since.get(kind) {
@@ -361,7 +373,7 @@ pub fn lease(name: &str, node_uid: &str, now: SystemTime) -> Lease {
         "spec": {
             "holderIdentity": name,
             "leaseDurationSeconds": LEASE_DURATION_SECONDS,
-            "renewTime": renew.map(|t| micro(t)),
+            "renewTime": renew.map(micro),
         },
     }))
     .unwrap_or_default()
@@ -426,8 +438,14 @@ mod tests {
             clock.conditions(&f, t0),
         );
         let v = serde_json::to_value(&st).unwrap();
-        assert_eq!(v["addresses"][0], json!({"type": "InternalIP", "address": "192.0.2.10"}));
-        assert_eq!(v["addresses"][1], json!({"type": "Hostname", "address": "cp1"}));
+        assert_eq!(
+            v["addresses"][0],
+            json!({"type": "InternalIP", "address": "192.0.2.10"})
+        );
+        assert_eq!(
+            v["addresses"][1],
+            json!({"type": "Hostname", "address": "cp1"})
+        );
         assert_eq!(v["capacity"]["cpu"], "2");
         assert_eq!(v["capacity"]["memory"], "4194304Ki");
         assert_eq!(v["capacity"]["pods"], "110");
@@ -459,7 +477,12 @@ mod tests {
         pids.pids_in_use = pids.pid_max - 10;
         assert!(pids.pid_pressure() && !f.pid_pressure());
         // The digest ignores heartbeats only.
-        let a = node_status("cp1", "192.0.2.10".parse().unwrap(), &f, clock.conditions(&f, t1));
+        let a = node_status(
+            "cp1",
+            "192.0.2.10".parse().unwrap(),
+            &f,
+            clock.conditions(&f, t1),
+        );
         let b = node_status(
             "cp1",
             "192.0.2.10".parse().unwrap(),
@@ -476,7 +499,11 @@ mod tests {
         let labels = n.metadata.labels.unwrap();
         assert_eq!(labels["kubernetes.io/arch"], "arm64");
         assert!(labels.keys().all(|k| !k.starts_with("node-role.")));
-        let l = lease("cp1", "uid-1", SystemTime::UNIX_EPOCH + Duration::from_millis(1500));
+        let l = lease(
+            "cp1",
+            "uid-1",
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1500),
+        );
         let v = serde_json::to_value(&l).unwrap();
         assert_eq!(v["metadata"]["namespace"], LEASE_NAMESPACE);
         assert_eq!(v["metadata"]["ownerReferences"][0]["uid"], "uid-1");

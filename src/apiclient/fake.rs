@@ -342,39 +342,40 @@ impl ApiServer {
                 let Some(existing) = st.objects.get(&key).cloned() else {
                     return not_found(&kind, &key.name);
                 };
-                let submitted =
-                    if verb == "update" {
-                        match parse_body() {
-                            Ok(v) => v,
-                            Err(r) => return r,
-                        }
-                    } else {
-                        let patch = match parse_body() {
-                            Ok(v) => v,
-                            Err(r) => return r,
-                        };
-                        let mut doc = existing.clone();
-                        match content_type {
-                            "application/merge-patch+json" => json_patch::merge(&mut doc, &patch),
-                            "application/json-patch+json" => {
-                                let ops: json_patch::Patch = match serde_json::from_value(patch) {
-                                    Ok(p) => p,
-                                    Err(e) => return status(400, "BadRequest", &e.to_string()),
-                                };
-                                if let Err(e) = json_patch::patch(&mut doc, &ops) {
-                                    return status(422, "Invalid", &e.to_string());
-                                }
+                let submitted = if verb == "update" {
+                    match parse_body() {
+                        Ok(v) => v,
+                        Err(r) => return r,
+                    }
+                } else {
+                    let patch = match parse_body() {
+                        Ok(v) => v,
+                        Err(r) => return r,
+                    };
+                    let mut doc = existing.clone();
+                    match content_type {
+                        "application/merge-patch+json" => json_patch::merge(&mut doc, &patch),
+                        "application/json-patch+json" => {
+                            let ops: json_patch::Patch = match serde_json::from_value(patch) {
+                                Ok(p) => p,
+                                Err(e) => return status(400, "BadRequest", &e.to_string()),
+                            };
+                            if let Err(e) = json_patch::patch(&mut doc, &ops) {
+                                return status(422, "Invalid", &e.to_string());
                             }
-                            other => return status(
+                        }
+                        other => {
+                            return status(
                                 415,
                                 "UnsupportedMediaType",
                                 &format!(
                                     "the fake apiserver takes merge and JSON patches, not {other}"
                                 ),
-                            ),
+                            )
                         }
-                        doc
-                    };
+                    }
+                    doc
+                };
                 let want_rv = submitted["metadata"]["resourceVersion"].as_str();
                 if want_rv
                     .is_some_and(|rv| Some(rv) != existing["metadata"]["resourceVersion"].as_str())
