@@ -4,10 +4,10 @@
 //!
 //! One way only: nothing read from the API changes what the agent runs, and no pod ever waits
 //! for the API. The apiserver is down when the agent starts (the agent starts it) and whenever
-//! it restarts, so every step is retried with backoff: fast (100 ms doubling to 500 ms) for the
-//! first two minutes of a failure streak, so the API catches up within half a second of the
-//! apiserver becoming ready, then every 10 s; failures are logged once per streak and then
-//! once a minute.
+//! it restarts, so every step is retried with backoff: fast for the first two minutes of a
+//! failure streak (100 ms doubling to 500 ms while the apiserver is unreachable or unavailable,
+//! so the API catches up within half a second of the apiserver becoming ready; to 2 s when it
+//! refuses), then every 10 s; failures are logged once per streak and then once a minute.
 //!
 //! What happens when ([`ApiSync::step`]):
 //! - Node: registered when missing (also after someone deleted it), its status (conditions,
@@ -83,6 +83,10 @@ pub struct Settings {
     pub retry_first: Duration,
     /// Longest retry wait during the first [`Settings::fast_for`] of a failure streak.
     pub retry_fast_max: Duration,
+    /// Longest retry wait during the fast window when the apiserver answered with a refusal
+    /// (403, 404, 409, 422: usually lasting, but a young apiserver refuses mirror pods until
+    /// its priority classes exist).
+    pub retry_refused_max: Duration,
     /// Longest retry wait after that.
     pub retry_slow_max: Duration,
     /// How long a failure streak is retried fast.
@@ -104,6 +108,7 @@ impl Settings {
             status_min_interval: Duration::from_millis(250),
             retry_first: Duration::from_millis(100),
             retry_fast_max: Duration::from_millis(500),
+            retry_refused_max: Duration::from_secs(2),
             retry_slow_max: Duration::from_secs(10),
             fast_for: Duration::from_secs(120),
         }
@@ -136,10 +141,12 @@ impl Streak {
     /// Records a failure at `now`; returns the wait before the next attempt.
     fn failed(&mut self, s: &Settings, now: Instant, f: &Failure) -> Duration {
         let since = *self.since.get_or_insert(now);
-        let cap = if now.duration_since(since) < s.fast_for {
+        let cap = if now.duration_since(since) >= s.fast_for {
+            s.retry_slow_max
+        } else if apiclient::is_transient(&f.error) {
             s.retry_fast_max
         } else {
-            s.retry_slow_max
+            s.retry_refused_max
         };
         let factor = 1u32.checked_shl(self.n.min(16)).unwrap_or(u32::MAX);
         let wait = s.retry_first.saturating_mul(factor).min(cap);
