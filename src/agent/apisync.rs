@@ -241,11 +241,11 @@ impl ApiSync {
     /// pod watch reports, and to its own timers.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let poke = Arc::new(Notify::new());
-        let watcher = tokio::spawn(watch_pods(
+        let _watcher = AbortOnDrop(tokio::spawn(watch_pods(
             self.client.clone(),
             self.s.node_name.clone(),
             poke.clone(),
-        ));
+        )));
         let mut changes = super::changes::subscribe();
         tokio::pin!(shutdown);
         loop {
@@ -278,7 +278,6 @@ impl ApiSync {
                 _ = tokio::time::sleep_until(next) => {}
             }
         }
-        watcher.abort();
     }
 
     fn next_due(&self) -> Instant {
@@ -352,14 +351,26 @@ impl ApiSync {
             }
         };
         self.set_node_uid(live.metadata.uid.clone().unwrap_or_default());
-        let live_digest = live.status.as_ref().map(node::status_digest);
         let report_due = self
             .node_reported
             .is_none_or(|t| t.elapsed() >= self.s.node_report_interval);
-        let changed = self.node_digest.as_ref() != Some(&digest)
-            || live_digest
-                .as_ref()
-                .is_none_or(|l| !apiclient::contains(l, &digest));
+        // Someone else's conditions (the node lifecycle controller's `Unknown` while the
+        // Lease looked stale) are overwritten with the agent's at once. Quantities are not
+        // compared with the live object: the apiserver rewrites them in canonical form.
+        let live_conditions: BTreeMap<&str, &str> = live
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        let foreign = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| live_conditions.get(c.type_.as_str()) != Some(&c.status.as_str()));
+        let changed = self.node_digest.as_ref() != Some(&digest) || foreign;
         if changed || report_due {
             api.patch_status(
                 &name,
@@ -368,6 +379,7 @@ impl ApiSync {
             )
             .await
             .map_err(fail(format!("patch Node {name} status")))?;
+            tracing::debug!(node = %name, changed, "patched Node status");
             self.node_digest = Some(digest);
             self.node_reported = Some(Instant::now());
         }
@@ -568,6 +580,7 @@ impl ApiSync {
                 .await
             {
                 Ok(p) => {
+                    tracing::debug!(pod = %key, "patched mirror pod status");
                     m.sent = Some(status);
                     m.sent_at = Some(Instant::now());
                     if let Some(l) = live.iter_mut().find(|x| x.metadata.uid == p.metadata.uid) {
@@ -579,6 +592,15 @@ impl ApiSync {
             }
         }
         Ok(())
+    }
+}
+
+/// Aborts the task when dropped (also when the sync itself is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -1054,6 +1076,56 @@ mod tests {
             lease["metadata"]["ownerReferences"][0]["uid"],
             second.as_str()
         );
+        rig.no_denials();
+    }
+
+    /// The node lifecycle controller marks a node whose Lease went stale `Unknown` (and its
+    /// pods not ready); once the agent reaches the API again its own view wins.
+    #[tokio::test(start_paused = true)]
+    async fn conditions_someone_else_wrote_are_put_right() {
+        let rig = Rig::new();
+        let mut sync = rig.sync();
+        sync.step().await.unwrap();
+        let admin: Api<Node> = Api::all(rig.server.client("admin"));
+        admin
+            .patch_status(
+                NODE,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"conditions": [
+                    {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]}})),
+            )
+            .await
+            .unwrap();
+        let pods: Api<Pod> = Api::namespaced(rig.server.client("admin"), "kube-system");
+        pods.patch_status(
+            "etcd-cp1",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sync.step().await.unwrap();
+        let node = rig.server.get("api/v1/nodes/cp1").unwrap();
+        let ready = node["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["status"], "True");
+        let etcd = rig.pod("etcd").unwrap();
+        let ready = etcd["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["status"], "True");
         rig.no_denials();
     }
 
