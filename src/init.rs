@@ -374,10 +374,12 @@ pub fn agent_config_yaml(spec: &ClusterSpec) -> String {
          staticPodPath: {}\n\
          fileCheckFrequency: 20s\n\
          healthzBindAddress: {}\n\
-         healthzPort: {}\n",
+         healthzPort: {}\n\
+         kubeletKubeconfig: {}/kubelet.conf\n",
         spec.plinth.manifests_dir,
         spec.plinth.agent_healthz_bind_address,
-        spec.plinth.agent_healthz_port
+        spec.plinth.agent_healthz_port,
+        spec.plinth.kubeconfig_dir.trim_end_matches('/'),
     )
 }
 
@@ -636,6 +638,7 @@ mod tests {
         let y = agent_config_yaml(&spec);
         assert!(y.contains("staticPodPath: /etc/kubernetes/manifests"));
         assert!(y.contains("healthzPort: 10248"));
+        assert!(y.contains("kubeletKubeconfig: /etc/kubernetes/kubelet.conf"));
         assert_eq!(spec.plinth.agent_status_addr(), "127.0.0.1:10248");
     }
 

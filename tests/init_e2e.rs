@@ -821,6 +821,9 @@ pub(crate) mod init_flow {
     /// Day-2 verbs and the configuration init persists.
     mod dayconfig;
 
+    /// The agent in the API: Node, Lease, mirror pods (issue 11).
+    mod apisync;
+
     /// The four static pods init brings up.
     const COMPONENTS: [&str; 4] = [
         "etcd",

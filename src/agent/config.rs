@@ -3,8 +3,9 @@
 //!
 //! Honoured KubeletConfiguration fields: `staticPodPath` (a directory or a single file),
 //! `fileCheckFrequency` (default 20s), `healthzPort` and `healthzBindAddress` (default
-//! 127.0.0.1:10248; port 0 disables the status server). Every other field is accepted and
-//! listed once, at start, as ignored.
+//! 127.0.0.1:10248; port 0 disables the status server), and plinth's own `kubeconfig` (alias
+//! `kubeletKubeconfig`: the kubeconfig of the agent's API identity, `system:node:<name>`; see
+//! [`super::apisync`]). Every other field is accepted and listed once, at start, as ignored.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -88,6 +89,8 @@ pub struct AgentFlags {
     pub file_check_frequency: Option<String>,
     /// `--stop-pods-on-exit`.
     pub stop_pods_on_exit: bool,
+    /// `--kubeconfig` (host path): register the Node and mirror pods with this identity.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// The resolved agent configuration.
@@ -123,6 +126,9 @@ pub struct AgentConfig {
     pub stop_pods_on_exit: bool,
     /// KubeletConfiguration fields present but not honoured.
     pub ignored_fields: Vec<String>,
+    /// The kubeconfig (host path, opened under `root`) of the agent's API identity; `None`
+    /// = no API sync (the agent runs its pods all the same).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -131,6 +137,7 @@ struct FileConfig {
     file_check_frequency: Option<String>,
     healthz_port: Option<i64>,
     healthz_bind_address: Option<String>,
+    kubeconfig: Option<String>,
     ignored: Vec<String>,
 }
 
@@ -141,6 +148,8 @@ const HONOURED: &[&str] = &[
     "fileCheckFrequency",
     "healthzPort",
     "healthzBindAddress",
+    "kubeconfig",
+    "kubeletKubeconfig",
 ];
 
 fn load_file(root: &HostRoot, path: &Path) -> Result<FileConfig, ConfigError> {
@@ -202,6 +211,14 @@ fn parse_kubelet_config(path: &Path, text: &str) -> Result<FileConfig, ConfigErr
         file_check_frequency: str_field("fileCheckFrequency")?,
         healthz_port,
         healthz_bind_address: str_field("healthzBindAddress")?,
+        kubeconfig: match (str_field("kubeconfig")?, str_field("kubeletKubeconfig")?) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(invalid(format!(
+                    "kubeconfig {a:?} and kubeletKubeconfig {b:?} differ: set one of them"
+                )))
+            }
+            (a, b) => a.or(b),
+        },
         ignored: obj
             .keys()
             .filter(|k| !HONOURED.contains(&k.as_str()))
@@ -315,6 +332,25 @@ impl AgentConfig {
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
             })),
         };
+        let kubeconfig = match flags
+            .kubeconfig
+            .clone()
+            .or_else(|| file.kubeconfig.clone().map(PathBuf::from))
+        {
+            Some(p) if p.as_os_str().is_empty() || !p.is_absolute() => {
+                return Err(ConfigError::Field {
+                    field: if flags.kubeconfig.is_some() {
+                        "--kubeconfig"
+                    } else {
+                        "kubeconfig"
+                    }
+                    .into(),
+                    value: p.display().to_string(),
+                    allowed: "an absolute path to a kubeconfig file".into(),
+                })
+            }
+            other => other,
+        };
         let mut image_commands = BTreeMap::new();
         for entry in &flags.image_commands {
             let (image, cmd) = entry.split_once('=').ok_or_else(|| ConfigError::Field {
@@ -347,6 +383,7 @@ impl AgentConfig {
             image_commands,
             stop_pods_on_exit: flags.stop_pods_on_exit,
             ignored_fields: file.ignored,
+            kubeconfig,
         })
     }
 }
@@ -502,6 +539,47 @@ mod tests {
             AgentConfig::resolve(&none),
             Err(ConfigError::NoManifestPath)
         ));
+    }
+
+    #[test]
+    fn kubeconfig_from_flag_or_either_file_key() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        let head = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: /m\n";
+        let mut f = flags();
+        f.root = Some(d.path().to_path_buf());
+        f.config = Some("/etc/kc.yaml".into());
+        for key in ["kubeconfig", "kubeletKubeconfig"] {
+            std::fs::write(
+                d.path().join("etc/kc.yaml"),
+                format!("{head}{key}: /etc/kubernetes/kubelet.conf\n"),
+            )
+            .unwrap();
+            let c = AgentConfig::resolve(&f).unwrap();
+            assert_eq!(c.kubeconfig, Some("/etc/kubernetes/kubelet.conf".into()));
+            assert!(c.ignored_fields.is_empty(), "{:?}", c.ignored_fields);
+        }
+        f.kubeconfig = Some("/k.conf".into());
+        assert_eq!(
+            AgentConfig::resolve(&f).unwrap().kubeconfig,
+            Some("/k.conf".into())
+        );
+        f.kubeconfig = Some("rel.conf".into());
+        let e = AgentConfig::resolve(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("--kubeconfig") && e.contains("\"rel.conf\""),
+            "{e}"
+        );
+        std::fs::write(
+            d.path().join("etc/kc.yaml"),
+            format!("{head}kubeconfig: /a\nkubeletKubeconfig: /b\n"),
+        )
+        .unwrap();
+        f.kubeconfig = None;
+        let e = AgentConfig::resolve(&f).unwrap_err().to_string();
+        assert!(e.contains("\"/a\"") && e.contains("\"/b\""), "{e}");
+        std::fs::write(d.path().join("etc/kc.yaml"), head).unwrap();
+        assert_eq!(AgentConfig::resolve(&f).unwrap().kubeconfig, None);
     }
 
     #[test]

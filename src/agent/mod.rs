@@ -9,12 +9,16 @@
 //! [`run`] is the whole agent: it returns when `shutdown` resolves, leaving pods running
 //! (like a kubelet restart) unless `stop_pods_on_exit` is set.
 
+pub mod apisync;
+pub mod changes;
 pub mod config;
 pub mod env;
 pub mod failures;
 pub mod fileuse;
 pub mod hostpath;
+pub mod mirror;
 pub mod model;
+pub mod node;
 pub mod pod;
 pub mod podconfig;
 pub mod podlogs;
@@ -158,6 +162,20 @@ pub async fn run(
     agent.relist();
     agent.adopt_or_kill_recorded();
     agent.sync();
+    // The API sync never blocks the pods: it runs beside the loop, from the registry.
+    let api_sync = agent.cfg.kubeconfig.as_ref().map(|kc| {
+        let settings = apisync::Settings::new(
+            &agent.cfg.node_name,
+            agent.cfg.node_ip,
+            root.path(&agent.cfg.state_dir),
+        );
+        tokio::spawn(apisync::run_with_kubeconfig(
+            root.path(kc),
+            settings,
+            mirror_view_fn(agent.registry.clone()),
+            std::future::pending(),
+        ))
+    });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
         pods = agent.desired.pods.len(),
@@ -205,6 +223,9 @@ pub async fn run(
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(t) = api_sync {
+        t.abort();
+    }
     agent.shutdown().await;
     if let Some(s) = server {
         s.abort();
@@ -232,6 +253,22 @@ fn view_fn(registry: Arc<Mutex<Registry>>, node_ip: std::net::IpAddr) -> ViewFn 
             pods,
             problems: reg.problems.clone(),
             node_ip: Some(node_ip),
+        }
+    })
+}
+
+/// The desired pods (and source problems) for the API sync's mirror pods.
+fn mirror_view_fn(registry: Arc<Mutex<Registry>>) -> apisync::ViewSource {
+    Arc::new(move || {
+        let reg = registry.lock().unwrap_or_else(|e| e.into_inner());
+        apisync::View {
+            pods: reg
+                .pods
+                .iter()
+                .filter(|p| p.desired)
+                .map(|p| (p.snapshot)())
+                .collect(),
+            problems: reg.problems.clone(),
         }
     })
 }
@@ -499,6 +536,8 @@ impl Agent {
                 }
             })
             .collect();
+        drop(reg);
+        changes::bump();
     }
 
     async fn shutdown(self) {
@@ -580,6 +619,7 @@ mod tests {
             image_commands: Default::default(),
             stop_pods_on_exit: stop,
             ignored_fields: vec![],
+            kubeconfig: None,
         }
     }
 

@@ -388,7 +388,10 @@ impl PodWorker {
 
     /// The current status.
     pub fn snapshot(&self) -> PodSnapshot {
-        lock(&self.shared).clone()
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// A shared handle on the worker's live status (for the status server).
@@ -407,7 +410,9 @@ impl PodWorker {
     }
 }
 
+/// Locks a worker's snapshot to change it (tells the API sync, [`super::changes`]).
 fn lock(s: &Shared) -> std::sync::MutexGuard<'_, PodSnapshot> {
+    super::changes::bump();
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 

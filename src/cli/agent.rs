@@ -56,6 +56,11 @@ pub struct AgentCmd {
     /// roots (test nodes, labs) never share a pod's cgroup.
     #[arg(long)]
     pub cgroup_parent: Option<String>,
+    /// Kubeconfig of the agent's API identity (`system:node:<name>`, e.g. kubelet.conf):
+    /// register the Node, renew its Lease and mirror the static pods into the API (overrides
+    /// `kubeconfig` in --config). Without one the agent does not talk to the API.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// `plinth ps`.
@@ -131,6 +136,7 @@ pub fn run_agent(cmd: AgentCmd) -> anyhow::Result<i32> {
         file_check_frequency: cmd.file_check_frequency.clone(),
         manifest_settle_window: cmd.manifest_settle_window.clone(),
         stop_pods_on_exit: cmd.stop_pods_on_exit,
+        kubeconfig: cmd.kubeconfig.clone(),
     };
     let cfg = AgentConfig::resolve(&flags)?;
     let runtime = plinth::runtime::process::ProcessRuntime::new(
