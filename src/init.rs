@@ -529,28 +529,11 @@ fn spawn_agent(
     })
 }
 
-/// True if an agent answers `/healthz` on the spec's status address.
+/// True if an agent answers `/healthz` on the spec's status address (within 2 s).
 pub fn agent_healthy(spec: &ClusterSpec) -> bool {
-    use std::io::{Read, Write};
-    let addr = spec.plinth.agent_status_addr();
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(
-        &match addr.parse() {
-            Ok(a) => a,
-            Err(_) => return false,
-        },
-        Duration::from_millis(500),
-    ) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
+    crate::agent::status::StatusClient::new(spec.plinth.agent_status_addr(), Duration::from_secs(2))
+        .and_then(|c| c.healthz_blocking())
+        .is_ok()
 }
 
 /// The kubeadm v1.29+ ClusterRoleBinding that makes admin.conf's group a cluster admin.

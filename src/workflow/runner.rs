@@ -72,6 +72,9 @@ impl Sub {
 /// The run function of a row: the context, which sub-phases run, where to report.
 pub type RunFn<C, E> = fn(&mut C, &Selection, &mut dyn Reporter) -> Result<(), E>;
 
+/// What runs before a table's first writing row: the context, the target, where to report.
+pub type PrepareFn<C, E> = fn(&mut C, &Target, &mut dyn Reporter) -> Result<(), E>;
+
 /// One row of a phase table.
 pub struct Phase<C, E> {
     /// The kubeadm-style phase name (`wait-control-plane`).
@@ -119,7 +122,7 @@ pub struct Table<C, E> {
     /// The rows, in run order.
     pub rows: Vec<Phase<C, E>>,
     /// Runs once, before the first row that writes (records what the run is about to do).
-    pub before_writes: Option<fn(&mut C, &Target, &mut dyn Reporter) -> Result<(), E>>,
+    pub before_writes: Option<PrepareFn<C, E>>,
 }
 
 /// What to run.
