@@ -63,9 +63,9 @@ pub enum InitError {
     /// Waiting for health could not run.
     #[error("[wait-control-plane] health check failed")]
     Health(#[from] crate::health::HealthError),
-    /// The reset ledger (what init creates) could not be read or written.
+    /// The ledger of what init creates (for reset) could not be read or written.
     #[error("recording what init creates (for reset)")]
-    Ledger(#[source] crate::reset::ResetError),
+    Ledger(#[source] crate::ledger::LedgerError),
     /// The configuration could not be stored for the day-2 verbs.
     #[error("[config] storing the configuration used in {path}")]
     PersistConfig {
@@ -121,7 +121,7 @@ pub enum BindingError {
     },
 }
 
-pub use crate::workflow::PhaseReport;
+pub use crate::report::PhaseReport;
 
 /// Runs the certs phase (`only` = one certificate name, or all).
 pub fn phase_certs(

@@ -14,31 +14,15 @@ use std::time::Duration;
 
 use crate::health::{ComponentProgress, WaitReport};
 use crate::preflight::Finding;
+pub use crate::report::PhaseReport;
 
-/// What a render phase did: kubeadm-style lines, and the files it changed.
-#[derive(Debug, Clone, Default)]
-pub struct PhaseReport {
-    /// `[certs] Generating "ca" certificate and key`, ...
-    pub lines: Vec<String>,
-    /// Host paths of files created or changed.
-    pub changed: Vec<PathBuf>,
-}
-
-impl PhaseReport {
-    /// Appends `other`.
-    pub fn extend(&mut self, other: PhaseReport) {
-        self.lines.extend(other.lines);
-        self.changed.extend(other.changed);
+/// Reports a [`PhaseReport`]: its lines as [`Event::Item`]s, its files as [`Event::Changed`].
+pub fn emit(report: PhaseReport, reporter: &mut dyn Reporter) {
+    for l in report.lines {
+        reporter.report(Event::Item(l));
     }
-
-    /// Reports the lines as [`Event::Item`]s and the files as [`Event::Changed`].
-    pub fn emit(self, reporter: &mut dyn Reporter) {
-        for l in self.lines {
-            reporter.report(Event::Item(l));
-        }
-        for p in self.changed {
-            reporter.report(Event::Changed(p));
-        }
+    for p in report.changed {
+        reporter.report(Event::Changed(p));
     }
 }
 
