@@ -9,7 +9,7 @@
 use crate::config::ClusterSpec;
 use crate::fs::HostRoot;
 use crate::pki::renew::Selection;
-use crate::workflow::PhaseReport;
+use crate::report::PhaseReport;
 
 /// Errors from `certs renew`.
 #[derive(Debug, thiserror::Error)]

@@ -123,16 +123,11 @@ pub enum HealthError {
     #[error("manifest {0}: no httpGet readiness, startup or liveness probe to check health with")]
     NoProbe(String),
     /// The HTTP client could not be built.
-    #[error("building HTTP client: {0}")]
-    Client(String),
+    #[error("building the HTTP client for health checks")]
+    Client(#[source] reqwest::Error),
     /// The agent's status API could not be read.
-    #[error("agent status {url}: {reason}")]
-    Agent {
-        /// The URL tried.
-        url: String,
-        /// Why it failed.
-        reason: String,
-    },
+    #[error("reading the agent's status")]
+    Agent(#[from] crate::agent::status::StatusError),
 }
 
 /// One component to check: its manifest's pod name and the URL of its health endpoint.
@@ -212,7 +207,7 @@ pub fn insecure_client(timeout: Duration) -> Result<reqwest::Client, HealthError
         .timeout(timeout)
         .no_proxy()
         .build()
-        .map_err(|e| HealthError::Client(e.to_string()))
+        .map_err(HealthError::Client)
 }
 
 /// Checks one endpoint: `Ok` for 2xx/3xx, else the reason.
@@ -227,27 +222,6 @@ pub async fn check(client: &reqwest::Client, url: &str) -> Result<(), String> {
         }
         Err(e) => Err(crate::error::chain(&e)),
     }
-}
-
-/// Reads the agent's `/pods` status.
-pub async fn agent_pods(
-    client: &reqwest::Client,
-    agent_addr: &str,
-) -> Result<PodList, HealthError> {
-    let url = format!("http://{agent_addr}/pods");
-    let err = |reason: String| HealthError::Agent {
-        url: url.clone(),
-        reason,
-    };
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| err(crate::error::chain(&e)))?;
-    if !resp.status().is_success() {
-        return Err(err(format!("HTTP {}", resp.status())));
-    }
-    resp.json::<PodList>().await.map_err(|e| err(e.to_string()))
 }
 
 /// Where a component is on its way to healthy.
@@ -493,6 +467,7 @@ pub async fn wait(
     mut on_update: impl FnMut(&[ComponentProgress], Duration),
 ) -> Result<WaitReport, HealthError> {
     let client = insecure_client(Duration::from_secs(2))?;
+    let status = crate::agent::status::StatusClient::new(&opts.agent_addr, Duration::from_secs(2))?;
     let start = Instant::now();
     let mut progress: Vec<ComponentProgress> = targets
         .iter()
@@ -505,7 +480,7 @@ pub async fn wait(
         .collect();
     loop {
         let (pods, checks) = tokio::join!(
-            agent_pods(&client, &opts.agent_addr),
+            status.pods(),
             futures_join_all(targets.iter().map(|t| check(&client, &t.url)))
         );
         let agent_up = pods.is_ok();
@@ -513,7 +488,7 @@ pub async fn wait(
             let view = pods
                 .as_ref()
                 .ok()
-                .and_then(|l| agent_view(l, &p.target.pod_name, &opts.node_name));
+                .and_then(|b| agent_view(&b.list, &p.target.pod_name, &opts.node_name));
             let expected_uid = opts
                 .expected_uids
                 .get(&p.target.pod_name)
@@ -580,11 +555,7 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
         }
     })
     .await;
-    for r in results {
-        if let Some(v) = r {
-            out.push(v);
-        }
-    }
+    out.extend(results.into_iter().flatten());
     out
 }
 

@@ -63,9 +63,9 @@ pub enum InitError {
     /// Waiting for health could not run.
     #[error("[wait-control-plane] health check failed")]
     Health(#[from] crate::health::HealthError),
-    /// The reset ledger (what init creates) could not be read or written.
+    /// The ledger of what init creates (for reset) could not be read or written.
     #[error("recording what init creates (for reset)")]
-    Ledger(#[source] crate::reset::ResetError),
+    Ledger(#[source] crate::ledger::LedgerError),
     /// The configuration could not be stored for the day-2 verbs.
     #[error("[config] storing the configuration used in {path}")]
     PersistConfig {
@@ -128,7 +128,7 @@ pub enum BindingError {
     },
 }
 
-pub use crate::workflow::PhaseReport;
+pub use crate::report::PhaseReport;
 
 /// Runs the certs phase (`only` = one certificate name, or all).
 pub fn phase_certs(
@@ -546,28 +546,11 @@ fn spawn_agent(
     })
 }
 
-/// True if an agent answers `/healthz` on the spec's status address.
+/// True if an agent answers `/healthz` on the spec's status address (within 2 s).
 pub fn agent_healthy(spec: &ClusterSpec) -> bool {
-    use std::io::{Read, Write};
-    let addr = spec.plinth.agent_status_addr();
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(
-        &match addr.parse() {
-            Ok(a) => a,
-            Err(_) => return false,
-        },
-        Duration::from_millis(500),
-    ) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
+    crate::agent::status::StatusClient::new(spec.plinth.agent_status_addr(), Duration::from_secs(2))
+        .and_then(|c| c.healthz_blocking())
+        .is_ok()
 }
 
 /// The kubeadm v1.29+ ClusterRoleBinding that makes admin.conf's group a cluster admin.

@@ -390,11 +390,16 @@ async fn wait_new_pod(
     let expected_uid = crate::agent::pod::identify(pod.clone(), &spec.node_name, &host_path)
         .map(|p| p.uid)
         .unwrap_or_default();
+    let status = crate::agent::status::StatusClient::new(
+        spec.plinth.agent_status_addr(),
+        Duration::from_secs(2),
+    )
+    .map_err(health::HealthError::from)?;
     let client = health::insecure_client(Duration::from_secs(2))?;
     let start = Instant::now();
     let mut last = String::from("no status yet");
     while start.elapsed() < opts.timeout {
-        let pods = health::agent_pods(&client, &spec.plinth.agent_status_addr()).await;
+        let pods = status.pods().await.map(|b| b.list);
         let view = pods
             .as_ref()
             .ok()

@@ -8,10 +8,11 @@
 //! listed as left.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::config::ClusterSpec;
-use crate::fs::{self, join_host, FsError, HostRoot};
+use crate::fs::{join_host, FsError, HostRoot};
+use crate::ledger::{ledger_path, load_ledger};
 use crate::manifests::Component;
 
 /// Errors from reset.
@@ -20,110 +21,9 @@ pub enum ResetError {
     /// A file operation failed.
     #[error(transparent)]
     Fs(#[from] FsError),
-    /// The ledger is unreadable.
-    #[error("ledger {path}: {reason}")]
-    Ledger {
-        /// Ledger file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// Host paths of the directories plinth created (didn't exist before the first init).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Ledger {
-    /// Directories created by plinth (host paths).
-    pub created_dirs: BTreeSet<String>,
-}
-
-/// The ledger's host path.
-pub fn ledger_path(spec: &ClusterSpec) -> String {
-    join_host(&spec.plinth.state_dir, "ledger.json")
-}
-
-/// The directory of the persisted configuration (fixed, whatever `stateDir` says).
-fn persisted_config_dir() -> String {
-    Path::new(crate::config::persisted::PERSISTED_CONFIG_PATH)
-        .parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
-}
-
-/// Every directory (host path) that plinth's writes for `spec` may create.
-pub fn candidate_dirs(spec: &ClusterSpec) -> BTreeSet<String> {
-    let mut leaves: Vec<String> = vec![
-        spec.plinth.manifests_dir.clone(),
-        spec.plinth.kubeconfig_dir.clone(),
-        spec.plinth.state_dir.clone(),
-        spec.plinth.log_dir.clone(),
-        format!("{}/etcd", spec.certificates_dir),
-        "/var/log/plinth".into(),
-        "/var/log/kubernetes/audit".into(),
-        persisted_config_dir(),
-    ];
-    if let crate::config::Etcd::Local(l) = &spec.etcd {
-        leaves.push(l.data_dir.clone());
-    }
-    let mut out = BTreeSet::new();
-    for leaf in leaves {
-        let mut p = Path::new(&leaf);
-        while p != Path::new("/") && !p.as_os_str().is_empty() {
-            out.insert(p.display().to_string());
-            p = match p.parent() {
-                Some(x) => x,
-                None => break,
-            };
-        }
-    }
-    out
-}
-
-/// Before init writes anything: remember which candidate dirs do not exist yet. Entries from
-/// an earlier init are kept, so a re-run never "forgets" what the first run created.
-pub fn record_ledger(spec: &ClusterSpec, root: &HostRoot) -> Result<Ledger, ResetError> {
-    let mut ledger = load_ledger(spec, root)?;
-    for d in candidate_dirs(spec) {
-        if !root.path(&d).exists() {
-            ledger.created_dirs.insert(d);
-        }
-    }
-    save_ledger(spec, root, &ledger)?;
-    Ok(ledger)
-}
-
-/// Merges directories the agent reports it created into the ledger.
-pub fn add_to_ledger(
-    spec: &ClusterSpec,
-    root: &HostRoot,
-    dirs: impl IntoIterator<Item = String>,
-) -> Result<(), ResetError> {
-    let mut ledger = load_ledger(spec, root)?;
-    ledger.created_dirs.extend(dirs);
-    save_ledger(spec, root, &ledger)
-}
-
-/// Writes the ledger atomically (mode 0600).
-fn save_ledger(spec: &ClusterSpec, root: &HostRoot, ledger: &Ledger) -> Result<(), ResetError> {
-    let path = root.path(ledger_path(spec));
-    let json = serde_json::to_vec_pretty(ledger).map_err(|e| ResetError::Ledger {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    fs::write_atomic(&path, &json, fs::MODE_PRIVATE)?;
-    Ok(())
-}
-
-/// Loads the ledger (empty when absent).
-pub fn load_ledger(spec: &ClusterSpec, root: &HostRoot) -> Result<Ledger, ResetError> {
-    let path = root.path(ledger_path(spec));
-    match fs::read_optional(&path)? {
-        None => Ok(Ledger::default()),
-        Some(b) => serde_json::from_slice(&b).map_err(|e| ResetError::Ledger {
-            path,
-            reason: e.to_string(),
-        }),
-    }
+    /// The ledger of what init created is unreadable.
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 /// What reset did.
@@ -334,6 +234,8 @@ fn remove_tree(p: &Path) -> Result<(), FsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs;
+    use crate::ledger::record_ledger;
 
     #[test]
     fn reset_removes_only_what_plinth_created() {

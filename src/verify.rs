@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::agent::status::StatusClient;
 use crate::config::ClusterSpec;
 use crate::fs::{join_host, HostRoot};
 use crate::health;
@@ -66,9 +67,13 @@ pub async fn run(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
         Ok(c) => c,
         Err(e) => return vec![row("health", "http client", Status::Fail, e.to_string())],
     };
-    let pods = health::agent_pods(&client, &spec.plinth.agent_status_addr()).await;
+    let status = match StatusClient::new(spec.plinth.agent_status_addr(), Duration::from_secs(3)) {
+        Ok(c) => c,
+        Err(e) => return vec![row("pod", "agent", Status::Fail, crate::error::chain(&e))],
+    };
+    let pods = status.pods().await.map(|b| b.list);
     if let Err(e) = &pods {
-        out.push(row("pod", "agent", Status::Fail, e.to_string()));
+        out.push(row("pod", "agent", Status::Fail, crate::error::chain(e)));
     }
     for c in &components {
         let path = manifests_dir.join(c.file_name());

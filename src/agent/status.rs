@@ -28,6 +28,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+pub mod client;
+
+pub use client::{PodsBody, StatusClient, StatusError};
+
 use super::failures::{ContainerFailures, ANN_FAILURES};
 use super::podconfig::Problem;
 use super::worker::{container_id, CState, ContainerSnapshot, Lifecycle, PodSnapshot, Terminated};

@@ -205,23 +205,19 @@ fn node_settings(root: &plinth::fs::HostRoot) -> (String, String) {
 /// Prints the agent's containers.
 pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
     use anyhow::Context;
-    use plinth::agent::status::{ps_rows, PodList};
+    use plinth::agent::status::{ps_rows, StatusClient};
 
     let agent = cmd
         .agent
         .clone()
         .unwrap_or_else(|| node_settings(&cmd.root.host_root()).0);
-    let url = format!("http://{agent}/pods");
-    let body: serde_json::Value = fetch_pods(&agent, std::time::Duration::from_secs(10))
-        .with_context(|| {
-            format!("reading the agent status at {url} (is `plinth agent` running?)")
-        })?;
+    let body = StatusClient::new(&agent, std::time::Duration::from_secs(10))
+        .and_then(|c| c.pods_blocking())
+        .context("reading the agent status (is `plinth agent` running?)")?;
     if cmd.output != OutputFormat::Table {
         super::print_structured(cmd.output, &body)?;
         return Ok(0);
     }
-    let list: PodList =
-        serde_json::from_value(body.clone()).context("the agent's /pods is not a PodList")?;
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
     table.set_header([
@@ -233,7 +229,7 @@ pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
         "PID",
         "READY",
     ]);
-    for r in ps_rows(&list, std::time::SystemTime::now()) {
+    for r in ps_rows(&body.list, std::time::SystemTime::now()) {
         if !cmd.all && r.state.starts_with("Exited") {
             continue;
         }
@@ -250,52 +246,24 @@ pub fn run_ps(cmd: PsCmd) -> anyhow::Result<i32> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{table}")?;
-    if let Some(problems) = body.get("problems").and_then(|p| p.as_array()) {
-        for p in problems {
-            let file = p.get("file").and_then(|v| v.as_str()).unwrap_or("?");
-            let line = p
-                .get("line")
-                .and_then(|v| v.as_u64())
-                .map(|l| format!(":{l}"))
-                .unwrap_or_default();
-            let reason = p.get("reason").and_then(|v| v.as_str()).unwrap_or("");
-            eprintln!("warning: {file}{line}: {reason}");
-        }
+    for p in &body.problems {
+        let line = p.line.map(|l| format!(":{l}")).unwrap_or_default();
+        eprintln!("warning: {}{line}: {}", p.file.display(), p.reason);
     }
     Ok(0)
 }
 
-/// GETs `/pods` from the agent's status API at `addr` and decodes it as `T`.
-fn fetch_pods<T: serde::de::DeserializeOwned>(
-    addr: &str,
-    timeout: std::time::Duration,
-) -> anyhow::Result<T> {
-    let url = format!("http://{addr}/pods");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(rt.block_on(async {
-        reqwest::Client::builder()
-            .timeout(timeout)
-            .build()?
-            .get(&url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json::<T>()
-            .await
-    })?)
-}
-
 /// The containers the agent at `addr` reports running, or nothing when it does not answer.
 fn live_containers(addr: &str) -> Vec<plinth::agent::podlogs::LiveContainer> {
-    let url = format!("http://{addr}/pods");
-    let list =
-        fetch_pods::<plinth::agent::status::PodList>(addr, std::time::Duration::from_secs(2));
-    match list {
-        Ok(l) => plinth::agent::podlogs::live_containers(&l),
+    let body = plinth::agent::status::StatusClient::new(addr, std::time::Duration::from_secs(2))
+        .and_then(|c| c.pods_blocking());
+    match body {
+        Ok(b) => plinth::agent::podlogs::live_containers(&b.list),
         Err(e) => {
-            tracing::debug!("agent status at {url}: {e}; taking the newest log file");
+            tracing::debug!(
+                "agent status: {}; taking the newest log file",
+                plinth::error::chain(&e)
+            );
             Vec::new()
         }
     }

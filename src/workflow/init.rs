@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::runner::{Event, Phase, Reporter, Selection, SkipReason, Sub, Table, Target};
+use super::runner::{emit, Event, Phase, Reporter, Selection, SkipReason, Sub, Table, Target};
 use crate::config::ClusterSpec;
 use crate::fs::HostRoot;
 use crate::init::{self as ops, AgentStart, AgentStarted, InitError};
@@ -251,7 +251,7 @@ fn record_config(
         return Ok(());
     }
     if whole {
-        crate::reset::record_ledger(&ctx.spec, &ctx.root).map_err(InitError::Ledger)?;
+        crate::ledger::record_ledger(&ctx.spec, &ctx.root).map_err(InitError::Ledger)?;
     }
     persist_config(&ctx.spec, &ctx.root, r)
 }
@@ -393,7 +393,7 @@ fn certs(ctx: &mut InitContext, sel: &Selection, r: &mut dyn Reporter) -> Result
     if !sel.whole_phase {
         // Some of the phase: each certificate on its own.
         for name in &sel.subs {
-            ops::phase_certs(spec, root, Some(name), ctx.dry_run)?.emit(r);
+            emit(ops::phase_certs(spec, root, Some(name), ctx.dry_run)?, r);
         }
         return Ok(());
     }
@@ -420,7 +420,10 @@ fn certs(ctx: &mut InitContext, sel: &Selection, r: &mut dyn Reporter) -> Result
         .iter()
         .all(|s| s.starts_with("etcd-"))
         .then_some(crate::pki::ETCD_GROUP);
-    ops::phase_certs_of(spec, root, only, &subs, ctx.dry_run)?.emit(r);
+    emit(
+        ops::phase_certs_of(spec, root, only, &subs, ctx.dry_run)?,
+        r,
+    );
     Ok(())
 }
 
@@ -430,10 +433,16 @@ fn kubeconfig(
     r: &mut dyn Reporter,
 ) -> Result<(), InitError> {
     if sel.whole_phase {
-        ops::phase_kubeconfig(&ctx.spec, &ctx.root, None, ctx.dry_run)?.emit(r);
+        emit(
+            ops::phase_kubeconfig(&ctx.spec, &ctx.root, None, ctx.dry_run)?,
+            r,
+        );
     } else {
         for name in &sel.subs {
-            ops::phase_kubeconfig(&ctx.spec, &ctx.root, Some(name), ctx.dry_run)?.emit(r);
+            emit(
+                ops::phase_kubeconfig(&ctx.spec, &ctx.root, Some(name), ctx.dry_run)?,
+                r,
+            );
         }
     }
     Ok(())
@@ -453,7 +462,10 @@ fn etcd(ctx: &mut InitContext, sel: &Selection, r: &mut dyn Reporter) -> Result<
     if !ctx.dry_run {
         ops::ensure_etcd_user(&ctx.spec)?;
     }
-    ops::phase_manifests(&ctx.spec, &ctx.root, &[Component::Etcd], ctx.dry_run)?.emit(r);
+    emit(
+        ops::phase_manifests(&ctx.spec, &ctx.root, &[Component::Etcd], ctx.dry_run)?,
+        r,
+    );
     Ok(())
 }
 
@@ -470,7 +482,10 @@ fn control_plane(
                 .expect("the table's control-plane sub-phases are components")
         })
         .collect();
-    ops::phase_manifests(&ctx.spec, &ctx.root, &comps, ctx.dry_run)?.emit(r);
+    emit(
+        ops::phase_manifests(&ctx.spec, &ctx.root, &comps, ctx.dry_run)?,
+        r,
+    );
     Ok(())
 }
 
@@ -667,7 +682,7 @@ pub fn preflight_context(
     let pids = crate::agentctl::running_pids(root, &spec.plinth.state_dir);
     pc.agent_pid = pids.agent;
     pc.agent_pids = pids.containers;
-    let ledger = crate::reset::load_ledger(spec, root).map_err(InitError::Ledger)?;
+    let ledger = crate::ledger::load_ledger(spec, root).map_err(InitError::Ledger)?;
     if let crate::config::Etcd::Local(l) = &spec.etcd {
         pc.etcd_data_is_ours = ledger.created_dirs.contains(&l.data_dir);
     }

@@ -9,6 +9,6 @@ pub mod init;
 pub mod runner;
 
 pub use runner::{
-    run, Event, Phase, PhaseReport, Reporter, RunError, Selection, SkipReason, Sub, Summary, Table,
-    Target,
+    emit, run, Event, Phase, PhaseReport, Reporter, RunError, Selection, SkipReason, Sub, Summary,
+    Table, Target,
 };

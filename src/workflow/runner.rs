@@ -14,31 +14,15 @@ use std::time::Duration;
 
 use crate::health::{ComponentProgress, WaitReport};
 use crate::preflight::Finding;
+pub use crate::report::PhaseReport;
 
-/// What a render phase did: kubeadm-style lines, and the files it changed.
-#[derive(Debug, Clone, Default)]
-pub struct PhaseReport {
-    /// `[certs] Generating "ca" certificate and key`, ...
-    pub lines: Vec<String>,
-    /// Host paths of files created or changed.
-    pub changed: Vec<PathBuf>,
-}
-
-impl PhaseReport {
-    /// Appends `other`.
-    pub fn extend(&mut self, other: PhaseReport) {
-        self.lines.extend(other.lines);
-        self.changed.extend(other.changed);
+/// Reports a [`PhaseReport`]: its lines as [`Event::Item`]s, its files as [`Event::Changed`].
+pub fn emit(report: PhaseReport, reporter: &mut dyn Reporter) {
+    for l in report.lines {
+        reporter.report(Event::Item(l));
     }
-
-    /// Reports the lines as [`Event::Item`]s and the files as [`Event::Changed`].
-    pub fn emit(self, reporter: &mut dyn Reporter) {
-        for l in self.lines {
-            reporter.report(Event::Item(l));
-        }
-        for p in self.changed {
-            reporter.report(Event::Changed(p));
-        }
+    for p in report.changed {
+        reporter.report(Event::Changed(p));
     }
 }
 
@@ -71,6 +55,9 @@ impl Sub {
 
 /// The run function of a row: the context, which sub-phases run, where to report.
 pub type RunFn<C, E> = fn(&mut C, &Selection, &mut dyn Reporter) -> Result<(), E>;
+
+/// What runs before a table's first writing row: the context, the target, where to report.
+pub type PrepareFn<C, E> = fn(&mut C, &Target, &mut dyn Reporter) -> Result<(), E>;
 
 /// One row of a phase table.
 pub struct Phase<C, E> {
@@ -119,7 +106,7 @@ pub struct Table<C, E> {
     /// The rows, in run order.
     pub rows: Vec<Phase<C, E>>,
     /// Runs once, before the first row that writes (records what the run is about to do).
-    pub before_writes: Option<fn(&mut C, &Target, &mut dyn Reporter) -> Result<(), E>>,
+    pub before_writes: Option<PrepareFn<C, E>>,
 }
 
 /// What to run.

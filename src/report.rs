@@ -1,0 +1,22 @@
+//! What a step did: kubeadm-style lines and the files it changed (init's phases, `certs
+//! renew`). Plain data, so the operations return it without depending on the tables that run
+//! them (`crate::workflow` reports it as events).
+
+use std::path::PathBuf;
+
+/// What a render phase did: kubeadm-style lines, and the files it changed.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseReport {
+    /// `[certs] Generating "ca" certificate and key`, ...
+    pub lines: Vec<String>,
+    /// Host paths of files created or changed.
+    pub changed: Vec<PathBuf>,
+}
+
+impl PhaseReport {
+    /// Appends `other`.
+    pub fn extend(&mut self, other: PhaseReport) {
+        self.lines.extend(other.lines);
+        self.changed.extend(other.changed);
+    }
+}
