@@ -10,6 +10,7 @@ pub mod acl;
 pub mod agent;
 pub mod agentctl;
 pub mod backoff;
+pub mod bootstrap;
 pub mod certs;
 pub mod client;
 pub mod config;

@@ -89,6 +89,8 @@ pub fn defaults_for(node_name: &str, advertise_address: IpAddr) -> ClusterSpec {
             log_dir: "/var/log/pods".into(),
             kubeconfig_dir: "/etc/kubernetes".into(),
         },
+        node_taints: vec![NodeTaint::control_plane()],
+        bootstrap_tokens: vec![BootstrapTokenSpec::default()],
     }
 }
 

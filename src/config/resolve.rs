@@ -350,6 +350,12 @@ pub(crate) fn resolve(
         spec.etcd = etcd;
     }
     spec.patches_dir = init.patches_dir;
+    if let Some(taints) = init.taints {
+        spec.node_taints = taints;
+    }
+    if !init.bootstrap_tokens.is_empty() {
+        spec.bootstrap_tokens = init.bootstrap_tokens;
+    }
 
     if let Some(alg) = cluster.key_algorithm {
         spec.key_algorithm = alg;
