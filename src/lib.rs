@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod agent;
 pub mod agentctl;
+pub mod apiclient;
 pub mod backoff;
 pub mod bootstrap;
 pub mod certs;
