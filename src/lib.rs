@@ -23,6 +23,7 @@ pub mod kubeconfig;
 pub mod logs;
 pub mod manifests;
 pub mod pki;
+pub mod postinit;
 pub mod preflight;
 pub mod probe;
 pub mod regenerate;
