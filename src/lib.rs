@@ -30,4 +30,5 @@ pub mod regenerate;
 pub mod reset;
 pub mod runtime;
 pub mod security;
+pub mod tokens;
 pub mod verify;

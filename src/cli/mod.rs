@@ -18,6 +18,7 @@ mod manifest;
 mod misc;
 mod progress;
 mod reset;
+mod token;
 mod verify;
 
 /// plinth: turn one Linux host into a Kubernetes control-plane node.
@@ -56,6 +57,9 @@ pub enum Command {
     Certs(certs::CertsCmd),
     /// Remove everything plinth created on this host.
     Reset(reset::ResetCmd),
+    /// Manage bootstrap tokens (as `kubeadm token`).
+    #[command(subcommand)]
+    Token(token::TokenCmd),
     /// Print a shell completion script.
     Completion(misc::CompletionCmd),
     /// Print plinth(1) (roff), or write a page per command with `--dir DIR`.
@@ -156,6 +160,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Manifest(c) => manifest::run(c),
         Command::Certs(c) => certs::run(c),
         Command::Reset(c) => reset::run(c),
+        Command::Token(c) => token::run(c),
         Command::Completion(c) => misc::completion(c),
         Command::Man(c) => misc::man(c),
         Command::LogShim(c) => misc::log_shim(c),
