@@ -8,17 +8,32 @@
 
 use crate::config::ClusterSpec;
 use crate::fs::HostRoot;
-use crate::init::{InitError, PhaseReport};
 use crate::pki::renew::Selection;
+use crate::workflow::PhaseReport;
+
+/// Errors from `certs renew`.
+#[derive(Debug, thiserror::Error)]
+pub enum CertsError {
+    /// Renewing certificates failed.
+    #[error("[certs] renewing certificates failed")]
+    Pki(#[from] crate::pki::PkiError),
+    /// Renewing the kubeconfigs' client certificates failed.
+    #[error("[kubeconfig] renewing kubeconfig client certificates failed")]
+    Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
+    /// The etcd user's read access to a renewed etcd key could not be granted.
+    #[error("[certs] granting the etcd user access to its renewed keys failed")]
+    Security(#[from] crate::security::SecurityError),
+}
 
 /// Renews `name`: `all`, a certificate name (`etcd-server` or `etcd/server`), or a kubeconfig
 /// file name like `admin.conf`.
-pub fn renew(spec: &ClusterSpec, root: &HostRoot, name: &str) -> Result<PhaseReport, InitError> {
+pub fn renew(spec: &ClusterSpec, root: &HostRoot, name: &str) -> Result<PhaseReport, CertsError> {
     let name = crate::pki::canonical_cert_name(spec, name).unwrap_or_else(|| name.to_string());
     let name = name.as_str();
-    let kubeconfig_names = crate::verify::KUBECONFIGS;
     let mut report = PhaseReport::default();
-    let is_kubeconfig = kubeconfig_names.contains(&name);
+    let is_kubeconfig = crate::kubeconfig::profiles(spec)
+        .iter()
+        .any(|k| k.file == name);
     if name == "all" || !is_kubeconfig {
         let selection = if name == "all" {
             Selection::All

@@ -1,8 +1,8 @@
-//! `plinth init`: the phases that take a host from nothing to a healthy control plane.
-//!
-//! preflight → certs → kubeconfig → etcd → control-plane → agent → wait-control-plane →
-//! (admin binding). Each render phase reconciles: it compares what should exist with what
-//! is on disk and writes only the difference, so a second `init` changes nothing.
+//! The operations of `plinth init`'s phases: certificates, kubeconfigs, manifests, the etcd
+//! user, starting the agent, the admin binding. Their order, and what `init phase`,
+//! `--skip-phases` and dry-run run, is the table in [`crate::workflow::init`]. Each render
+//! phase reconciles: it compares what should exist with what is on disk and writes only the
+//! difference, so a second `init` changes nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,96 +31,97 @@ pub enum InitError {
     #[error(transparent)]
     Fs(#[from] crate::fs::FsError),
     /// The agent could not be started.
-    #[error("[agent] {0}")]
-    Agent(String),
-    /// An unknown phase or phase argument.
-    #[error("unknown phase {value:?}: allowed are {allowed}")]
-    UnknownPhase {
-        /// What was given.
-        value: String,
-        /// The allowed values.
-        allowed: String,
+    #[error("[agent] {action}")]
+    Agent {
+        /// What failed (`spawn /usr/bin/plinth`).
+        action: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
+    /// `systemctl start plinth-agent.service` failed.
+    #[error("[agent] systemctl start plinth-agent.service exited with {0}")]
+    AgentUnit(std::process::ExitStatus),
+    /// The agent's bin path cannot be passed on its command line.
+    #[error("[agent] binPath cannot be passed to the agent")]
+    AgentBinPath(#[source] std::env::JoinPathsError),
+    /// This process's executable (which the agent runs as) could not be located.
+    #[error("[agent] locating the plinth binary")]
+    Exe(#[source] std::io::Error),
     /// The admin ClusterRoleBinding could not be created.
-    #[error("[bootstrap] {0}")]
-    Binding(String),
+    #[error("[bootstrap] creating ClusterRoleBinding kubeadm:cluster-admins")]
+    Binding(#[source] BindingError),
+    /// `init phase etcd` with an external etcd.
+    #[error("[etcd] the config uses external etcd (etcd.external): there is no local etcd manifest to write")]
+    ExternalEtcd,
+    /// Preflight found errors (each reported as a finding).
+    #[error("[preflight] Some fatal errors occurred; to ignore them, pass --ignore-preflight-errors=<name,...> (names in brackets above)")]
+    PreflightFailed,
+    /// The control plane did not become healthy (the wait's report says why).
+    #[error("[wait-control-plane] the control plane did not become healthy")]
+    Unhealthy,
+    /// Waiting for health could not run.
+    #[error("[wait-control-plane] health check failed")]
+    Health(#[from] crate::health::HealthError),
+    /// The reset ledger (what init creates) could not be read or written.
+    #[error("recording what init creates (for reset)")]
+    Ledger(#[source] crate::reset::ResetError),
+    /// The configuration could not be stored for the day-2 verbs.
+    #[error("[config] storing the configuration used in {path}")]
+    PersistConfig {
+        /// Host path.
+        path: &'static str,
+        /// Why.
+        #[source]
+        source: crate::fs::FsError,
+    },
+    /// The async runtime for waiting could not be started.
+    #[error("starting the async runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
-/// The phases of init, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub enum Phase {
-    /// Host checks.
-    Preflight,
-    /// PKI.
-    Certs,
-    /// Kubeconfig files.
-    Kubeconfig,
-    /// The local etcd manifest.
-    Etcd,
-    /// apiserver, controller-manager, scheduler manifests.
-    ControlPlane,
-    /// Start the agent.
-    Agent,
-    /// Wait for health.
-    WaitControlPlane,
-}
-
-impl Phase {
-    /// All phases in order.
-    pub const ALL: [Phase; 7] = [
-        Phase::Preflight,
-        Phase::Certs,
-        Phase::Kubeconfig,
-        Phase::Etcd,
-        Phase::ControlPlane,
-        Phase::Agent,
-        Phase::WaitControlPlane,
-    ];
-
-    /// The kubeadm-style phase name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Phase::Preflight => "preflight",
-            Phase::Certs => "certs",
-            Phase::Kubeconfig => "kubeconfig",
-            Phase::Etcd => "etcd",
-            Phase::ControlPlane => "control-plane",
-            Phase::Agent => "agent",
-            Phase::WaitControlPlane => "wait-control-plane",
-        }
-    }
-
-    /// Parses a phase name (as in `--skip-phases`).
-    pub fn parse(s: &str) -> Result<Phase, InitError> {
-        Phase::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| InitError::UnknownPhase {
-                value: s.to_string(),
-                allowed: Phase::ALL
-                    .iter()
-                    .map(|p| p.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+impl InitError {
+    /// Whether the events already told the operator everything (a failed preflight's
+    /// findings, an unhealthy wait's report): print nothing more, exit 1.
+    pub fn is_reported(&self) -> bool {
+        matches!(self, InitError::Unhealthy)
     }
 }
 
-/// What a render phase did: kubeadm-style lines, and the files it changed.
-#[derive(Debug, Clone, Default)]
-pub struct PhaseReport {
-    /// `[certs] Generating "ca" certificate and key`, ...
-    pub lines: Vec<String>,
-    /// Host paths of files created or changed.
-    pub changed: Vec<PathBuf>,
+/// Why the admin ClusterRoleBinding could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum BindingError {
+    /// super-admin.conf could not be used.
+    #[error("using {}", path.display())]
+    Kubeconfig {
+        /// Its path (as opened).
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::client::ClientError,
+    },
+    /// The request did not get an answer.
+    #[error("POST {url}")]
+    Request {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The apiserver refused.
+    #[error("POST {url}: HTTP {status}: {body}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// HTTP status.
+        status: reqwest::StatusCode,
+        /// Response body.
+        body: String,
+    },
 }
 
-impl PhaseReport {
-    fn extend(&mut self, other: PhaseReport) {
-        self.lines.extend(other.lines);
-        self.changed.extend(other.changed);
-    }
-}
+pub use crate::workflow::PhaseReport;
 
 /// Runs the certs phase (`only` = one certificate name, or all).
 pub fn phase_certs(
@@ -129,15 +130,30 @@ pub fn phase_certs(
     only: Option<&str>,
     dry_run: bool,
 ) -> Result<PhaseReport, InitError> {
+    phase_certs_of(spec, root, only, &[], dry_run)
+}
+
+/// [`phase_certs`] reporting only the certificates named in `report` (all when empty): the
+/// part of a pass over several certificates that one row of init's table stands for.
+pub fn phase_certs_of(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    only: Option<&str>,
+    report: &[&str],
+    dry_run: bool,
+) -> Result<PhaseReport, InitError> {
     let opts = crate::pki::PkiOptions {
         dry_run,
         only: only.map(str::to_string),
         renew: crate::pki::Renew::None,
     };
-    let report = crate::pki::reconcile(spec, root, &opts)?;
+    let mut r = crate::pki::reconcile(spec, root, &opts)?;
+    if !report.is_empty() {
+        r.items.retain(|i| report.contains(&i.name.as_str()));
+    }
     Ok(PhaseReport {
-        lines: report.lines(),
-        changed: report.changed_files(),
+        lines: r.lines(),
+        changed: r.changed_files(),
     })
 }
 
@@ -160,22 +176,14 @@ pub fn phase_kubeconfig(
     })
 }
 
-/// The render context for this host: the etcd user (cis profile) and host CA dirs.
-pub fn render_context(
-    spec: &ClusterSpec,
-    root: &HostRoot,
-    dry_run: bool,
-) -> Result<RenderContext, InitError> {
-    let mut ctx = RenderContext::for_host(root, spec);
+/// Creates the `etcd` system user when this node's etcd runs as it (cis profile, local
+/// etcd): the explicit step before etcd's manifest is written. Returns its uid and gid.
+pub fn ensure_etcd_user(spec: &ClusterSpec) -> Result<Option<(u32, u32)>, InitError> {
     if spec.plinth.security_profile == crate::config::SecurityProfile::Cis && spec.has_local_etcd()
     {
-        ctx.etcd_user = Some(if dry_run {
-            crate::security::lookup_etcd_user().unwrap_or((0, 0))
-        } else {
-            crate::security::ensure_etcd_user()?
-        });
+        return Ok(Some(crate::security::ensure_etcd_user()?));
     }
-    Ok(ctx)
+    Ok(None)
 }
 
 /// Renders and writes the manifests of `components`.
@@ -185,7 +193,7 @@ pub fn phase_manifests(
     components: &[Component],
     dry_run: bool,
 ) -> Result<PhaseReport, InitError> {
-    let ctx = render_context(spec, root, dry_run)?;
+    let ctx = RenderContext::for_node(root, spec);
     let rendered: Vec<RenderedManifest> = components
         .iter()
         .map(|c| manifests::render(spec, *c, &ctx))
@@ -260,15 +268,6 @@ pub fn phase_manifests(
     Ok(report)
 }
 
-/// The components of the etcd phase (none with external etcd).
-pub fn etcd_components(spec: &ClusterSpec) -> Vec<Component> {
-    if spec.has_local_etcd() {
-        vec![Component::Etcd]
-    } else {
-        vec![]
-    }
-}
-
 /// The control-plane components (apiserver, controller-manager, scheduler).
 pub fn control_plane_components() -> Vec<Component> {
     vec![
@@ -276,33 +275,6 @@ pub fn control_plane_components() -> Vec<Component> {
         Component::KubeControllerManager,
         Component::KubeScheduler,
     ]
-}
-
-/// Runs every render phase (certs, kubeconfig, etcd, control-plane) not in `skip`.
-pub fn render_all(
-    spec: &ClusterSpec,
-    root: &HostRoot,
-    skip: &[Phase],
-    dry_run: bool,
-) -> Result<PhaseReport, InitError> {
-    let mut report = PhaseReport::default();
-    if !skip.contains(&Phase::Certs) {
-        report.extend(phase_certs(spec, root, None, dry_run)?);
-    }
-    if !skip.contains(&Phase::Kubeconfig) {
-        report.extend(phase_kubeconfig(spec, root, None, dry_run)?);
-    }
-    let mut comps = Vec::new();
-    if !skip.contains(&Phase::Etcd) {
-        comps.extend(etcd_components(spec));
-    }
-    if !skip.contains(&Phase::ControlPlane) {
-        comps.extend(control_plane_components());
-    }
-    if !comps.is_empty() {
-        report.extend(phase_manifests(spec, root, &comps, dry_run)?);
-    }
-    Ok(report)
 }
 
 /// With the process runtime the etcd that runs is the binary on the bin path, not an image:
@@ -375,16 +347,6 @@ pub fn default_kubernetes_version(spec: &mut ClusterSpec) -> Option<String> {
             bin.display(),
             reported.as_deref().unwrap_or("nothing")
         )),
-    }
-}
-
-/// The agent's `host:port` status address from the spec.
-pub fn agent_addr(spec: &ClusterSpec) -> String {
-    let a = spec.plinth.agent_healthz_bind_address;
-    if a.is_ipv6() {
-        format!("[{a}]:{}", spec.plinth.agent_healthz_port)
-    } else {
-        format!("{a}:{}", spec.plinth.agent_healthz_port)
     }
 }
 
@@ -482,13 +444,12 @@ pub fn start_agent(
             let st = Command::new("systemctl")
                 .args(["start", "plinth-agent.service"])
                 .status()
-                .map_err(|e| {
-                    InitError::Agent(format!("systemctl start plinth-agent.service: {e}"))
+                .map_err(|source| InitError::Agent {
+                    action: "systemctl start plinth-agent.service".into(),
+                    source,
                 })?;
             if !st.success() {
-                return Err(InitError::Agent(format!(
-                    "systemctl start plinth-agent.service exited with {st}"
-                )));
+                return Err(InitError::AgentUnit(st));
             }
             Ok(AgentStarted::Systemd)
         }
@@ -511,10 +472,14 @@ fn spawn_agent(
         .create(true)
         .append(true)
         .open(&log_local)
-        .map_err(|e| InitError::Agent(format!("open {}: {e}", log_local.display())))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| InitError::Agent(e.to_string()))?;
+        .map_err(|source| InitError::Agent {
+            action: format!("open {}", log_local.display()),
+            source,
+        })?;
+    let log2 = log.try_clone().map_err(|source| InitError::Agent {
+        action: format!("duplicate the handle of {}", log_local.display()),
+        source,
+    })?;
     let mut cmd = Command::new(plinth_exe);
     cmd.arg("agent")
         .arg("--config")
@@ -529,8 +494,8 @@ fn spawn_agent(
         cmd.arg("--root").arg(root.dir());
     }
     if !spec.plinth.bin_path.is_empty() {
-        let joined = std::env::join_paths(&spec.plinth.bin_path)
-            .map_err(|e| InitError::Agent(e.to_string()))?;
+        let joined =
+            std::env::join_paths(&spec.plinth.bin_path).map_err(InitError::AgentBinPath)?;
         cmd.arg("--bin-path").arg(joined);
     }
     cmd.env(
@@ -546,9 +511,10 @@ fn spawn_agent(
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| InitError::Agent(format!("spawn {}: {e}", plinth_exe.display())))?;
+    let child = cmd.spawn().map_err(|source| InitError::Agent {
+        action: format!("spawn {}", plinth_exe.display()),
+        source,
+    })?;
     let pid = child.id() as i32;
     // The child is detached; it is reaped by init when this process exits.
     std::mem::forget(child);
@@ -566,7 +532,7 @@ fn spawn_agent(
 /// True if an agent answers `/healthz` on the spec's status address.
 pub fn agent_healthy(spec: &ClusterSpec) -> bool {
     use std::io::{Read, Write};
-    let addr = agent_addr(spec);
+    let addr = spec.plinth.agent_status_addr();
     let Ok(mut s) = std::net::TcpStream::connect_timeout(
         &match addr.parse() {
             Ok(a) => a,
@@ -599,40 +565,50 @@ pub fn admin_binding_json() -> serde_json::Value {
 }
 
 /// Creates (idempotently) the `kubeadm:cluster-admins` binding using super-admin.conf.
-/// Returns true when it was created now, false when it already existed.
+/// Returns true when it was created now, false when it already existed. Retries for up to
+/// 30 s while the apiserver settles; a 401 or 403 ends it at once.
 pub async fn ensure_admin_binding(spec: &ClusterSpec, root: &HostRoot) -> Result<bool, InitError> {
     let path = root.path(format!(
         "{}/super-admin.conf",
         spec.plinth.kubeconfig_dir.trim_end_matches('/')
     ));
-    let kc =
-        crate::client::ClientConfig::load(&path).map_err(|e| InitError::Binding(e.to_string()))?;
+    let kubeconfig = |source| {
+        InitError::Binding(BindingError::Kubeconfig {
+            path: path.clone(),
+            source,
+        })
+    };
+    let kc = crate::client::ClientConfig::load(&path).map_err(kubeconfig)?;
     // Talk to this node's apiserver: the load balancer may not exist yet.
     let base = spec.local_endpoint().url();
-    let client = kc
-        .http_client()
-        .map_err(|e| InitError::Binding(e.to_string()))?;
+    let client = kc.http_client().map_err(kubeconfig)?;
     let url = format!("{base}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings");
-    let mut last = String::new();
+    let mut last = None;
     for _ in 0..30 {
         match client.post(&url).json(&admin_binding_json()).send().await {
             Ok(r) if r.status().as_u16() == 201 => return Ok(true),
             Ok(r) if r.status().as_u16() == 409 => return Ok(false),
             Ok(r) => {
                 let status = r.status();
-                last = format!(
-                    "POST {url}: HTTP {status}: {}",
-                    r.text().await.unwrap_or_default()
-                );
+                last = Some(BindingError::Status {
+                    url: url.clone(),
+                    status,
+                    body: r.text().await.unwrap_or_default(),
+                });
                 if status.as_u16() == 403 || status.as_u16() == 401 {
                     break;
                 }
             }
-            Err(e) => last = format!("POST {url}: {e}"),
+            Err(source) => {
+                last = Some(BindingError::Request {
+                    url: url.clone(),
+                    source,
+                })
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Err(InitError::Binding(last))
+    Err(InitError::Binding(last.expect("the loop ran")))
 }
 
 #[cfg(test)]
@@ -640,22 +616,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn phases_parse_by_kubeadm_name() {
-        assert_eq!(
-            Phase::parse("wait-control-plane").unwrap(),
-            Phase::WaitControlPlane
-        );
-        let e = Phase::parse("certz").unwrap_err().to_string();
-        assert!(e.contains("certz") && e.contains("control-plane"), "{e}");
-    }
-
-    #[test]
     fn agent_config_names_the_manifest_dir() {
         let spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
         let y = agent_config_yaml(&spec);
         assert!(y.contains("staticPodPath: /etc/kubernetes/manifests"));
         assert!(y.contains("healthzPort: 10248"));
-        assert_eq!(agent_addr(&spec), "127.0.0.1:10248");
+        assert_eq!(spec.plinth.agent_status_addr(), "127.0.0.1:10248");
     }
 
     /// A fake `kube-apiserver` in a fresh bin dir that prints `output` for `--version`.

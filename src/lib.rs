@@ -4,7 +4,7 @@
 //! Data flows one way: [`config`] → plans ([`pki`], [`kubeconfig`], [`manifests`]) → [`fs`]
 //! writes → the manifest dir → [`agent`] (with [`runtime`], [`probe`], [`backoff`], [`logs`]).
 //! [`init`], [`health`], [`verify`], [`regenerate`], [`certs`] and [`reset`] are the
-//! operator's verbs built on those.
+//! operator's verbs built on those; [`workflow`] holds init's phase table and the runner.
 
 pub mod acl;
 pub mod agent;
@@ -32,3 +32,4 @@ pub mod runtime;
 pub mod security;
 pub mod tokens;
 pub mod verify;
+pub mod workflow;

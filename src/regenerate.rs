@@ -16,9 +16,9 @@ pub const BACKUPS_KEPT: usize = 5;
 /// Errors from regenerate.
 #[derive(Debug, thiserror::Error)]
 pub enum RegenerateError {
-    /// Rendering failed (nothing was changed).
-    #[error(transparent)]
-    Init(#[from] crate::init::InitError),
+    /// The etcd user etcd's manifest runs as could not be set up (nothing was changed).
+    #[error("etcd user setup failed")]
+    Security(#[from] crate::security::SecurityError),
     /// Rendering failed (nothing was changed).
     #[error(transparent)]
     Manifest(#[from] crate::manifests::ManifestError),
@@ -201,7 +201,16 @@ pub async fn regenerate(
     opts: &Options,
     mut progress: impl FnMut(&str),
 ) -> Result<Report, RegenerateError> {
-    let ctx = crate::init::render_context(spec, root, opts.diff_only)?;
+    // etcd's manifest under the cis profile runs as the etcd user: make sure it exists first
+    // (an explicit step; rendering never creates it).
+    if component == Component::Etcd
+        && !opts.diff_only
+        && spec.plinth.security_profile == crate::config::SecurityProfile::Cis
+        && spec.has_local_etcd()
+    {
+        crate::security::ensure_etcd_user()?;
+    }
+    let ctx = manifests::RenderContext::for_node(root, spec);
     let new = manifests::render(spec, component, &ctx)?;
     let path = root
         .path(&spec.plinth.manifests_dir)
@@ -364,7 +373,7 @@ async fn wait_new_pod(
     let start = Instant::now();
     let mut last = String::from("no status yet");
     while start.elapsed() < opts.timeout {
-        let pods = health::agent_pods(&client, &crate::init::agent_addr(spec)).await;
+        let pods = health::agent_pods(&client, &spec.plinth.agent_status_addr()).await;
         let view = pods
             .as_ref()
             .ok()
@@ -494,7 +503,7 @@ mod tests {
         let mut spec = crate::config::defaults_for("cp1", "192.0.2.10".parse().unwrap());
         spec.plinth.state_dir = "/var/lib/plinth".into();
         spec.kubernetes_version = crate::config::validate::parse_kube_version(old_version).unwrap();
-        let ctx = crate::init::render_context(&spec, &root, true).unwrap();
+        let ctx = manifests::RenderContext::for_node(&root, &spec);
         let old = manifests::render(&spec, Component::KubeScheduler, &ctx).unwrap();
         let path = root
             .path(&spec.plinth.manifests_dir)

@@ -146,8 +146,8 @@ pub fn owned_files(spec: &ClusterSpec, extra: &[String]) -> Vec<String> {
         v.push(format!("{m}/{}", c.file_name()));
     }
     let k = spec.plinth.kubeconfig_dir.trim_end_matches('/');
-    for f in crate::verify::KUBECONFIGS {
-        v.push(format!("{k}/{f}"));
+    for kc in crate::kubeconfig::profiles(spec) {
+        v.push(format!("{k}/{}", kc.file));
     }
     let pki = spec.certificates_dir.trim_end_matches('/');
     for base in [

@@ -66,7 +66,7 @@ pub async fn run(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
         Ok(c) => c,
         Err(e) => return vec![row("health", "http client", Status::Fail, e.to_string())],
     };
-    let pods = health::agent_pods(&client, &crate::init::agent_addr(spec)).await;
+    let pods = health::agent_pods(&client, &spec.plinth.agent_status_addr()).await;
     if let Err(e) = &pods {
         out.push(row("pod", "agent", Status::Fail, e.to_string()));
     }
@@ -177,19 +177,18 @@ pub fn cert_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
         .collect()
 }
 
-/// The kubeconfig files plinth writes.
-pub const KUBECONFIGS: [&str; 5] = [
-    "admin.conf",
-    "super-admin.conf",
-    "controller-manager.conf",
-    "scheduler.conf",
-    "kubelet.conf",
-];
+/// The kubeconfig files plinth writes (pki/profiles.yaml's list).
+fn kubeconfig_files(spec: &ClusterSpec) -> Vec<String> {
+    crate::kubeconfig::profiles(spec)
+        .into_iter()
+        .map(|k| k.file)
+        .collect()
+}
 
 /// Each kubeconfig authenticates: GET /version on its server with its client cert.
 pub async fn kubeconfig_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check> {
     let mut out = Vec::new();
-    for name in KUBECONFIGS {
+    for name in kubeconfig_files(spec) {
         let path = root.path(format!(
             "{}/{name}",
             spec.plinth.kubeconfig_dir.trim_end_matches('/')
@@ -227,7 +226,7 @@ pub async fn kubeconfig_checks(spec: &ClusterSpec, root: &HostRoot) -> Vec<Check
 fn expected_files(spec: &ClusterSpec) -> Vec<(String, u32)> {
     let mut v = Vec::new();
     let kdir = spec.plinth.kubeconfig_dir.trim_end_matches('/');
-    for k in KUBECONFIGS {
+    for k in kubeconfig_files(spec) {
         v.push((format!("{kdir}/{k}"), 0o600));
     }
     let mdir = spec.plinth.manifests_dir.trim_end_matches('/');

@@ -810,8 +810,8 @@ fn cis_profile_full_render_passes_every_scored_check() {
         spec.plinth.security_profile,
         plinth::config::SecurityProfile::Cis
     );
-    plinth::init::render_all(&spec, &root, &[], false).expect("full render");
-    let ctx = plinth::init::render_context(&spec, &root, true).unwrap();
+    plinth::workflow::init::render_all(&spec, &root, &[], false).expect("full render");
+    let ctx = plinth::manifests::RenderContext::for_node(&root, &spec);
     let manifests = plinth::manifests::render_all(&spec, &ctx).unwrap();
     let results = cis::evaluate(tmp.path(), &manifests);
     let scored: Vec<_> = results.iter().filter(|r| r.scored).collect();

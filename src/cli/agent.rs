@@ -187,7 +187,7 @@ fn node_settings(root: &plinth::fs::HostRoot) -> (String, String) {
         &plinth::config::RealHost,
     );
     match persisted {
-        Ok(Some(spec)) => (plinth::init::agent_addr(&spec), spec.plinth.log_dir.clone()),
+        Ok(Some(spec)) => (spec.plinth.agent_status_addr(), spec.plinth.log_dir.clone()),
         Ok(None) => ("127.0.0.1:10248".into(), "/var/log/pods".into()),
         Err(e) => {
             tracing::warn!("using the agent's default address and log dir: {e}");

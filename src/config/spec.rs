@@ -314,6 +314,15 @@ impl Default for BootstrapTokenSpec {
     }
 }
 
+impl PlinthSettings {
+    /// The agent's status API address, `host:port` (IPv6 bracketed): what `init`, `verify`,
+    /// `regenerate`, `ps` and `logs` read.
+    pub fn agent_status_addr(&self) -> String {
+        std::net::SocketAddr::new(self.agent_healthz_bind_address, self.agent_healthz_port)
+            .to_string()
+    }
+}
+
 /// The complete, validated description of the node to build.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ClusterSpec {

@@ -174,6 +174,19 @@ impl RenderContext {
         }
     }
 
+    /// [`RenderContext::for_host`] for rendering this node's manifests: under the cis profile
+    /// with a local etcd, etcd runs as the `etcd` user, uid 0:0 until it exists (creating it is
+    /// an explicit step of init, [`crate::security::ensure_etcd_user`], never of rendering).
+    pub fn for_node(root: &HostRoot, spec: &ClusterSpec) -> RenderContext {
+        let mut ctx = RenderContext::for_host(root, spec);
+        if spec.plinth.security_profile == crate::config::SecurityProfile::Cis
+            && spec.has_local_etcd()
+        {
+            ctx.etcd_user = Some(ctx.etcd_user.unwrap_or((0, 0)));
+        }
+        ctx
+    }
+
     /// A context independent of the machine: no optional CA dirs, no proxy variables, no
     /// etcd user (set one with [`RenderContext::with_etcd_user`]). For tests and previews.
     pub fn isolated(root: &HostRoot) -> RenderContext {

@@ -1,0 +1,835 @@
+//! `plinth init`'s phase table: one row per phase (or part of a phase), in the order they run,
+//! each with its run function over an [`InitContext`]. `plinth init`, `plinth init phase
+//! <name>[/<sub>]`, `--skip-phases` and `--dry-run` all run this table with
+//! [`super::runner::run`]; the CLI builds `init phase`'s subcommands from it and prints the
+//! [`Event`]s.
+//!
+//! The order starts etcd early: etcd's certificates, its manifest, then the agent, so etcd
+//! elects itself while the remaining keys (with RSA, most of init's own time) are generated.
+//! The files written are exactly those of kubeadm's order (certs → kubeconfig → etcd →
+//! control-plane); `certs` is one phase split over two rows.
+//!
+//! Adding a phase: one row in [`table`] and one function `fn(&mut InitContext, &Selection,
+//! &mut dyn Reporter) -> Result<(), InitError>`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::runner::{Event, Phase, Reporter, Selection, SkipReason, Sub, Table, Target};
+use crate::config::ClusterSpec;
+use crate::fs::HostRoot;
+use crate::init::{self as ops, AgentStart, AgentStarted, InitError};
+use crate::manifests::{Component, RenderContext};
+use crate::preflight;
+
+/// etcd's certificates: made first, so etcd can start while the others are generated.
+const CERTS_ETCD: &[Sub] = &[
+    Sub::new("etcd-ca", "The self-signed CA for etcd's identities").aka(&["etcd/ca"]),
+    Sub::new("etcd-server", "etcd's serving certificate").aka(&["etcd/server"]),
+    Sub::new("etcd-peer", "etcd's peer certificate").aka(&["etcd/peer"]),
+    Sub::new(
+        "etcd-healthcheck-client",
+        "The client certificate of etcd's liveness probe",
+    )
+    .aka(&["etcd/healthcheck-client"]),
+];
+
+/// The other certificates, in kubeadm's order.
+const CERTS_REST: &[Sub] = &[
+    Sub::new("ca", "The self-signed Kubernetes CA"),
+    Sub::new("apiserver", "The apiserver's serving certificate"),
+    Sub::new(
+        "apiserver-kubelet-client",
+        "The apiserver's client certificate for kubelets",
+    ),
+    Sub::new("front-proxy-ca", "The self-signed CA of the front proxy"),
+    Sub::new("front-proxy-client", "The front proxy's client certificate"),
+    Sub::new(
+        "apiserver-etcd-client",
+        "The apiserver's client certificate for etcd",
+    ),
+    Sub::new("sa", "The service account signing key pair"),
+];
+
+const KUBECONFIGS: &[Sub] = &[
+    Sub::new("admin", "admin.conf (group kubeadm:cluster-admins)").aka(&["admin.conf"]),
+    Sub::new("super-admin", "super-admin.conf (group system:masters)").aka(&["super-admin.conf"]),
+    Sub::new("kubelet", "kubelet.conf (the node's identity)").aka(&["kubelet.conf"]),
+    Sub::new("controller-manager", "controller-manager.conf").aka(&["controller-manager.conf"]),
+    Sub::new("scheduler", "scheduler.conf").aka(&["scheduler.conf"]),
+];
+
+const ETCD: &[Sub] = &[Sub::new("local", "The local etcd's static pod manifest")];
+
+const CONTROL_PLANE: &[Sub] = &[
+    Sub::new("apiserver", "kube-apiserver's static pod manifest").aka(&["kube-apiserver"]),
+    Sub::new(
+        "controller-manager",
+        "kube-controller-manager's static pod manifest",
+    )
+    .aka(&["kube-controller-manager"]),
+    Sub::new("scheduler", "kube-scheduler's static pod manifest").aka(&["kube-scheduler"]),
+];
+
+/// `plinth init`'s phases, in the order they run.
+pub fn table() -> Table<InitContext, InitError> {
+    const CERTS: &str = "Generate certificates";
+    Table {
+        command: "init",
+        rows: vec![
+            Phase::new(
+                "preflight",
+                "Check the host before changing anything",
+                preflight,
+            ),
+            Phase::new("certs", CERTS, certs).subs(CERTS_ETCD).writes(),
+            Phase::new("etcd", "Write the local etcd static pod manifest", etcd)
+                .subs(ETCD)
+                .writes(),
+            Phase::new("agent", "Start the agent", agent).writes(),
+            Phase::new("certs", CERTS, certs).subs(CERTS_REST).writes(),
+            Phase::new("kubeconfig", "Generate kubeconfig files", kubeconfig)
+                .subs(KUBECONFIGS)
+                .writes(),
+            Phase::new(
+                "control-plane",
+                "Write the control-plane static pod manifests",
+                control_plane,
+            )
+            .subs(CONTROL_PLANE)
+            .writes(),
+            Phase::new(
+                "wait-control-plane",
+                "Wait until every component is healthy",
+                wait_control_plane,
+            ),
+        ],
+        before_writes: Some(record_config),
+    }
+}
+
+/// How init starts the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentMode {
+    /// systemd if `plinth-agent.service` is installed (and the root is the real one), else
+    /// spawn.
+    Auto,
+    /// Start `plinth-agent.service` through systemd.
+    Systemd,
+    /// Spawn `plinth agent` detached (own session, log file, pid file).
+    Spawn,
+    /// Do not start the agent.
+    None,
+}
+
+impl AgentMode {
+    /// How this mode starts the agent on `root`; `None` for [`AgentMode::None`].
+    pub fn resolve(self, root: &HostRoot) -> Option<AgentStart> {
+        match self {
+            AgentMode::None => None,
+            AgentMode::Systemd => Some(AgentStart::Systemd),
+            AgentMode::Spawn => Some(AgentStart::Spawn),
+            AgentMode::Auto if root.is_real_root() && ops::systemd_unit_installed() => {
+                Some(AgentStart::Systemd)
+            }
+            AgentMode::Auto => Some(AgentStart::Spawn),
+        }
+    }
+}
+
+/// What init's phases work on.
+pub struct InitContext {
+    /// The validated configuration.
+    pub spec: ClusterSpec,
+    /// The host root (`--root`).
+    pub root: HostRoot,
+    /// Report what would be done; write nothing, start nothing, wait for nothing.
+    pub dry_run: bool,
+    /// Preflight checks whose errors become warnings (`all` for every check).
+    pub ignore_preflight_errors: Vec<String>,
+    /// How to start the agent.
+    pub agent: AgentMode,
+    /// The plinth binary the agent is started from (`None`: this process's executable).
+    pub plinth_exe: Option<PathBuf>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl InitContext {
+    /// A context with the defaults of a plain `plinth init`.
+    pub fn new(spec: ClusterSpec, root: HostRoot) -> InitContext {
+        InitContext {
+            spec,
+            root,
+            dry_run: false,
+            ignore_preflight_errors: Vec::new(),
+            agent: AgentMode::Auto,
+            plinth_exe: None,
+            runtime: None,
+        }
+    }
+
+    fn block_on<F: std::future::Future>(&mut self, f: F) -> Result<F::Output, InitError> {
+        if self.runtime.is_none() {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(InitError::Runtime)?;
+            self.runtime = Some(rt);
+        }
+        Ok(self
+            .runtime
+            .as_ref()
+            .map(|rt| rt.block_on(f))
+            .expect("set above"))
+    }
+}
+
+/// Runs `target` of init's table over `ctx`.
+pub fn run(
+    ctx: &mut InitContext,
+    target: &Target,
+    reporter: &mut dyn Reporter,
+) -> Result<super::Summary, super::RunError<InitError>> {
+    super::runner::run(&table(), ctx, target, reporter)
+}
+
+/// Writes every file init writes (certs, etcd, kubeconfig, control-plane) except the phases
+/// in `skip`, without preflight, the agent or the wait, and without recording the run (no
+/// ledger, no persisted configuration): a node's files for tests and previews.
+pub fn render_all(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    skip: &[&str],
+    dry_run: bool,
+) -> Result<super::PhaseReport, super::RunError<InitError>> {
+    let mut table = table();
+    table.before_writes = None;
+    table.rows.retain(|r| r.writes && r.name != "agent");
+    let mut ctx = InitContext::new(spec.clone(), root.clone());
+    ctx.dry_run = dry_run;
+    let mut report = super::PhaseReport::default();
+    let target = Target::All {
+        skip: skip.iter().map(|s| s.to_string()).collect(),
+    };
+    super::runner::run(&table, &mut ctx, &target, &mut |e| match e {
+        Event::Item(l) => report.lines.push(l),
+        Event::Changed(p) => report.changed.push(p),
+        _ => {}
+    })?;
+    Ok(report)
+}
+
+/// Before the first write: remember what exists (for reset) and store the configuration used
+/// (for the day-2 verbs). `init phase X` stores the configuration only.
+fn record_config(
+    ctx: &mut InitContext,
+    target: &Target,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    let path = crate::config::persisted::PERSISTED_CONFIG_PATH;
+    let whole = matches!(target, Target::All { .. });
+    if ctx.dry_run {
+        if whole {
+            r.report(Event::Item(format!(
+                "[dry-run] would store the configuration used in {path}"
+            )));
+        }
+        return Ok(());
+    }
+    if whole {
+        crate::reset::record_ledger(&ctx.spec, &ctx.root).map_err(InitError::Ledger)?;
+    }
+    persist_config(&ctx.spec, &ctx.root, r)
+}
+
+/// Persists the effective configuration for the day-2 verbs, first showing what changed since
+/// the configuration the previous init persisted.
+fn persist_config(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    use crate::config::{effective, persisted};
+    let path = persisted::PERSISTED_CONFIG_PATH;
+    match persisted::load(root, &Default::default(), &crate::config::RealHost) {
+        Ok(Some(old)) => {
+            let changes = effective::diff(&old, spec);
+            if !changes.is_empty() {
+                r.report(Event::Item(format!(
+                    "[config] changes since the configuration persisted in {path}:"
+                )));
+                for c in &changes {
+                    r.report(Event::Item(format!("[config]   {c}")));
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => r.report(Event::Warning(format!(
+            "[config] warning: replacing it: {}",
+            crate::error::chain(&e)
+        ))),
+    }
+    let outcome =
+        persisted::save(spec, root).map_err(|source| InitError::PersistConfig { path, source })?;
+    if outcome.changed() {
+        r.report(Event::Item(format!(
+            "[config] Storing the configuration used in {path}"
+        )));
+        r.report(Event::Changed(PathBuf::from(path)));
+    }
+    Ok(())
+}
+
+fn preflight(ctx: &mut InitContext, _: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
+    r.report(Event::Item("[preflight] Running pre-flight checks".into()));
+    let pc = preflight_context(&ctx.spec, &ctx.root)?;
+    let findings = preflight::run(&ctx.spec, &ctx.root, &pc, &ctx.ignore_preflight_errors);
+    let failed = preflight::has_errors(&findings);
+    for f in findings {
+        r.report(Event::Preflight(f));
+    }
+    if failed {
+        return Err(InitError::PreflightFailed);
+    }
+    Ok(())
+}
+
+fn certs(ctx: &mut InitContext, sel: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
+    let (spec, root) = (&ctx.spec, &ctx.root);
+    if !sel.whole_phase {
+        // Some of the phase: each certificate on its own.
+        for name in &sel.subs {
+            ops::phase_certs(spec, root, Some(name), ctx.dry_run)?.emit(r);
+        }
+        return Ok(());
+    }
+    // The whole phase: one pass over this row's certificates (the etcd group, or all of them
+    // with those of the earlier row already done), reporting this row's.
+    let exist: Vec<String> = crate::pki::profiles(spec)
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let subs: Vec<&str> = sel
+        .subs
+        .iter()
+        .copied()
+        .filter(|s| exist.iter().any(|e| e == s))
+        .collect();
+    if subs.is_empty() {
+        r.report(Event::Skipped {
+            phase: format!("{}/{}", sel.phase, sel.subs.join("+")),
+            reason: SkipReason::NotApplicable("external etcd: no etcd certificates".into()),
+        });
+        return Ok(());
+    }
+    let only = subs
+        .iter()
+        .all(|s| s.starts_with("etcd-"))
+        .then_some(crate::pki::ETCD_GROUP);
+    ops::phase_certs_of(spec, root, only, &subs, ctx.dry_run)?.emit(r);
+    Ok(())
+}
+
+fn kubeconfig(
+    ctx: &mut InitContext,
+    sel: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    if sel.whole_phase {
+        ops::phase_kubeconfig(&ctx.spec, &ctx.root, None, ctx.dry_run)?.emit(r);
+    } else {
+        for name in &sel.subs {
+            ops::phase_kubeconfig(&ctx.spec, &ctx.root, Some(name), ctx.dry_run)?.emit(r);
+        }
+    }
+    Ok(())
+}
+
+fn etcd(ctx: &mut InitContext, sel: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
+    if !ctx.spec.has_local_etcd() {
+        if sel.explicit {
+            return Err(InitError::ExternalEtcd);
+        }
+        r.report(Event::Skipped {
+            phase: "etcd/local".into(),
+            reason: SkipReason::NotApplicable("the config uses external etcd".into()),
+        });
+        return Ok(());
+    }
+    if !ctx.dry_run {
+        ops::ensure_etcd_user(&ctx.spec)?;
+    }
+    ops::phase_manifests(&ctx.spec, &ctx.root, &[Component::Etcd], ctx.dry_run)?.emit(r);
+    Ok(())
+}
+
+fn control_plane(
+    ctx: &mut InitContext,
+    sel: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    let comps: Vec<Component> = sel
+        .subs
+        .iter()
+        .map(|s| {
+            s.parse()
+                .expect("the table's control-plane sub-phases are components")
+        })
+        .collect();
+    ops::phase_manifests(&ctx.spec, &ctx.root, &comps, ctx.dry_run)?.emit(r);
+    Ok(())
+}
+
+fn agent(ctx: &mut InitContext, _: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
+    let how = ctx.agent.resolve(&ctx.root);
+    let (spec, root) = (&ctx.spec, &ctx.root);
+    if ctx.dry_run {
+        let action = dry_run_agent_action(how, ops::agent_healthy(spec), spec, root);
+        r.report(Event::Item(format!("[dry-run] then {action}")));
+        return Ok(());
+    }
+    let Some(how) = how else {
+        r.report(Event::Item(
+            "[agent] --agent=none: not starting the agent".into(),
+        ));
+        return Ok(());
+    };
+    let exe = match &ctx.plinth_exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(InitError::Exe)?,
+    };
+    let line = match ops::start_agent(spec, root, how, &exe)? {
+        AgentStarted::AlreadyRunning => format!(
+            "[agent] the agent is already running on {}",
+            spec.plinth.agent_status_addr()
+        ),
+        AgentStarted::Systemd => "[agent] started plinth-agent.service".to_string(),
+        AgentStarted::Spawned { pid, log } => format!(
+            "[agent] started plinth agent (pid {pid}), log: {}",
+            log.display()
+        ),
+    };
+    r.report(Event::Item(line));
+    Ok(())
+}
+
+/// What a real init would do about the agent, in words, for `--dry-run`.
+pub fn dry_run_agent_action(
+    how: Option<AgentStart>,
+    running: bool,
+    spec: &ClusterSpec,
+    root: &HostRoot,
+) -> String {
+    let addr = spec.plinth.agent_status_addr();
+    match how {
+        None => "leave the agent alone (--agent=none): nothing to start".to_string(),
+        Some(_) if running => {
+            format!("the agent is already running on {addr}: nothing to start")
+        }
+        Some(AgentStart::Systemd) => {
+            "start the agent through systemd (systemctl start plinth-agent.service)".to_string()
+        }
+        Some(AgentStart::Spawn) => format!(
+            "start the agent as a detached `plinth agent` process (status on {addr}, log in {})",
+            root.path(ops::agent_files(spec).log).display()
+        ),
+    }
+}
+
+fn wait_control_plane(
+    ctx: &mut InitContext,
+    sel: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    if ctx.dry_run {
+        r.report(Event::Item(
+            "[dry-run] then wait for the control plane to become healthy".into(),
+        ));
+        return Ok(());
+    }
+    let timeout = ctx.spec.timeouts.control_plane_component_health_check;
+    r.report(Event::Item(format!(
+        "[wait-control-plane] Waiting for the agent to run the static pods from {} (timeout {}s)",
+        ctx.spec.plinth.manifests_dir,
+        timeout.as_secs()
+    )));
+    let (targets, expected_uids) = wait_targets(&ctx.spec, &ctx.root)?;
+    let opts = crate::health::WaitOptions {
+        agent_addr: ctx.spec.plinth.agent_status_addr(),
+        node_name: ctx.spec.node_name.clone(),
+        timeout,
+        interval: Duration::from_millis(100),
+        require_agent: ctx.agent != AgentMode::None,
+        expected_uids,
+        logs: Some((ctx.root.clone(), ctx.spec.plinth.log_dir.clone())),
+    };
+    let report = ctx.block_on(crate::health::wait(&targets, &opts, |c, elapsed| {
+        r.report(Event::Health {
+            components: c.to_vec(),
+            elapsed,
+        })
+    }))??;
+    let healthy = report.healthy;
+    r.report(Event::HealthReport { report, timeout });
+    if !healthy {
+        return Err(InitError::Unhealthy);
+    }
+    // kubeadm makes admin.conf's group a cluster admin once the apiserver answers; a lone
+    // `init phase wait-control-plane` only waits.
+    if !sel.explicit {
+        let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
+        let line = if ctx.block_on(ops::ensure_admin_binding(&spec, &root))?? {
+            "[bootstrap] created ClusterRoleBinding kubeadm:cluster-admins (group kubeadm:cluster-admins → cluster-admin)"
+        } else {
+            "[bootstrap] ClusterRoleBinding kubeadm:cluster-admins already exists"
+        };
+        r.report(Event::Item(line.into()));
+    }
+    Ok(())
+}
+
+/// The health targets of this node's components, from the manifests on disk (else as they
+/// would be rendered), and the pod UID each manifest gives.
+fn wait_targets(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+) -> Result<(Vec<crate::health::HealthTarget>, BTreeMap<String, String>), InitError> {
+    let ctx = RenderContext::for_node(root, spec);
+    let mut targets = Vec::new();
+    let mut expected_uids = BTreeMap::new();
+    for c in Component::all() {
+        if c == Component::Etcd && !spec.has_local_etcd() {
+            continue;
+        }
+        let path = root.path(&spec.plinth.manifests_dir).join(c.file_name());
+        let pod = match std::fs::read_to_string(&path) {
+            Ok(t) => crate::manifests::parse_manifest(&t)?,
+            Err(_) => crate::manifests::render(spec, c, &ctx)?.pod,
+        };
+        let target = crate::health::target_for(&pod, spec.advertise_address)?;
+        // After a config change the old pod may still answer until the agent replaces it:
+        // only the pod of the manifest now on disk counts.
+        let host_path = std::path::Path::new(&spec.plinth.manifests_dir).join(c.file_name());
+        if let Ok(p) = crate::agent::pod::identify(pod, &spec.node_name, &host_path) {
+            expected_uids.insert(target.pod_name.clone(), p.uid);
+        }
+        targets.push(target);
+    }
+    Ok((targets, expected_uids))
+}
+
+/// Builds the preflight context from the spec, the manifests init will write and the agent.
+pub fn preflight_context(
+    spec: &ClusterSpec,
+    root: &HostRoot,
+) -> Result<preflight::PreflightContext, InitError> {
+    let ctx = RenderContext::for_node(root, spec);
+    let mut pc = preflight::PreflightContext {
+        bin_path: spec.plinth.bin_path.clone(),
+        ..Default::default()
+    };
+    for c in Component::all() {
+        if c == Component::Etcd && !spec.has_local_etcd() {
+            continue;
+        }
+        let m = crate::manifests::render(spec, c, &ctx)?;
+        pc.own_manifests.push(c.file_name().to_string());
+        if let Some(container) = m.pod.spec.as_ref().and_then(|s| s.containers.first()) {
+            if let Some(bin) = container.command.as_ref().and_then(|v| v.first()) {
+                pc.binaries.push((c.name().to_string(), bin.clone()));
+            }
+            if let Some(run_as) = run_as_of(&m.pod, container, c, spec) {
+                pc.run_as.insert(c.name().to_string(), run_as);
+            }
+        }
+    }
+    pc.ports = vec![
+        (spec.bind_port, "kube-apiserver".into()),
+        (10257, "kube-controller-manager".into()),
+        (10259, "kube-scheduler".into()),
+    ];
+    if spec.has_local_etcd() {
+        pc.ports.extend([
+            (2379, "etcd".into()),
+            (2380, "etcd".into()),
+            (2381, "etcd".into()),
+        ]);
+    }
+    pc.ports
+        .push((spec.plinth.agent_healthz_port, "plinth agent".into()));
+    // Whatever the running agent owns is ours.
+    let pids = crate::agentctl::running_pids(root, &spec.plinth.state_dir);
+    pc.agent_pid = pids.agent;
+    pc.agent_pids = pids.containers;
+    let ledger = crate::reset::load_ledger(spec, root).map_err(InitError::Ledger)?;
+    if let crate::config::Etcd::Local(l) = &spec.etcd {
+        pc.etcd_data_is_ours = ledger.created_dirs.contains(&l.data_dir);
+    }
+    Ok(pc)
+}
+
+/// The non-root identity a component's pod runs as (container over pod securityContext).
+/// Under the cis profile etcd runs as the `etcd` system user, which a first init has yet to
+/// create (the dry render then says uid 0).
+fn run_as_of(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    container: &k8s_openapi::api::core::v1::Container,
+    c: Component,
+    spec: &ClusterSpec,
+) -> Option<preflight::RunAs> {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let csc = container.security_context.as_ref();
+    let uid = csc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| psc.and_then(|s| s.run_as_user))
+        .and_then(|u| u32::try_from(u).ok());
+    let gid = csc
+        .and_then(|s| s.run_as_group)
+        .or_else(|| psc.and_then(|s| s.run_as_group))
+        .and_then(|g| u32::try_from(g).ok());
+    match uid {
+        Some(uid) if uid != 0 => {
+            let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| format!("uid {uid}"));
+            Some(preflight::RunAs {
+                user,
+                uid: Some(uid),
+                gid,
+            })
+        }
+        _ if c == Component::Etcd
+            && spec.plinth.security_profile == crate::config::SecurityProfile::Cis
+            && crate::security::lookup_etcd_user().is_none() =>
+        {
+            Some(preflight::RunAs {
+                user: crate::security::ETCD_USER.to_string(),
+                uid: None,
+                gid: None,
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::runner::{Event, Target};
+    use super::*;
+
+    fn spec() -> ClusterSpec {
+        let mut s = crate::config::defaults_for("cp1", "127.0.0.1".parse().unwrap());
+        s.key_algorithm = crate::config::KeyAlgorithm::EcdsaP256;
+        s
+    }
+
+    /// The certs sub-phases are exactly pki/profiles.yaml's certificates, kubeconfig's its
+    /// kubeconfigs: one list each, the table follows the data.
+    #[test]
+    fn sub_phases_follow_the_pki_and_kubeconfig_profiles() {
+        let t = table();
+        let spec = spec();
+        let mut certs: Vec<&str> = t.subs_of("certs").iter().map(|s| s.name).collect();
+        let mut profiles: Vec<String> = crate::pki::profiles(&spec)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        certs.sort_unstable();
+        profiles.sort();
+        assert_eq!(certs, profiles);
+        let kubeconfigs: Vec<String> = t
+            .subs_of("kubeconfig")
+            .iter()
+            .map(|s| format!("{}.conf", s.name))
+            .collect();
+        let mut files: Vec<String> = crate::kubeconfig::profiles(&spec)
+            .into_iter()
+            .map(|k| k.file)
+            .collect();
+        let mut k = kubeconfigs.clone();
+        k.sort();
+        files.sort();
+        assert_eq!(k, files);
+    }
+
+    #[test]
+    fn phase_names_are_kubeadms_and_unknown_ones_are_refused() {
+        let t = table();
+        assert_eq!(
+            t.phase_names(),
+            [
+                "preflight",
+                "certs",
+                "etcd",
+                "agent",
+                "kubeconfig",
+                "control-plane",
+                "wait-control-plane"
+            ]
+        );
+        let mut ctx = InitContext::new(spec(), HostRoot::default());
+        let mut events = Vec::new();
+        let e = run(
+            &mut ctx,
+            &Target::All {
+                skip: vec!["certz".into()],
+            },
+            &mut |e| events.push(e),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("certz") && e.contains("control-plane"), "{e}");
+        assert!(
+            e.contains("certs/apiserver") && e.contains("etcd/local"),
+            "{e}"
+        );
+        assert!(events.is_empty());
+    }
+
+    /// A dry run of everything but preflight: etcd's certificates and manifest come first,
+    /// then the agent, then the rest; nothing is written.
+    #[test]
+    fn dry_run_reports_every_phase_in_order_and_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let mut ctx = InitContext::new(spec(), root);
+        ctx.dry_run = true;
+        ctx.agent = AgentMode::None;
+        let mut events = Vec::new();
+        let summary = run(
+            &mut ctx,
+            &Target::All {
+                skip: vec!["preflight".into()],
+            },
+            &mut |e| events.push(e),
+        )
+        .unwrap();
+        assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+        assert!(summary.ran("wait-control-plane"));
+        let started: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Started { phase, .. } => Some(phase.to_string()),
+                Event::Skipped { phase, .. } => Some(format!("-{phase}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            started,
+            [
+                "-preflight",
+                "certs",
+                "etcd",
+                "agent",
+                "certs",
+                "kubeconfig",
+                "control-plane",
+                "wait-control-plane"
+            ]
+        );
+        let items: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Item(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        let at = |want: &str| {
+            items
+                .iter()
+                .position(|l| l.contains(want))
+                .unwrap_or_else(|| panic!("no {want:?} in {items:#?}"))
+        };
+        assert!(at("Would generate \"etcd-ca\"") < at("etcd.yaml"));
+        assert!(at("etcd.yaml") < at("--agent=none"));
+        assert!(at("--agent=none") < at("Would generate \"ca\""));
+        assert!(at("Would generate \"sa\"") < at("kube-apiserver.yaml"));
+        // Each certificate is reported once.
+        assert_eq!(
+            items.iter().filter(|l| l.contains("\"etcd-ca\"")).count(),
+            1,
+            "{items:#?}"
+        );
+        assert!(items.last().unwrap().contains("wait for the control plane"));
+        // The end of the writing rows is announced once, before the wait.
+        let writes_done = events
+            .iter()
+            .position(|e| matches!(e, Event::WritesDone { .. }))
+            .expect("WritesDone");
+        assert!(matches!(
+            &events[writes_done + 1],
+            Event::Started {
+                phase: "wait-control-plane",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn init_phase_etcd_refuses_external_etcd_and_the_whole_run_skips_it() {
+        let mut spec = spec();
+        spec.etcd = crate::config::Etcd::External(crate::config::ExternalEtcd {
+            endpoints: vec!["https://10.0.0.11:2379".into()],
+            ca_file: "/e/ca.crt".into(),
+            cert_file: "/e/c.crt".into(),
+            key_file: "/e/c.key".into(),
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(tmp.path()));
+        let mut ctx = InitContext::new(spec, root);
+        ctx.dry_run = true;
+        let mut events = Vec::new();
+        let e = run(&mut ctx, &Target::Phase("etcd".into()), &mut |e| {
+            events.push(e)
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("external etcd"), "{e}");
+        let mut events = Vec::new();
+        let skip = ["preflight", "agent", "wait-control-plane"]
+            .map(String::from)
+            .to_vec();
+        run(&mut ctx, &Target::All { skip }, &mut |e| events.push(e)).unwrap();
+        let na: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Skipped {
+                    phase,
+                    reason: SkipReason::NotApplicable(_),
+                } => Some(phase.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            na,
+            [
+                "certs/etcd-ca+etcd-server+etcd-peer+etcd-healthcheck-client",
+                "etcd/local"
+            ]
+        );
+    }
+
+    #[test]
+    fn dry_run_agent_action_says_what_happens_in_words() {
+        let spec = spec();
+        let root = HostRoot::new(Some(std::path::Path::new("/tmp/node-a")));
+        let spawn = dry_run_agent_action(Some(AgentStart::Spawn), false, &spec, &root);
+        assert!(
+            spawn.starts_with("start the agent as a detached"),
+            "{spawn}"
+        );
+        let running = dry_run_agent_action(Some(AgentStart::Spawn), true, &spec, &root);
+        assert_eq!(
+            running,
+            "the agent is already running on 127.0.0.1:10248: nothing to start"
+        );
+        let none = dry_run_agent_action(None, true, &spec, &root);
+        assert!(none.contains("nothing to start"), "{none}");
+        for s in [spawn, running, none] {
+            assert!(!s.contains("Auto") && !s.contains("Spawn"), "{s}");
+        }
+    }
+}
