@@ -78,13 +78,24 @@ pub enum InitError {
     /// The async runtime for waiting could not be started.
     #[error("starting the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// An API phase could not connect (admin.conf, the CA).
+    #[error(transparent)]
+    PostInit(#[from] crate::postinit::PostInitError),
+    /// An API phase failed for some objects (each reported on its own line).
+    #[error("[{phase}] failed: {failed} object(s) could not be applied (see above)")]
+    ApiPhase {
+        /// The phase.
+        phase: &'static str,
+        /// How many objects (or steps) failed.
+        failed: usize,
+    },
 }
 
 impl InitError {
     /// Whether the events already told the operator everything (a failed preflight's
     /// findings, an unhealthy wait's report): print nothing more, exit 1.
     pub fn is_reported(&self) -> bool {
-        matches!(self, InitError::Unhealthy)
+        matches!(self, InitError::Unhealthy | InitError::ApiPhase { .. })
     }
 }
 

@@ -75,16 +75,16 @@ pub async fn run(ctx: &Context<'_>) -> PhaseReport {
         ));
     }
     let what = format!("Node {name}");
-    let Some(wait) = ctx.node_wait else {
-        r.notes.push(format!(
-            "skipped: the agent runs without a kubeconfig, so nothing registers Node {name}; \
-             run `plinth init phase mark-control-plane` once it exists"
-        ));
-        return r;
-    };
     let api: Api<Node> = Api::all(ctx.client.clone());
-    let result = mark(&api, name, &spec.node_taints, wait, ctx).await;
-    match result {
+    // Without anything registering the Node, look once: mark it if it is there.
+    let wait = ctx.node_wait.unwrap_or_default();
+    match mark(&api, name, &spec.node_taints, wait, ctx).await {
+        Err(MarkError::NeverRegistered(_)) if ctx.node_wait.is_none() => {
+            r.notes.push(format!(
+                "skipped: Node {name} does not exist and the agent runs without a kubeconfig, \
+                 so nothing registers it; run `plinth init phase mark-control-plane` once it exists"
+            ));
+        }
         Err(MarkError::NeverRegistered(waited)) => {
             r.error = Some(format!(
                 "Node {name} was not registered within {}s: is the agent running with a \
@@ -256,6 +256,29 @@ mod tests {
         assert!(!r.failed(), "{:?}", r.lines());
         let n = server.get("api/v1/nodes/cp1").unwrap();
         assert_eq!(n["spec"]["taints"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn without_a_registering_agent_a_missing_node_is_skipped_not_failed() {
+        let server = ApiServer::new();
+        let (s, ca) = (spec(), ca_pem());
+        let mut ctx = context(&server, &s, &ca);
+        ctx.node_wait = None;
+        let r = run(&ctx).await;
+        assert!(!r.failed(), "{:?}", r.lines());
+        assert!(r
+            .lines()
+            .iter()
+            .any(|l| l.contains("skipped: Node cp1 does not exist")));
+        // Once it exists, it is marked even so.
+        let api: Api<Node> = Api::all(server.client("system:node:cp1"));
+        api.create(&PostParams::default(), &node("cp1", json!(null)))
+            .await
+            .unwrap();
+        let r = run(&ctx).await;
+        assert!(r
+            .lines()
+            .contains(&"[mark-control-plane] Node cp1: updated".to_string()));
     }
 
     #[test]

@@ -154,19 +154,27 @@ pub fn kubelet_config(spec: &ClusterSpec) -> ConfigMap {
     )
 }
 
-/// Runs `upload-config` (both sub-steps, kubeadm's `upload-config/kubeadm` and `/kubelet`).
+fn read(name: &str) -> Vec<k8s_openapi::api::rbac::v1::PolicyRule> {
+    vec![rbac::rule("", &["configmaps"], &["get"], &[name])]
+}
+
+/// Runs `upload-config` (both sub-phases).
 pub async fn run(ctx: &Context<'_>) -> PhaseReport {
+    let mut r = kubeadm(ctx).await;
+    let k = kubelet(ctx).await;
+    r.notes.extend(k.notes);
+    r.objects.extend(k.objects);
+    r
+}
+
+/// `upload-config/kubeadm`: kubeadm-config and its Role/RoleBinding.
+pub async fn kubeadm(ctx: &Context<'_>) -> PhaseReport {
     let spec = ctx.spec;
     let mut r = PhaseReport::new("upload-config");
     r.notes.push(format!(
         "Storing the configuration used in ConfigMap \"{KUBEADM_CONFIG}\" in the \"kube-system\" Namespace"
     ));
-    let kubelet_cm = kubelet_config_map_name(&spec.kubernetes_version);
-    r.notes.push(format!(
-        "Creating a ConfigMap \"{kubelet_cm}\" in namespace kube-system with the configuration for the kubelets in the cluster"
-    ));
     apply(ctx, &mut r, kubeadm_config(spec)).await;
-    let read = |name: &str| vec![rbac::rule("", &["configmaps"], &["get"], &[name])];
     apply(
         ctx,
         &mut r,
@@ -184,6 +192,17 @@ pub async fn run(ctx: &Context<'_>) -> PhaseReport {
         ),
     )
     .await;
+    r
+}
+
+/// `upload-config/kubelet`: the kubelet ConfigMap and its Role/RoleBinding.
+pub async fn kubelet(ctx: &Context<'_>) -> PhaseReport {
+    let spec = ctx.spec;
+    let mut r = PhaseReport::new("upload-config");
+    let kubelet_cm = kubelet_config_map_name(&spec.kubernetes_version);
+    r.notes.push(format!(
+        "Creating a ConfigMap \"{kubelet_cm}\" in namespace kube-system with the configuration for the kubelets in the cluster"
+    ));
     apply(ctx, &mut r, kubelet_config(spec)).await;
     let rbac_name = kubelet_config_rbac_name(&spec.kubernetes_version);
     apply(

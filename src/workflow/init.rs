@@ -72,6 +72,22 @@ const CONTROL_PLANE: &[Sub] = &[
     Sub::new("scheduler", "kube-scheduler's static pod manifest").aka(&["kube-scheduler"]),
 ];
 
+const UPLOAD_CONFIG: &[Sub] = &[
+    Sub::new(
+        "kubeadm",
+        "The ClusterConfiguration in ConfigMap kubeadm-config",
+    ),
+    Sub::new(
+        "kubelet",
+        "The kubelets' configuration in ConfigMap kubelet-config",
+    ),
+];
+
+const ADDONS: &[Sub] = &[
+    Sub::new("coredns", "The CoreDNS addon"),
+    Sub::new("kube-proxy", "The kube-proxy addon"),
+];
+
 /// `plinth init`'s phases, in the order they run.
 pub fn table() -> Table<InitContext, InitError> {
     const CERTS: &str = "Generate certificates";
@@ -103,6 +119,28 @@ pub fn table() -> Table<InitContext, InitError> {
                 "wait-control-plane",
                 "Wait until every component is healthy",
                 wait_control_plane,
+            ),
+            Phase::new(
+                "upload-config",
+                "Upload the kubeadm and kubelet configurations to ConfigMaps",
+                upload_config,
+            )
+            .subs(UPLOAD_CONFIG),
+            Phase::new(
+                "mark-control-plane",
+                "Mark this node as a control-plane (labels and taints)",
+                mark_control_plane,
+            ),
+            Phase::new(
+                "bootstrap-token",
+                "Create bootstrap tokens, their RBAC and the cluster-info ConfigMap",
+                bootstrap_token,
+            ),
+            Phase::new("addon", "Install the CoreDNS and kube-proxy addons", addon).subs(ADDONS),
+            Phase::new(
+                "show-join-command",
+                "Show the `kubeadm join` command for worker nodes",
+                show_join_command,
             ),
         ],
         before_writes: Some(record_config),
@@ -152,6 +190,10 @@ pub struct InitContext {
     pub agent: AgentMode,
     /// The plinth binary the agent is started from (`None`: this process's executable).
     pub plinth_exe: Option<PathBuf>,
+    /// The worker join command, once show-join-command ran (init's success text ends with it).
+    pub join_command: Option<String>,
+    /// The bootstrap tokens the bootstrap-token phase made sure of (the join command's).
+    tokens: Option<Vec<crate::bootstrap::token::Token>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -165,6 +207,8 @@ impl InitContext {
             ignore_preflight_errors: Vec::new(),
             agent: AgentMode::Auto,
             plinth_exe: None,
+            join_command: None,
+            tokens: None,
             runtime: None,
         }
     }
@@ -487,6 +531,177 @@ fn wait_control_plane(
         };
         r.report(Event::Item(line.into()));
     }
+    Ok(())
+}
+
+/// True when something will register this node's Node object: the agent's config (written
+/// by init) or the running agent's command line names a kubeconfig.
+fn agent_registers_node(spec: &ClusterSpec, root: &HostRoot) -> bool {
+    let files = ops::agent_files(spec);
+    let config = std::fs::read_to_string(root.path(&files.config)).unwrap_or_default();
+    let in_config = config.lines().any(|l| {
+        let l = l.trim_start();
+        (l.starts_with("kubeconfig:") || l.starts_with("kubeletKubeconfig:"))
+            && l.split_once(':').is_some_and(|(_, v)| !v.trim().is_empty())
+    });
+    let pid = std::fs::read_to_string(root.path(&files.pid)).unwrap_or_default();
+    let in_cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+        .map(|c| c.split(|b| *b == 0).any(|a| a.starts_with(b"--kubeconfig")))
+        .unwrap_or(false);
+    in_config || in_cmdline
+}
+
+/// Prints an API phase's reports; fails the phase when any object failed.
+fn emit_api(
+    phase: &'static str,
+    reports: Vec<crate::postinit::PhaseReport>,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    let mut failed = 0;
+    for rep in &reports {
+        for line in rep.lines() {
+            r.report(Event::Item(line));
+        }
+        failed += rep.objects.iter().filter(|o| o.result.is_err()).count()
+            + usize::from(rep.error.is_some());
+    }
+    if failed > 0 {
+        return Err(InitError::ApiPhase { phase, failed });
+    }
+    Ok(())
+}
+
+/// The dry-run line of an API phase.
+fn dry_api(r: &mut dyn Reporter, phase: &str, what: &str) {
+    r.report(Event::Item(format!("[dry-run] then {phase}: {what}")));
+}
+
+fn upload_config(
+    ctx: &mut InitContext,
+    sel: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    use crate::postinit::{uploadconfig, Context};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "upload-config",
+            "store the configuration in ConfigMaps kubeadm-config and kubelet-config (kube-system)",
+        );
+        return Ok(());
+    }
+    let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
+    let reports = ctx.block_on(async {
+        let pc = Context::connect(&spec, &root, "upload-config").await?;
+        let mut out = Vec::new();
+        if sel.subs.contains(&"kubeadm") {
+            out.push(uploadconfig::kubeadm(&pc).await);
+        }
+        if sel.subs.contains(&"kubelet") {
+            out.push(uploadconfig::kubelet(&pc).await);
+        }
+        Ok::<_, InitError>(out)
+    })??;
+    emit_api("upload-config", reports, r)
+}
+
+fn mark_control_plane(
+    ctx: &mut InitContext,
+    _: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    use crate::postinit::{markcontrolplane, Context, DEFAULT_NODE_WAIT};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "mark-control-plane",
+            &format!("label and taint Node {}", ctx.spec.node_name),
+        );
+        return Ok(());
+    }
+    let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
+    let wait = agent_registers_node(&spec, &root).then_some(DEFAULT_NODE_WAIT);
+    let report = ctx.block_on(async {
+        let mut pc = Context::connect(&spec, &root, "mark-control-plane").await?;
+        pc.node_wait = wait;
+        Ok::<_, InitError>(markcontrolplane::run(&pc).await)
+    })??;
+    emit_api("mark-control-plane", vec![report], r)
+}
+
+fn bootstrap_token(
+    ctx: &mut InitContext,
+    _: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    use crate::postinit::{bootstraptoken, Context};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "bootstrap-token",
+            "create the bootstrap tokens, their RBAC rules and ConfigMap kube-public/cluster-info",
+        );
+        return Ok(());
+    }
+    let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
+    let (report, tokens) = ctx.block_on(async {
+        let pc = Context::connect(&spec, &root, "bootstrap-token").await?;
+        Ok::<_, InitError>(bootstraptoken::run(&pc).await)
+    })??;
+    ctx.tokens = Some(tokens);
+    emit_api("bootstrap-token", vec![report], r)
+}
+
+fn addon(ctx: &mut InitContext, sel: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
+    use crate::postinit::{addons, Context};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "addon",
+            &format!("create the {} addon objects", sel.subs.join(" and ")),
+        );
+        return Ok(());
+    }
+    let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
+    let reports = ctx.block_on(async {
+        let pc = Context::connect(&spec, &root, "addon").await?;
+        let mut out = Vec::new();
+        if sel.subs.contains(&"coredns") {
+            out.push(addons::coredns::run(&pc).await);
+        }
+        if sel.subs.contains(&"kube-proxy") {
+            out.push(addons::kubeproxy::run(&pc).await);
+        }
+        Ok::<_, InitError>(out)
+    })??;
+    emit_api("addon", reports, r)
+}
+
+fn show_join_command(
+    ctx: &mut InitContext,
+    sel: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    use crate::postinit::{joincommand, Context};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "show-join-command",
+            "print the `kubeadm join` command for worker nodes",
+        );
+        return Ok(());
+    }
+    let (spec, root, tokens) = (ctx.spec.clone(), ctx.root.clone(), ctx.tokens.clone());
+    let (report, cmd) = ctx.block_on(async {
+        let pc = Context::connect(&spec, &root, "show-join-command").await?;
+        Ok::<_, InitError>(joincommand::run(&pc, tokens.as_deref()).await)
+    })??;
+    emit_api("show-join-command", vec![report], r)?;
+    // A whole init ends its success text with it; `init phase show-join-command` prints it.
+    if let (Some(c), true) = (&cmd, sel.explicit) {
+        r.report(Event::Item(c.clone()));
+    }
+    ctx.join_command = cmd;
     Ok(())
 }
 
