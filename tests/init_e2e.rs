@@ -820,6 +820,8 @@ mod init_flow {
 
     /// Day-2 verbs and the configuration init persists.
     mod dayconfig;
+    /// init's API phases and the join command (issue 11 items 4–9).
+    mod postinit;
 
     /// The four static pods init brings up.
     const COMPONENTS: [&str; 4] = [

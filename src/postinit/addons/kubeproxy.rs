@@ -107,7 +107,9 @@ pub fn daemon_set(spec: &ClusterSpec) -> DaemonSet {
                         "securityContext": {"privileged": true},
                         "volumeMounts": [
                             {"mountPath": "/var/lib/kube-proxy", "name": "kube-proxy"},
-                            {"mountPath": "/run/xtables.lock", "name": "xtables-lock", "readOnly": false},
+                            // kubeadm's `readOnly: false` is the default the apiserver drops: left
+                            // out, so a re-run finds the stored DaemonSet unchanged.
+                            {"mountPath": "/run/xtables.lock", "name": "xtables-lock"},
                             {"mountPath": "/lib/modules", "name": "lib-modules", "readOnly": true},
                         ],
                         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
