@@ -190,9 +190,11 @@ mod tests {
     async fn create_list_delete_like_kubeadm_token() {
         let server = ApiServer::new();
         let c = server.client("kubernetes-admin");
-        let mut entry = BootstrapTokenSpec::default();
-        entry.token = Some(Token::parse("t", "abcdef.0123456789abcdef").unwrap());
-        entry.description = String::new();
+        let entry = BootstrapTokenSpec {
+            token: Some(Token::parse("t", "abcdef.0123456789abcdef").unwrap()),
+            description: String::new(),
+            ..Default::default()
+        };
         let info = create(&c, &entry).await.unwrap();
         assert_eq!(info.token.id(), "abcdef");
         let e = create(&c, &entry).await.unwrap_err();

@@ -394,7 +394,7 @@ mod tests {
         let ctx = context(&server, &s, &ca);
         let (r, tokens) = run(&ctx).await;
         assert!(!r.failed(), "{:?}", r.lines());
-        assert_eq!(tokens, [tok.clone()]);
+        assert_eq!(tokens, std::slice::from_ref(&tok));
         // Expire it behind our back: the next run renews it (updated).
         let path = "api/v1/namespaces/kube-system/secrets/bootstrap-token-abcdef";
         let mut sec = server.get(path).unwrap();

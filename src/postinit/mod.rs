@@ -39,7 +39,7 @@ pub enum PostInitError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: ApiError,
+        source: Box<ApiError>,
     },
     /// The cluster CA could not be read or pinned.
     #[error("[{phase}] {what}: {reason}")]
@@ -100,7 +100,7 @@ impl<'a> Context<'a> {
             .map_err(|source| PostInitError::Connect {
                 phase,
                 path: path.clone(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(Context {
             client,

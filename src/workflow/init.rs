@@ -883,7 +883,12 @@ mod tests {
                 "agent",
                 "kubeconfig",
                 "control-plane",
-                "wait-control-plane"
+                "wait-control-plane",
+                "upload-config",
+                "mark-control-plane",
+                "bootstrap-token",
+                "addon",
+                "show-join-command"
             ]
         );
         let mut ctx = InitContext::new(spec(), HostRoot::default());
@@ -943,7 +948,12 @@ mod tests {
                 "certs",
                 "kubeconfig",
                 "control-plane",
-                "wait-control-plane"
+                "wait-control-plane",
+                "upload-config",
+                "mark-control-plane",
+                "bootstrap-token",
+                "addon",
+                "show-join-command"
             ]
         );
         let items: Vec<&str> = events
@@ -969,7 +979,11 @@ mod tests {
             1,
             "{items:#?}"
         );
-        assert!(items.last().unwrap().contains("wait for the control plane"));
+        // The wait, then the API phases, each saying what it would do.
+        assert!(at("wait for the control plane") < at("then upload-config"));
+        assert!(at("then upload-config") < at("then mark-control-plane"));
+        assert!(at("then bootstrap-token") < at("then addon: create the coredns and kube-proxy"));
+        assert!(items.last().unwrap().contains("then show-join-command"));
         // The end of the writing rows is announced once, before the wait.
         let writes_done = events
             .iter()
