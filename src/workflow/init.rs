@@ -194,6 +194,8 @@ pub struct InitContext {
     pub join_command: Option<String>,
     /// The bootstrap tokens the bootstrap-token phase made sure of (the join command's).
     tokens: Option<Vec<crate::bootstrap::token::Token>>,
+    /// wait-control-plane saw the control plane healthy in this run.
+    control_plane_ready: bool,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -209,6 +211,7 @@ impl InitContext {
             plinth_exe: None,
             join_command: None,
             tokens: None,
+            control_plane_ready: false,
             runtime: None,
         }
     }
@@ -520,6 +523,7 @@ fn wait_control_plane(
     if !healthy {
         return Err(InitError::Unhealthy);
     }
+    ctx.control_plane_ready = true;
     // kubeadm makes admin.conf's group a cluster admin once the apiserver answers; a lone
     // `init phase wait-control-plane` only waits.
     if !sel.explicit {
@@ -571,6 +575,26 @@ fn emit_api(
     Ok(())
 }
 
+/// In a whole run the API phases need the control plane wait-control-plane saw healthy; with
+/// that phase skipped (a render-only `--skip-phases agent,wait-control-plane`) they are
+/// skipped too, saying so. `init phase <name>` always runs (and retries a starting apiserver).
+fn api_skipped(ctx: &InitContext, sel: &Selection, r: &mut dyn Reporter) -> bool {
+    if sel.explicit || ctx.dry_run || ctx.control_plane_ready {
+        return false;
+    }
+    r.report(Event::Skipped {
+        phase: sel.phase.to_string(),
+        reason: SkipReason::NotApplicable(
+            "wait-control-plane did not run, so no healthy apiserver to talk to".into(),
+        ),
+    });
+    r.report(Event::Item(format!(
+        "[{}] skipped: wait-control-plane did not run (run `plinth init phase {}` once the control plane is up)",
+        sel.phase, sel.phase
+    )));
+    true
+}
+
 /// The dry-run line of an API phase.
 fn dry_api(r: &mut dyn Reporter, phase: &str, what: &str) {
     r.report(Event::Item(format!("[dry-run] then {phase}: {what}")));
@@ -581,6 +605,9 @@ fn upload_config(
     sel: &Selection,
     r: &mut dyn Reporter,
 ) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
     use crate::postinit::{uploadconfig, Context};
     if ctx.dry_run {
         dry_api(
@@ -607,9 +634,12 @@ fn upload_config(
 
 fn mark_control_plane(
     ctx: &mut InitContext,
-    _: &Selection,
+    sel: &Selection,
     r: &mut dyn Reporter,
 ) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
     use crate::postinit::{markcontrolplane, Context, DEFAULT_NODE_WAIT};
     if ctx.dry_run {
         dry_api(
@@ -631,9 +661,12 @@ fn mark_control_plane(
 
 fn bootstrap_token(
     ctx: &mut InitContext,
-    _: &Selection,
+    sel: &Selection,
     r: &mut dyn Reporter,
 ) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
     use crate::postinit::{bootstraptoken, Context};
     if ctx.dry_run {
         dry_api(
@@ -653,6 +686,9 @@ fn bootstrap_token(
 }
 
 fn addon(ctx: &mut InitContext, sel: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
     use crate::postinit::{addons, Context};
     if ctx.dry_run {
         dry_api(
@@ -682,6 +718,9 @@ fn show_join_command(
     sel: &Selection,
     r: &mut dyn Reporter,
 ) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
     use crate::postinit::{joincommand, Context};
     if ctx.dry_run {
         dry_api(
@@ -840,6 +879,55 @@ mod tests {
         let mut s = crate::config::defaults_for("cp1", "127.0.0.1".parse().unwrap());
         s.key_algorithm = crate::config::KeyAlgorithm::EcdsaP256;
         s
+    }
+
+    /// A render-only run (`--skip-phases preflight,agent,wait-control-plane`, as the benches
+    /// and the quickstart do) writes the files and skips the API phases, saying so, instead of
+    /// retrying an apiserver nobody started.
+    #[test]
+    fn api_phases_are_skipped_when_wait_control_plane_did_not_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut spec = spec();
+        spec.plinth.security_profile = crate::config::SecurityProfile::Kubeadm;
+        let mut ctx = InitContext::new(spec, HostRoot::new(Some(tmp.path())));
+        ctx.agent = AgentMode::None;
+        let mut events = Vec::new();
+        let t = std::time::Instant::now();
+        run(
+            &mut ctx,
+            &Target::All {
+                skip: vec![
+                    "preflight".into(),
+                    "agent".into(),
+                    "wait-control-plane".into(),
+                ],
+            },
+            &mut |e| events.push(e),
+        )
+        .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(30));
+        let skipped: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Skipped {
+                    phase,
+                    reason: SkipReason::NotApplicable(_),
+                } => Some(phase.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                "upload-config",
+                "mark-control-plane",
+                "bootstrap-token",
+                "addon",
+                "show-join-command"
+            ]
+        );
+        assert!(ctx.join_command.is_none());
+        assert!(tmp.path().join("etc/kubernetes/admin.conf").exists());
     }
 
     /// The certs sub-phases are exactly pki/profiles.yaml's certificates, kubeconfig's its
