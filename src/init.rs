@@ -85,13 +85,27 @@ pub enum InitError {
     /// Binary provisioning could not start (CA bundle, architecture, client).
     #[error("[binaries] providing the control-plane binaries")]
     Binaries(#[source] Box<crate::binaries::BinariesError>),
+    /// An API phase could not connect (admin.conf, the CA).
+    #[error(transparent)]
+    PostInit(#[from] crate::postinit::PostInitError),
+    /// An API phase failed for some objects (each reported on its own line).
+    #[error("[{phase}] failed: {failed} object(s) could not be applied (see above)")]
+    ApiPhase {
+        /// The phase.
+        phase: &'static str,
+        /// How many objects (or steps) failed.
+        failed: usize,
+    },
 }
 
 impl InitError {
     /// Whether the events already told the operator everything (a failed preflight's
     /// findings, an unhealthy wait's report): print nothing more, exit 1.
     pub fn is_reported(&self) -> bool {
-        matches!(self, InitError::Unhealthy | InitError::BinariesMissing)
+        matches!(
+            self,
+            InitError::Unhealthy | InitError::BinariesMissing | InitError::ApiPhase { .. }
+        )
     }
 }
 

@@ -820,6 +820,8 @@ pub(crate) mod init_flow {
 
     /// Day-2 verbs and the configuration init persists.
     mod dayconfig;
+    /// init's API phases and the join command (issue 11 items 4–9).
+    mod postinit;
 
     /// The agent in the API: Node, Lease, mirror pods (issue 11).
     mod apisync;

@@ -200,6 +200,10 @@ pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
         Ok(summary) => {
             if summary.ran("wait-control-plane") && !cmd.dry_run && whole {
                 print!("{}", success_text(&spec, &root));
+                // Like kubeadm's, the text ends with the worker join command.
+                if let Some(join) = &ctx.join_command {
+                    print!("{}", plinth::postinit::joincommand::success_tail(join));
+                }
             }
             Ok(0)
         }

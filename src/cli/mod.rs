@@ -19,6 +19,7 @@ mod manifest;
 mod misc;
 mod progress;
 mod reset;
+mod token;
 mod verify;
 
 /// plinth: turn one Linux host into a Kubernetes control-plane node.
@@ -60,6 +61,9 @@ pub enum Command {
     Binaries(binaries::BinariesCmd),
     /// Remove everything plinth created on this host.
     Reset(reset::ResetCmd),
+    /// Manage bootstrap tokens (as `kubeadm token`).
+    #[command(subcommand)]
+    Token(token::TokenCmd),
     /// Print a shell completion script.
     Completion(misc::CompletionCmd),
     /// Print plinth(1) (roff), or write a page per command with `--dir DIR`.
@@ -161,6 +165,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Certs(c) => certs::run(c),
         Command::Reset(c) => reset::run(c),
         Command::Binaries(c) => binaries::run(c),
+        Command::Token(c) => token::run(c),
         Command::Completion(c) => misc::completion(c),
         Command::Man(c) => misc::man(c),
         Command::LogShim(c) => misc::log_shim(c),

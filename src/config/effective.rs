@@ -121,7 +121,23 @@ pub fn to_documents(spec: &ClusterSpec) -> [Value; 3] {
             "bindPort": spec.bind_port,
         }),
     );
-    init.insert("nodeRegistration".into(), json!({"name": spec.node_name}));
+    let taints: Vec<Value> = spec
+        .node_taints
+        .iter()
+        .map(|t| {
+            let mut o = Map::new();
+            o.insert("key".into(), json!(t.key));
+            put(&mut o, "value", json!(t.value));
+            o.insert("effect".into(), json!(t.effect));
+            Value::Object(o)
+        })
+        .collect();
+    // Always written (`[]` = no taints), so a reload does not fall back to the default taint.
+    // bootstrapTokens are not: they are secrets, and live in the cluster.
+    init.insert(
+        "nodeRegistration".into(),
+        json!({"name": spec.node_name, "taints": taints}),
+    );
     if let Some(dir) = &spec.patches_dir {
         init.insert("patches".into(), json!({ "directory": dir }));
     }

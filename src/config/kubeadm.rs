@@ -13,8 +13,8 @@ use super::features::check_flag_value;
 use super::flags::check_extra_args;
 use super::reader::{child, render, Obj};
 use super::spec::{
-    ApiServerSpec, Arg, ComponentSpec, EnvVar, Etcd, ExternalEtcd, HostPathMount, KeyAlgorithm,
-    KubeadmApiVersion, LocalEtcd,
+    ApiServerSpec, Arg, BootstrapTokenSpec, ComponentSpec, EnvVar, Etcd, ExternalEtcd,
+    HostPathMount, KeyAlgorithm, KubeadmApiVersion, LocalEtcd, NodeTaint,
 };
 use super::validate::{
     check_absolute, check_cert_san, check_dns1123_label, check_dns1123_subdomain,
@@ -50,6 +50,10 @@ pub(crate) struct RawInit {
     pub patches_dir: Option<String>,
     /// v1beta4 `timeouts.controlPlaneComponentHealthCheck` (validated).
     pub control_plane_timeout: Option<Duration>,
+    /// `nodeRegistration.taints` (validated); `None` when absent or null.
+    pub taints: Option<Vec<NodeTaint>>,
+    /// `bootstrapTokens` (validated, defaulted per entry); empty when absent.
+    pub bootstrap_tokens: Vec<BootstrapTokenSpec>,
 }
 
 /// What plinth takes from a `ClusterConfiguration`.
@@ -364,10 +368,12 @@ fn check_authorization_modes(args: &[(String, Arg)], errs: &mut Errors) {
     }
 }
 
-/// Checks `nodeRegistration.taints` (plinth runs no kubelet and registers no taints, but a
-/// taint the API server would refuse is still a mistake in the file).
-fn check_taints(nr: &mut Obj, errs: &mut Errors) {
-    for (path, item) in nr.list("taints", errs).unwrap_or_default() {
+/// Reads `nodeRegistration.taints`: `None` when absent or null (kubeadm's default taint
+/// applies), `Some(list)` otherwise (`[]` = no taints). Invalid entries are reported and dropped.
+fn read_taints(nr: &mut Obj, errs: &mut Errors) -> Option<Vec<NodeTaint>> {
+    let items = nr.list("taints", errs)?;
+    let mut out = Vec::new();
+    for (path, item) in items {
         let mut o = Obj::new(path.clone(), item, errs);
         let has = |k: &str| o.has(k);
         let (has_key, has_effect) = (has("key"), has("effect"));
@@ -377,39 +383,135 @@ fn check_taints(nr: &mut Obj, errs: &mut Errors) {
         o.ignore(&["timeAdded"]);
         o.finish(errs);
         let field = |k: &str| format!("{path}.{k}");
-        match key {
+        let mut ok = true;
+        match &key {
             Some(k) => {
-                if let Err(allowed) = check_qualified_name(&k) {
+                if let Err(allowed) = check_qualified_name(k) {
                     errs.push(field("key"), k, allowed);
+                    ok = false;
                 }
             }
-            None if !has_key => errs.push(
-                field("key"),
-                "",
-                "a taint key (required), e.g. node-role.kubernetes.io/control-plane",
-            ),
-            None => {}
+            None if !has_key => {
+                errs.push(
+                    field("key"),
+                    "",
+                    "a taint key (required), e.g. node-role.kubernetes.io/control-plane",
+                );
+                ok = false;
+            }
+            None => ok = false,
         }
-        if let Some(v) = value {
-            if let Err(allowed) = check_label_value(&v) {
+        if let Some(v) = &value {
+            if let Err(allowed) = check_label_value(v) {
                 errs.push(field("value"), v, allowed);
+                ok = false;
             }
         }
-        match effect {
+        match &effect {
             Some(e) if TAINT_EFFECTS.contains(&e.as_str()) => {}
-            Some(e) => errs.push(
-                field("effect"),
-                e,
-                format!("one of {}", TAINT_EFFECTS.join(", ")),
-            ),
-            None if !has_effect => errs.push(
-                field("effect"),
-                "",
-                format!("one of {} (required)", TAINT_EFFECTS.join(", ")),
-            ),
-            None => {}
+            Some(e) => {
+                errs.push(
+                    field("effect"),
+                    e,
+                    format!("one of {}", TAINT_EFFECTS.join(", ")),
+                );
+                ok = false;
+            }
+            None if !has_effect => {
+                errs.push(
+                    field("effect"),
+                    "",
+                    format!("one of {} (required)", TAINT_EFFECTS.join(", ")),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+        if let (true, Some(key), Some(effect)) = (ok, key, effect) {
+            out.push(NodeTaint {
+                key,
+                value: value.unwrap_or_default(),
+                effect,
+            });
         }
     }
+    Some(out)
+}
+
+/// Reads `bootstrapTokens`, defaulting each entry as kubeadm does (ttl 24h, usages signing +
+/// authentication, the default-node-token group, kubeadm's description). Invalid values are
+/// reported with their field path; the token secret is never echoed.
+fn read_bootstrap_tokens(doc: &mut Obj, errs: &mut Errors) -> Vec<BootstrapTokenSpec> {
+    use crate::bootstrap::token::{check_group, check_usage, Token};
+    let mut out = Vec::new();
+    for (path, item) in doc.list("bootstrapTokens", errs).unwrap_or_default() {
+        let mut o = Obj::new(path.clone(), item, errs);
+        let mut spec = BootstrapTokenSpec::default();
+        let token_field = o.field("token");
+        if let Some(t) = o.nonempty_string("token", errs) {
+            match Token::parse(&token_field, &t) {
+                Ok(t) => spec.token = Some(t),
+                Err(e) => {
+                    let shown = match e {
+                        crate::bootstrap::token::TokenError::Format { value, .. } => value,
+                        _ => String::new(),
+                    };
+                    errs.push(
+                        token_field,
+                        shown,
+                        "a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}, e.g. abcdef.0123456789abcdef",
+                    )
+                }
+            }
+        }
+        if let Some(d) = o.nonempty_string("description", errs) {
+            spec.description = d;
+        }
+        if let Some(ttl) = duration(&mut o, "ttl", false, errs) {
+            spec.ttl = ttl;
+        }
+        let expires_field = o.field("expires");
+        if let Some(e) = o.nonempty_string("expires", errs) {
+            use time::format_description::well_known::Rfc3339;
+            match time::OffsetDateTime::parse(&e, &Rfc3339) {
+                Ok(_) => spec.expires = Some(e),
+                Err(why) => errs.push(
+                    expires_field,
+                    e,
+                    format!("an RFC 3339 time such as 2030-01-01T00:00:00Z ({why})"),
+                ),
+            }
+        }
+        let usages = o.string_list("usages", errs).unwrap_or_default();
+        if !usages.is_empty() {
+            spec.usages.clear();
+            for (p, u) in usages {
+                match check_usage(&p, &u) {
+                    Ok(()) if !spec.usages.contains(&u) => spec.usages.push(u),
+                    Ok(()) => {}
+                    Err(_) => errs.push(p, u, "one of signing, authentication"),
+                }
+            }
+        }
+        let groups = o.string_list("groups", errs).unwrap_or_default();
+        if !groups.is_empty() {
+            spec.groups.clear();
+            for (p, g) in groups {
+                match check_group(&p, &g) {
+                    Ok(()) => spec.groups.push(g),
+                    Err(_) => errs.push(
+                        p,
+                        g,
+                        "a group system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9], e.g. \
+                         system:bootstrappers:kubeadm:default-node-token",
+                    ),
+                }
+            }
+        }
+        o.finish(errs);
+        out.push(spec);
+    }
+    out
 }
 
 /// Reads `InitConfiguration` (or nothing: all defaults).
@@ -422,13 +524,7 @@ pub(crate) fn read_init(
     let Some(value) = value else { return raw };
     let v4 = version == KubeadmApiVersion::V1Beta4;
     let mut doc = Obj::new("InitConfiguration", value, errs);
-    doc.ignore(&[
-        "apiVersion",
-        "kind",
-        "bootstrapTokens",
-        "certificateKey",
-        "skipPhases",
-    ]);
+    doc.ignore(&["apiVersion", "kind", "certificateKey", "skipPhases"]);
     if v4 {
         doc.ignore(&["dryRun"]);
     } else {
@@ -436,7 +532,7 @@ pub(crate) fn read_init(
     }
     if let Some(mut nr) = doc.obj("nodeRegistration", errs) {
         raw.node_name = at_string(&mut nr, "name", errs);
-        check_taints(&mut nr, errs);
+        raw.taints = read_taints(&mut nr, errs);
         nr.ignore(&[
             "criSocket",
             "kubeletExtraArgs",
@@ -450,6 +546,7 @@ pub(crate) fn read_init(
         }
         nr.finish(errs);
     }
+    raw.bootstrap_tokens = read_bootstrap_tokens(&mut doc, errs);
     if let Some(mut ep) = doc.obj("localAPIEndpoint", errs) {
         raw.advertise_address = at_string(&mut ep, "advertiseAddress", errs);
         let field = ep.field("bindPort");

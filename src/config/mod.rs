@@ -92,6 +92,8 @@ pub fn defaults_for(node_name: &str, advertise_address: IpAddr) -> ClusterSpec {
             etcd_binary_repository: crate::binaries::repo::DEFAULT_ETCD_BINARY_REPOSITORY.into(),
             binary_repository_ca_bundle: None,
         },
+        node_taints: vec![NodeTaint::control_plane()],
+        bootstrap_tokens: vec![BootstrapTokenSpec::default()],
     }
 }
 

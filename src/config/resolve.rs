@@ -176,6 +176,12 @@ pub(crate) fn resolve(
         spec.etcd = etcd;
     }
     spec.patches_dir = init.patches_dir;
+    if let Some(taints) = init.taints {
+        spec.node_taints = taints;
+    }
+    if !init.bootstrap_tokens.is_empty() {
+        spec.bootstrap_tokens = init.bootstrap_tokens;
+    }
     if let Some(d) = init.control_plane_timeout.or(cluster.control_plane_timeout) {
         spec.timeouts.control_plane_component_health_check = d;
     }

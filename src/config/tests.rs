@@ -459,6 +459,10 @@ fn init_defaults_yaml_loads_back_to_the_defaults() {
     // The printed defaults spell kubernetesVersion out, so the loaded one comes from the file.
     let mut expected = defaults_for("node", ip("1.2.3.4"));
     expected.kubernetes_version_source = KubeVersionSource::Config;
+    // Like kubeadm's, the printed defaults carry the placeholder token abcdef.0123456789abcdef:
+    // loaded, it is the token init creates (the built-in default generates a random one).
+    expected.bootstrap_tokens[0].token =
+        Some(crate::bootstrap::token::Token::parse("t", "abcdef.0123456789abcdef").unwrap());
     assert_eq!(s, expected);
     assert!(yaml.contains("apiVersion: kubeadm.k8s.io/v1beta4"));
     assert!(yaml.contains("kind: PlinthConfiguration"));
@@ -1269,4 +1273,56 @@ fn public_keys_ecdsa_gate_selects_ecdsa_keys() {
          PublicKeysECDSA: false\n"
     ));
     assert_eq!(s.key_algorithm, KeyAlgorithm::Rsa2048);
+}
+
+#[test]
+fn taints_and_bootstrap_tokens_are_read_and_defaulted() {
+    let s = load_str(V4_INIT, "t", &Overrides::default(), &host()).unwrap();
+    assert_eq!(s.node_taints, vec![NodeTaint::control_plane()]);
+    assert_eq!(s.bootstrap_tokens, vec![BootstrapTokenSpec::default()]);
+    assert!(s.bootstrap_tokens[0].token.is_none());
+
+    let yaml = format!(
+        "{V4_INIT}nodeRegistration:\n  taints: []\nbootstrapTokens:\n- token: abcdef.0123456789abcdef\n  \
+         ttl: 1h\n  groups: [system:bootstrappers:workers]\n  usages: [authentication]\n  description: mine\n"
+    );
+    let s = load_str(&yaml, "t", &Overrides::default(), &host()).unwrap();
+    assert!(s.node_taints.is_empty());
+    let t = &s.bootstrap_tokens[0];
+    assert_eq!(
+        t.token.as_ref().unwrap().expose(),
+        "abcdef.0123456789abcdef"
+    );
+    assert_eq!(t.ttl, std::time::Duration::from_secs(3600));
+    assert_eq!(t.groups, ["system:bootstrappers:workers"]);
+    assert_eq!(t.usages, ["authentication"]);
+    assert_eq!(t.description, "mine");
+}
+
+#[test]
+fn bad_bootstrap_tokens_name_the_field_and_hide_the_secret() {
+    let yaml = format!(
+        "{V4_INIT}bootstrapTokens:\n- token: abcdef.SECRETSECRETSECR\n  usages: [sign]\n  \
+         groups: [system:nodes]\n  expires: tomorrow\n"
+    );
+    let e = load_str(&yaml, "t", &Overrides::default(), &host())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("InitConfiguration.bootstrapTokens[0].token"),
+        "{e}"
+    );
+    assert!(!e.contains("SECRET"), "{e}");
+    assert!(
+        e.contains("InitConfiguration.bootstrapTokens[0].usages[0]"),
+        "{e}"
+    );
+    assert!(
+        e.contains("InitConfiguration.bootstrapTokens[0].groups[0]"),
+        "{e}"
+    );
+    assert!(
+        e.contains("InitConfiguration.bootstrapTokens[0].expires"),
+        "{e}"
+    );
 }

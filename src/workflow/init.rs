@@ -72,6 +72,22 @@ const CONTROL_PLANE: &[Sub] = &[
     Sub::new("scheduler", "kube-scheduler's static pod manifest").aka(&["kube-scheduler"]),
 ];
 
+const UPLOAD_CONFIG: &[Sub] = &[
+    Sub::new(
+        "kubeadm",
+        "The ClusterConfiguration in ConfigMap kubeadm-config",
+    ),
+    Sub::new(
+        "kubelet",
+        "The kubelets' configuration in ConfigMap kubelet-config",
+    ),
+];
+
+const ADDONS: &[Sub] = &[
+    Sub::new("coredns", "The CoreDNS addon"),
+    Sub::new("kube-proxy", "The kube-proxy addon"),
+];
+
 /// `plinth init`'s phases, in the order they run.
 pub fn table() -> Table<InitContext, InitError> {
     const CERTS: &str = "Generate certificates";
@@ -109,6 +125,28 @@ pub fn table() -> Table<InitContext, InitError> {
                 "wait-control-plane",
                 "Wait until every component is healthy",
                 wait_control_plane,
+            ),
+            Phase::new(
+                "upload-config",
+                "Upload the kubeadm and kubelet configurations to ConfigMaps",
+                upload_config,
+            )
+            .subs(UPLOAD_CONFIG),
+            Phase::new(
+                "mark-control-plane",
+                "Mark this node as a control-plane (labels and taints)",
+                mark_control_plane,
+            ),
+            Phase::new(
+                "bootstrap-token",
+                "Create bootstrap tokens, their RBAC and the cluster-info ConfigMap",
+                bootstrap_token,
+            ),
+            Phase::new("addon", "Install the CoreDNS and kube-proxy addons", addon).subs(ADDONS),
+            Phase::new(
+                "show-join-command",
+                "Show the `kubeadm join` command for worker nodes",
+                show_join_command,
             ),
         ],
         before_writes: Some(record_config),
@@ -162,6 +200,12 @@ pub struct InitContext {
     pub offline: bool,
     /// Told about downloads (the CLI's progress bars); `None`: quiet.
     pub download_observer: Option<std::sync::Arc<dyn crate::binaries::Observer>>,
+    /// The worker join command, once show-join-command ran (init's success text ends with it).
+    pub join_command: Option<String>,
+    /// The bootstrap tokens the bootstrap-token phase made sure of (the join command's).
+    tokens: Option<Vec<crate::bootstrap::token::Token>>,
+    /// wait-control-plane saw the control plane healthy in this run.
+    control_plane_ready: bool,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -177,6 +221,9 @@ impl InitContext {
             plinth_exe: None,
             offline: false,
             download_observer: None,
+            join_command: None,
+            tokens: None,
+            control_plane_ready: false,
             runtime: None,
         }
     }
@@ -583,6 +630,7 @@ fn wait_control_plane(
     if !healthy {
         return Err(InitError::Unhealthy);
     }
+    ctx.control_plane_ready = true;
     // kubeadm makes admin.conf's group a cluster admin once the apiserver answers; a lone
     // `init phase wait-control-plane` only waits.
     if !sel.explicit {
@@ -594,6 +642,212 @@ fn wait_control_plane(
         };
         r.report(Event::Item(line.into()));
     }
+    Ok(())
+}
+
+/// True when something will register this node's Node object: the agent's config (written
+/// by init) or the running agent's command line names a kubeconfig.
+fn agent_registers_node(spec: &ClusterSpec, root: &HostRoot) -> bool {
+    let files = ops::agent_files(spec);
+    let config = std::fs::read_to_string(root.path(&files.config)).unwrap_or_default();
+    let in_config = config.lines().any(|l| {
+        let l = l.trim_start();
+        (l.starts_with("kubeconfig:") || l.starts_with("kubeletKubeconfig:"))
+            && l.split_once(':').is_some_and(|(_, v)| !v.trim().is_empty())
+    });
+    let pid = std::fs::read_to_string(root.path(&files.pid)).unwrap_or_default();
+    let in_cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+        .map(|c| c.split(|b| *b == 0).any(|a| a.starts_with(b"--kubeconfig")))
+        .unwrap_or(false);
+    in_config || in_cmdline
+}
+
+/// Prints an API phase's reports; fails the phase when any object failed.
+fn emit_api(
+    phase: &'static str,
+    reports: Vec<crate::postinit::PhaseReport>,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    let mut failed = 0;
+    for rep in &reports {
+        for line in rep.lines() {
+            r.report(Event::Item(line));
+        }
+        failed += rep.objects.iter().filter(|o| o.result.is_err()).count()
+            + usize::from(rep.error.is_some());
+    }
+    if failed > 0 {
+        return Err(InitError::ApiPhase { phase, failed });
+    }
+    Ok(())
+}
+
+/// In a whole run the API phases need the control plane wait-control-plane saw healthy; with
+/// that phase skipped (a render-only `--skip-phases agent,wait-control-plane`) they are
+/// skipped too, saying so. `init phase <name>` always runs (and retries a starting apiserver).
+fn api_skipped(ctx: &InitContext, sel: &Selection, r: &mut dyn Reporter) -> bool {
+    if sel.explicit || ctx.dry_run || ctx.control_plane_ready {
+        return false;
+    }
+    r.report(Event::Skipped {
+        phase: sel.phase.to_string(),
+        reason: SkipReason::NotApplicable(
+            "wait-control-plane did not run, so no healthy apiserver to talk to".into(),
+        ),
+    });
+    r.report(Event::Item(format!(
+        "[{}] skipped: wait-control-plane did not run (run `plinth init phase {}` once the control plane is up)",
+        sel.phase, sel.phase
+    )));
+    true
+}
+
+/// The dry-run line of an API phase.
+fn dry_api(r: &mut dyn Reporter, phase: &str, what: &str) {
+    r.report(Event::Item(format!("[dry-run] then {phase}: {what}")));
+}
+
+fn upload_config(
+    ctx: &mut InitContext,
+    sel: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
+    use crate::postinit::{uploadconfig, Context};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "upload-config",
+            "store the configuration in ConfigMaps kubeadm-config and kubelet-config (kube-system)",
+        );
+        return Ok(());
+    }
+    let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
+    let reports = ctx.block_on(async {
+        let pc = Context::connect(&spec, &root, "upload-config").await?;
+        let mut out = Vec::new();
+        if sel.subs.contains(&"kubeadm") {
+            out.push(uploadconfig::kubeadm(&pc).await);
+        }
+        if sel.subs.contains(&"kubelet") {
+            out.push(uploadconfig::kubelet(&pc).await);
+        }
+        Ok::<_, InitError>(out)
+    })??;
+    emit_api("upload-config", reports, r)
+}
+
+fn mark_control_plane(
+    ctx: &mut InitContext,
+    sel: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
+    use crate::postinit::{markcontrolplane, Context, DEFAULT_NODE_WAIT};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "mark-control-plane",
+            &format!("label and taint Node {}", ctx.spec.node_name),
+        );
+        return Ok(());
+    }
+    let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
+    let wait = agent_registers_node(&spec, &root).then_some(DEFAULT_NODE_WAIT);
+    let report = ctx.block_on(async {
+        let mut pc = Context::connect(&spec, &root, "mark-control-plane").await?;
+        pc.node_wait = wait;
+        Ok::<_, InitError>(markcontrolplane::run(&pc).await)
+    })??;
+    emit_api("mark-control-plane", vec![report], r)
+}
+
+fn bootstrap_token(
+    ctx: &mut InitContext,
+    sel: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
+    use crate::postinit::{bootstraptoken, Context};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "bootstrap-token",
+            "create the bootstrap tokens, their RBAC rules and ConfigMap kube-public/cluster-info",
+        );
+        return Ok(());
+    }
+    let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
+    let (report, tokens) = ctx.block_on(async {
+        let pc = Context::connect(&spec, &root, "bootstrap-token").await?;
+        Ok::<_, InitError>(bootstraptoken::run(&pc).await)
+    })??;
+    ctx.tokens = Some(tokens);
+    emit_api("bootstrap-token", vec![report], r)
+}
+
+fn addon(ctx: &mut InitContext, sel: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
+    use crate::postinit::{addons, Context};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "addon",
+            &format!("create the {} addon objects", sel.subs.join(" and ")),
+        );
+        return Ok(());
+    }
+    let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
+    let reports = ctx.block_on(async {
+        let pc = Context::connect(&spec, &root, "addon").await?;
+        let mut out = Vec::new();
+        if sel.subs.contains(&"coredns") {
+            out.push(addons::coredns::run(&pc).await);
+        }
+        if sel.subs.contains(&"kube-proxy") {
+            out.push(addons::kubeproxy::run(&pc).await);
+        }
+        Ok::<_, InitError>(out)
+    })??;
+    emit_api("addon", reports, r)
+}
+
+fn show_join_command(
+    ctx: &mut InitContext,
+    sel: &Selection,
+    r: &mut dyn Reporter,
+) -> Result<(), InitError> {
+    if api_skipped(ctx, sel, r) {
+        return Ok(());
+    }
+    use crate::postinit::{joincommand, Context};
+    if ctx.dry_run {
+        dry_api(
+            r,
+            "show-join-command",
+            "print the `kubeadm join` command for worker nodes",
+        );
+        return Ok(());
+    }
+    let (spec, root, tokens) = (ctx.spec.clone(), ctx.root.clone(), ctx.tokens.clone());
+    let (report, cmd) = ctx.block_on(async {
+        let pc = Context::connect(&spec, &root, "show-join-command").await?;
+        Ok::<_, InitError>(joincommand::run(&pc, tokens.as_deref()).await)
+    })??;
+    emit_api("show-join-command", vec![report], r)?;
+    // A whole init ends its success text with it; `init phase show-join-command` prints it.
+    if let (Some(c), true) = (&cmd, sel.explicit) {
+        r.report(Event::Item(c.clone()));
+    }
+    ctx.join_command = cmd;
     Ok(())
 }
 
@@ -746,6 +1000,55 @@ mod tests {
         s
     }
 
+    /// A render-only run (`--skip-phases preflight,agent,wait-control-plane`, as the benches
+    /// and the quickstart do) writes the files and skips the API phases, saying so, instead of
+    /// retrying an apiserver nobody started.
+    #[test]
+    fn api_phases_are_skipped_when_wait_control_plane_did_not_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut spec = spec();
+        spec.plinth.security_profile = crate::config::SecurityProfile::Kubeadm;
+        let mut ctx = InitContext::new(spec, HostRoot::new(Some(tmp.path())));
+        ctx.agent = AgentMode::None;
+        let mut events = Vec::new();
+        let t = std::time::Instant::now();
+        run(
+            &mut ctx,
+            &Target::All {
+                skip: vec![
+                    "preflight".into(),
+                    "agent".into(),
+                    "wait-control-plane".into(),
+                ],
+            },
+            &mut |e| events.push(e),
+        )
+        .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(30));
+        let skipped: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Skipped {
+                    phase,
+                    reason: SkipReason::NotApplicable(_),
+                } => Some(phase.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                "upload-config",
+                "mark-control-plane",
+                "bootstrap-token",
+                "addon",
+                "show-join-command"
+            ]
+        );
+        assert!(ctx.join_command.is_none());
+        assert!(tmp.path().join("etc/kubernetes/admin.conf").exists());
+    }
+
     /// The certs sub-phases are exactly pki/profiles.yaml's certificates, kubeconfig's its
     /// kubeconfigs: one list each, the table follows the data.
     #[test]
@@ -788,7 +1091,12 @@ mod tests {
                 "agent",
                 "kubeconfig",
                 "control-plane",
-                "wait-control-plane"
+                "wait-control-plane",
+                "upload-config",
+                "mark-control-plane",
+                "bootstrap-token",
+                "addon",
+                "show-join-command"
             ]
         );
         let mut ctx = InitContext::new(spec(), HostRoot::default());
@@ -849,7 +1157,12 @@ mod tests {
                 "certs",
                 "kubeconfig",
                 "control-plane",
-                "wait-control-plane"
+                "wait-control-plane",
+                "upload-config",
+                "mark-control-plane",
+                "bootstrap-token",
+                "addon",
+                "show-join-command"
             ]
         );
         let items: Vec<&str> = events
@@ -875,7 +1188,11 @@ mod tests {
             1,
             "{items:#?}"
         );
-        assert!(items.last().unwrap().contains("wait for the control plane"));
+        // The wait, then the API phases, each saying what it would do.
+        assert!(at("wait for the control plane") < at("then upload-config"));
+        assert!(at("then upload-config") < at("then mark-control-plane"));
+        assert!(at("then bootstrap-token") < at("then addon: create the coredns and kube-proxy"));
+        assert!(items.last().unwrap().contains("then show-join-command"));
         // The end of the writing rows is announced once, before the wait.
         let writes_done = events
             .iter()

@@ -1264,6 +1264,19 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         return code
 
     def read_body(self, limit=3 * 1024 * 1024):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            # kubectl streams `-f` bodies (create --raw) chunked, without a Content-Length.
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+                if len(out) > limit:
+                    return None
         n = int(self.headers.get("Content-Length") or 0)
         if n > limit:
             return None
