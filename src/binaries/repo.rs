@@ -56,28 +56,7 @@ pub fn etcd_sums_url(repo: &str, version: &str) -> String {
     format!("{}/{version}/SHA256SUMS", repo.trim_end_matches('/'))
 }
 
-/// The etcd release version for an image tag: `3.5.1-0` → `v3.5.1` (the image revision
-/// dropped), `v3.6.0-rc.1` → `v3.6.0-rc.1`.
-pub fn etcd_release_version(tag: &str) -> String {
-    let t = tag.strip_prefix('v').unwrap_or(tag);
-    let t = match t.rsplit_once('-') {
-        Some((core, rev)) if !rev.is_empty() && rev.bytes().all(|b| b.is_ascii_digit()) => core,
-        _ => t,
-    };
-    format!("v{t}")
-}
-
-/// The release version a component image tag stands for: etcd's tags carry an image
-/// revision (`3.5.1-0` → `v3.5.1`), Kubernetes tags are the version (`v1.24.0`).
-pub fn release_version_for_image(component: &str, tag: &str) -> String {
-    if component == "etcd" {
-        etcd_release_version(tag)
-    } else if tag.starts_with('v') {
-        tag.to_string()
-    } else {
-        format!("v{tag}")
-    }
-}
+pub use crate::binlayout::{etcd_release_version, release_version_for_image};
 
 /// The etcd release `spec` runs: `etcd.local.imageTag` when set, else the version kubeadm's
 /// `SupportedEtcdVersion` pairs with the Kubernetes minor (1.24 → v3.5.3); `None` with
