@@ -128,7 +128,7 @@ pub enum BindingError {
     },
 }
 
-pub use crate::workflow::PhaseReport;
+pub use crate::report::PhaseReport;
 
 /// Runs the certs phase (`only` = one certificate name, or all).
 pub fn phase_certs(

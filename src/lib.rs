@@ -27,6 +27,7 @@ pub mod pki;
 pub mod preflight;
 pub mod probe;
 pub mod regenerate;
+pub mod report;
 pub mod reset;
 pub mod runtime;
 pub mod security;

@@ -15,22 +15,10 @@ use std::time::Duration;
 use crate::health::{ComponentProgress, WaitReport};
 use crate::preflight::Finding;
 
-/// What a render phase did: kubeadm-style lines, and the files it changed.
-#[derive(Debug, Clone, Default)]
-pub struct PhaseReport {
-    /// `[certs] Generating "ca" certificate and key`, ...
-    pub lines: Vec<String>,
-    /// Host paths of files created or changed.
-    pub changed: Vec<PathBuf>,
-}
+// What a render step did is a plain value the operations below the workflow return.
+pub use crate::report::PhaseReport;
 
 impl PhaseReport {
-    /// Appends `other`.
-    pub fn extend(&mut self, other: PhaseReport) {
-        self.lines.extend(other.lines);
-        self.changed.extend(other.changed);
-    }
-
     /// Reports the lines as [`Event::Item`]s and the files as [`Event::Changed`].
     pub fn emit(self, reporter: &mut dyn Reporter) {
         for l in self.lines {
@@ -119,8 +107,11 @@ pub struct Table<C, E> {
     /// The rows, in run order.
     pub rows: Vec<Phase<C, E>>,
     /// Runs once, before the first row that writes (records what the run is about to do).
-    pub before_writes: Option<fn(&mut C, &Target, &mut dyn Reporter) -> Result<(), E>>,
+    pub before_writes: Option<BeforeWrites<C, E>>,
 }
+
+/// The hook a table runs once before its first writing row.
+pub type BeforeWrites<C, E> = fn(&mut C, &Target, &mut dyn Reporter) -> Result<(), E>;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
