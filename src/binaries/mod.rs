@@ -158,7 +158,7 @@ pub enum BinariesError {
         cache: String,
     },
     /// A component missing from the host that could not be downloaded.
-    #[error("{component} {version} not found in {searched} in that version nor in the cache {cache}, and downloading it failed: {source}")]
+    #[error("{component} {version} not found in {searched} in that version nor in the cache {cache}, and downloading it failed")]
     Component {
         /// Component.
         component: String,
