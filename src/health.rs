@@ -580,11 +580,7 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
         }
     })
     .await;
-    for r in results {
-        if let Some(v) = r {
-            out.push(v);
-        }
-    }
+    out.extend(results.into_iter().flatten());
     out
 }
 

@@ -84,7 +84,7 @@ pub enum InitError {
     BinariesMissing,
     /// Binary provisioning could not start (CA bundle, architecture, client).
     #[error("[binaries] providing the control-plane binaries")]
-    Binaries(#[source] crate::binaries::BinariesError),
+    Binaries(#[source] Box<crate::binaries::BinariesError>),
 }
 
 impl InitError {

@@ -25,11 +25,14 @@ pub(crate) enum Behaviour {
 
 type BehaviourFn = dyn Fn(&ContainerSpec) -> Behaviour + Send + Sync;
 
+/// A running fake container: its exit channel, its behaviour and its name.
+type LiveContainer = (watch::Sender<Option<ExitStatus>>, Behaviour, String);
+
 pub(crate) struct FakeRuntime {
     t0: tokio::time::Instant,
     pub events: Mutex<Vec<(Duration, String)>>,
     behaviour: Box<BehaviourFn>,
-    live: Mutex<HashMap<String, (watch::Sender<Option<ExitStatus>>, Behaviour, String)>>,
+    live: Mutex<HashMap<String, LiveContainer>>,
     next_pid: Mutex<i32>,
 }
 

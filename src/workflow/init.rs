@@ -303,7 +303,8 @@ fn binaries(ctx: &mut InitContext, _: &Selection, r: &mut dyn Reporter) -> Resul
     let spec = ctx.spec.clone();
     let root = ctx.root.clone();
     let cache = Cache::new(&root, &spec.plinth.state_dir);
-    let settings = Settings::for_spec(&spec, &root, ctx.offline).map_err(InitError::Binaries)?;
+    let settings = Settings::for_spec(&spec, &root, ctx.offline)
+        .map_err(|e| InitError::Binaries(Box::new(e)))?;
     let artifacts = bins::control_plane_artifacts(&spec);
     let obs = ctx
         .download_observer
@@ -340,7 +341,7 @@ fn binaries(ctx: &mut InitContext, _: &Selection, r: &mut dyn Reporter) -> Resul
             ));
             return Err(InitError::BinariesMissing);
         }
-        Err(e) => return Err(InitError::Binaries(e)),
+        Err(e) => return Err(InitError::Binaries(Box::new(e))),
     };
     for res in resolved {
         let a = &res.artifact;
