@@ -12,6 +12,7 @@ pub mod agentctl;
 pub mod apiclient;
 pub mod backoff;
 pub mod binaries;
+pub mod binlayout;
 pub mod bootstrap;
 pub mod certs;
 pub mod client;

@@ -251,7 +251,7 @@ fn pull_extracts_etcd_and_etcdctl_from_the_release_tarball() {
     let etcd = etcd_binary().expect("etcd");
     let etcdctl = etcdctl_binary().expect("etcdctl");
     let version = format!("v{}", etcd_version(&etcd));
-    h.write_config(&format!(""));
+    h.write_config("");
     // The config pins etcd to the test etcd's version (no etcd on binPath to take it from).
     std::fs::write(
         &h.cfg,

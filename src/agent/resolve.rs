@@ -108,7 +108,7 @@ impl Resolver {
             });
         }
         let cached = self.binary_cache.as_ref().and_then(|state| {
-            crate::binaries::image_executable(&self.root, state, &image, &argv[0])
+            crate::binlayout::image_executable(&self.root, state, &image, &argv[0])
         });
         let executable = match cached {
             Some(p) => p,

@@ -51,12 +51,12 @@ impl Cache {
 
     /// Host path of the cache dir (`/var/lib/plinth/bin`).
     pub fn host_dir(&self) -> String {
-        format!("{}/bin", self.state_dir)
+        crate::binlayout::host_dir(&self.state_dir)
     }
 
     /// Host path of a version dir.
     pub fn host_version_dir(&self, component: &str, version: &str) -> String {
-        format!("{}/{component}/{version}", self.host_dir())
+        crate::binlayout::host_version_dir(&self.state_dir, component, version)
     }
 
     /// Local path of a version dir.
@@ -265,10 +265,7 @@ fn sorted_dirs(dir: &Path) -> Vec<String> {
     v
 }
 
-/// An executable regular file.
-pub fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
+pub use crate::binlayout::is_executable;
 
 #[cfg(test)]
 mod tests {

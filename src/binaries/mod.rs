@@ -158,7 +158,7 @@ pub enum BinariesError {
         cache: String,
     },
     /// A component missing from the host that could not be downloaded.
-    #[error("{component} {version} not found in {searched} in that version nor in the cache {cache}, and downloading it failed: {source}")]
+    #[error("{component} {version} not found in {searched} in that version nor in the cache {cache}, and downloading it failed")]
     Component {
         /// Component.
         component: String,
@@ -638,36 +638,8 @@ fn check_executable(
     }
 }
 
-/// The cached executable the agent runs for a container of `image` whose `command[0]` is
-/// `name`: `<stateDir>/bin/<image name>/<version of the tag>/<name>` under `root`, when it
-/// is there. `None` for a path-like `name` or an image without a tag.
-pub fn image_executable(
-    root: &HostRoot,
-    state_dir: &Path,
-    image: &str,
-    name: &str,
-) -> Option<PathBuf> {
-    if name.contains('/') || name.is_empty() {
-        return None;
-    }
-    let (component, version) = image_component_version(image)?;
-    let p = Cache::new(root, &state_dir.to_string_lossy()).path(&component, &version, name);
-    cache::is_executable(&p).then_some(p)
-}
-
-/// `registry.k8s.io/etcd:3.5.1-0` → (`etcd`, `v3.5.1`); `None` without a tag (or a digest).
-pub fn image_component_version(image: &str) -> Option<(String, String)> {
-    let image = image.split('@').next()?;
-    let last = image.rsplit('/').next()?;
-    let (component, tag) = last.split_once(':')?;
-    if component.is_empty() || tag.is_empty() {
-        return None;
-    }
-    Some((
-        component.to_string(),
-        repo::release_version_for_image(component, tag),
-    ))
-}
+// The cache layout the agent shares lives below both (the agent never imports this module).
+pub use crate::binlayout::{image_component_version, image_executable};
 
 /// The (component, version) pairs in use on this host: what `spec` runs (and its kubectl),
 /// plus every image of a manifest in the manifest dir.

@@ -3,49 +3,13 @@
 //! (`<etcdRepo>/<version>/etcd-<version>-linux-<arch>.tar.gz` + `<version>/SHA256SUMS`), the
 //! host architecture in those names, and the versions each component is fetched at.
 
-use std::net::IpAddr;
-
 use crate::config::{ClusterSpec, Etcd};
 
-/// The official Kubernetes release location (what `dl.k8s.io/release/<version>/bin/...` serves).
-pub const DEFAULT_BINARY_REPOSITORY: &str = "https://dl.k8s.io/release";
-
-/// etcd's GitHub releases (`<version>/etcd-<version>-linux-<arch>.tar.gz`, `SHA256SUMS`).
-pub const DEFAULT_ETCD_BINARY_REPOSITORY: &str =
-    "https://github.com/etcd-io/etcd/releases/download";
-
-/// What a repository URL may be, for configuration errors.
-pub const REPOSITORY_ALLOWED: &str = "an https:// URL, an http:// URL on loopback \
-    (127.0.0.0/8, ::1, localhost), or a file:/// URL of an absolute directory";
-
-/// Checks a repository URL (`binaryRepository`, `etcdBinaryRepository`); `Err` says what is
-/// allowed.
-pub fn check_repository_url(url: &str) -> Result<(), String> {
-    let allowed = || REPOSITORY_ALLOWED.to_string();
-    if let Some(path) = url.strip_prefix("file://") {
-        return if path.starts_with('/') {
-            Ok(())
-        } else {
-            Err(allowed())
-        };
-    }
-    let parsed = reqwest::Url::parse(url).map_err(|_| allowed())?;
-    let host = parsed.host_str().unwrap_or_default();
-    if host.is_empty() || parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(allowed());
-    }
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback_host(host) => Ok(()),
-        _ => Err(allowed()),
-    }
-}
-
-/// `localhost`, 127.0.0.0/8 or ::1 (brackets allowed).
-pub fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+// The repository settings (defaults, what a URL may be) belong to the configuration.
+pub use crate::config::repository::{
+    check_repository_url, is_loopback_host, DEFAULT_BINARY_REPOSITORY,
+    DEFAULT_ETCD_BINARY_REPOSITORY, REPOSITORY_ALLOWED,
+};
 
 /// The release architecture name of this host (`amd64`, `arm64`, ...); `None` when the
 /// Kubernetes releases have no binaries for it.
@@ -92,28 +56,7 @@ pub fn etcd_sums_url(repo: &str, version: &str) -> String {
     format!("{}/{version}/SHA256SUMS", repo.trim_end_matches('/'))
 }
 
-/// The etcd release version for an image tag: `3.5.1-0` → `v3.5.1` (the image revision
-/// dropped), `v3.6.0-rc.1` → `v3.6.0-rc.1`.
-pub fn etcd_release_version(tag: &str) -> String {
-    let t = tag.strip_prefix('v').unwrap_or(tag);
-    let t = match t.rsplit_once('-') {
-        Some((core, rev)) if !rev.is_empty() && rev.bytes().all(|b| b.is_ascii_digit()) => core,
-        _ => t,
-    };
-    format!("v{t}")
-}
-
-/// The release version a component image tag stands for: etcd's tags carry an image
-/// revision (`3.5.1-0` → `v3.5.1`), Kubernetes tags are the version (`v1.24.0`).
-pub fn release_version_for_image(component: &str, tag: &str) -> String {
-    if component == "etcd" {
-        etcd_release_version(tag)
-    } else if tag.starts_with('v') {
-        tag.to_string()
-    } else {
-        format!("v{tag}")
-    }
-}
+pub use crate::binlayout::{etcd_release_version, release_version_for_image};
 
 /// The etcd release `spec` runs: `etcd.local.imageTag` when set, else the version kubeadm's
 /// `SupportedEtcdVersion` pairs with the Kubernetes minor (1.24 → v3.5.3); `None` with
@@ -173,35 +116,6 @@ mod tests {
         let mut spec = crate::config::defaults_for("n", "127.0.0.1".parse().unwrap());
         spec.kubernetes_version = crate::config::validate::parse_kube_version("v1.24.0").unwrap();
         assert_eq!(etcd_version(&spec).as_deref(), Some("v3.5.3"));
-    }
-
-    #[test]
-    fn repository_urls_https_loopback_http_or_file() {
-        for ok in [
-            "https://dl.k8s.io/release",
-            "https://mirror.example.com:8443/k8s/",
-            "http://127.0.0.1:8080/release",
-            "http://[::1]:9/x",
-            "http://localhost/k8s",
-            "file:///srv/mirror",
-        ] {
-            assert_eq!(check_repository_url(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "http://mirror.example.com/release",
-            "http://10.0.0.1/release",
-            "ftp://x/y",
-            "dl.k8s.io/release",
-            "file://relative/dir",
-            "https://",
-            "https://x/y?token=1",
-        ] {
-            let e = check_repository_url(bad).unwrap_err();
-            assert!(
-                e.contains("loopback") && e.contains("https://"),
-                "{bad}: {e}"
-            );
-        }
     }
 
     #[test]

@@ -176,7 +176,7 @@ pub fn run(cmd: InitCmd) -> anyhow::Result<i32> {
     ctx.dry_run = cmd.dry_run;
     ctx.ignore_preflight_errors = cmd.ignore_preflight_errors.clone();
     ctx.offline = cmd.offline;
-    ctx.download_observer = Some(std::sync::Arc::new(super::binaries::DownloadBars::new(
+    ctx.download_observer = Some(std::sync::Arc::new(super::progress::DownloadBars::new(
         "[binaries]",
     )));
     ctx.agent = match cmd.agent {

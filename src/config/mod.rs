@@ -14,6 +14,7 @@ mod numbers;
 pub mod persisted;
 mod plinthcfg;
 mod reader;
+pub mod repository;
 mod resolve;
 pub mod spec;
 pub mod validate;
@@ -88,8 +89,8 @@ pub fn defaults_for(node_name: &str, advertise_address: IpAddr) -> ClusterSpec {
             state_dir: "/var/lib/plinth".into(),
             log_dir: "/var/log/pods".into(),
             kubeconfig_dir: "/etc/kubernetes".into(),
-            binary_repository: crate::binaries::repo::DEFAULT_BINARY_REPOSITORY.into(),
-            etcd_binary_repository: crate::binaries::repo::DEFAULT_ETCD_BINARY_REPOSITORY.into(),
+            binary_repository: repository::DEFAULT_BINARY_REPOSITORY.into(),
+            etcd_binary_repository: repository::DEFAULT_ETCD_BINARY_REPOSITORY.into(),
             binary_repository_ca_bundle: None,
         },
         node_taints: vec![NodeTaint::control_plane()],

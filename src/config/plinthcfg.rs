@@ -42,7 +42,7 @@ fn dir(obj: &mut Obj, key: &'static str, slot: &mut String, errs: &mut Errors) {
 fn repository(obj: &mut Obj, key: &'static str, slot: &mut String, errs: &mut Errors) {
     let field = obj.field(key);
     if let Some(v) = obj.nonempty_string(key, errs) {
-        match crate::binaries::repo::check_repository_url(&v) {
+        match super::repository::check_repository_url(&v) {
             Ok(()) => *slot = v.trim_end_matches('/').to_string(),
             Err(allowed) => errs.push(field, v, allowed),
         }

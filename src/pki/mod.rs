@@ -39,11 +39,11 @@ use std::path::{Path, PathBuf};
 
 pub use inspect::{load_pem_cert, load_pem_key, CertInfo, CertStatus};
 pub use keys::PrivateKey;
-pub use plan::{plan, FileAction, FilePlan, ItemPlan, PkiPlan};
+pub use plan::{FileAction, FilePlan, ItemPlan, PkiPlan};
 pub use profile::{
     CertProfile, ExtKeyUsage, KeyUsage, KubeconfigProfile, ProfileKind, San, ServerRule,
 };
-pub use reconcile::{inspect, reconcile};
+pub use reconcile::{inspect, plan, reconcile};
 
 use crate::config::ClusterSpec;
 use crate::fs::FsError;

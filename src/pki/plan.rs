@@ -1,7 +1,7 @@
 //! Plans as values: what should exist on disk, what is there, and what one apply step will do
 //! to each file.
 //!
-//! [`plan`] compares the certificate profiles of a [`ClusterSpec`] with the files under
+//! [`plan`](super::plan()) (in the assessment, [`super::reconcile`]) compares the certificate profiles of a [`ClusterSpec`] with the files under
 //! `--root` and writes nothing. The result, a [`PkiPlan`], says per profile what should exist
 //! (its [`CertProfile`]), what will be reported ([`PkiAction`]) and per file what happens
 //! ([`FileAction`]: create, keep, replace with a reason, fix the mode). A dry run prints
@@ -18,10 +18,9 @@ use time::OffsetDateTime;
 use super::issue::{self, IssueSpec};
 use super::keys::{self, PrivateKey};
 use super::profile::{CertProfile, ProfileKind};
-use super::reconcile::{assess_cas, plan_profile, CaPlan};
 use super::write::PendingWrite;
-use super::{ModeFix, PkiAction, PkiError, PkiItem, PkiOptions, PkiReport};
-use crate::config::{ClusterSpec, KeyAlgorithm};
+use super::{ModeFix, PkiAction, PkiError, PkiItem, PkiReport};
+use crate::config::KeyAlgorithm;
 use crate::fs::{self as pfs, HostRoot, MODE_CERT, MODE_KEY, MODE_PRIVATE};
 
 /// What the apply step does to one file.
@@ -230,68 +229,25 @@ type TaggedWrite = ((usize, PathBuf), PendingWrite);
 
 /// The certificate and key of an existing CA, to sign with (no key: external CA mode).
 #[derive(Debug)]
-struct CaMaterial {
-    der: Vec<u8>,
-    key: Option<PrivateKey>,
+pub(super) struct CaMaterial {
+    pub(super) der: Vec<u8>,
+    pub(super) key: Option<PrivateKey>,
 }
 
 /// The whole PKI plan: one [`ItemPlan`] per selected profile, in generation order (every CA
-/// before its leaves). Computed by [`plan`]; nothing is written until [`PkiPlan::apply`].
+/// before its leaves). Computed by [`super::plan()`]; nothing is written until [`PkiPlan::apply`].
 #[derive(Debug)]
 pub struct PkiPlan {
     /// One entry per selected profile.
     pub items: Vec<ItemPlan>,
-    root: HostRoot,
+    pub(super) root: HostRoot,
     /// The CAs kept on disk, by profile name.
-    cas: BTreeMap<String, CaMaterial>,
-    key_algorithm: KeyAlgorithm,
-    cert_validity: Duration,
-    ca_cert_validity: Duration,
+    pub(super) cas: BTreeMap<String, CaMaterial>,
+    pub(super) key_algorithm: KeyAlgorithm,
+    pub(super) cert_validity: Duration,
+    pub(super) ca_cert_validity: Duration,
     /// The time the plan was made; certificates are issued as of then.
-    now: OffsetDateTime,
-}
-
-/// Compares the PKI of `spec` with the files under `root` and says what [`PkiPlan::apply`]
-/// would do. Reads, never writes. Errors name the file or option.
-pub fn plan(spec: &ClusterSpec, root: &HostRoot, opts: &PkiOptions) -> Result<PkiPlan, PkiError> {
-    let profiles = super::profile::resolve(spec).map_err(PkiError::Profiles)?;
-    super::reconcile::check_names(spec, &profiles, opts)?;
-    let now = OffsetDateTime::now_utc();
-    let cas = assess_cas(&profiles, opts, root, now)?;
-    let items = profiles
-        .iter()
-        .filter(|p| super::reconcile::selected(opts, p))
-        .map(|p| plan_profile(p, &profiles, &cas, opts, root, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    let cas = cas
-        .into_iter()
-        .filter_map(|(name, ca)| match ca {
-            CaPlan::Reuse { cert, key } => Some((
-                name,
-                CaMaterial {
-                    der: cert.der,
-                    key: Some(key),
-                },
-            )),
-            CaPlan::External { cert } => Some((
-                name,
-                CaMaterial {
-                    der: cert.der,
-                    key: None,
-                },
-            )),
-            CaPlan::Generate => None,
-        })
-        .collect();
-    Ok(PkiPlan {
-        items,
-        root: root.clone(),
-        cas,
-        key_algorithm: spec.key_algorithm,
-        cert_validity: spec.cert_validity,
-        ca_cert_validity: spec.ca_cert_validity,
-        now,
-    })
+    pub(super) now: OffsetDateTime,
 }
 
 impl PkiPlan {
@@ -454,8 +410,9 @@ impl PkiPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::defaults_for;
+    use crate::config::{defaults_for, ClusterSpec};
     use crate::pki::Renew;
+    use crate::pki::{plan, PkiOptions};
     use std::os::unix::fs::PermissionsExt;
 
     fn setup() -> (tempfile::TempDir, HostRoot, ClusterSpec) {

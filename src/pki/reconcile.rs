@@ -1,5 +1,5 @@
 //! Assessing the PKI: compare each profile with the files on disk and decide what must happen
-//! to it ([`super::plan`] turns the decisions into a [`PkiPlan`]; its apply step generates the
+//! to it ([`plan`] turns the decisions into a [`PkiPlan`]; its apply step generates the
 //! keys in parallel, signs in dependency order and writes atomically). Also [`inspect`], the
 //! read-only report `verify` and `certs check-expiration` use.
 
@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::inspect::{self, fmt_time, identity_problems, CertInfo, CertStatus};
 use super::issue::BACKDATE;
 use super::keys::PrivateKey;
-use super::plan::ItemPlan;
+use super::plan::{CaMaterial, ItemPlan, PkiPlan};
 use super::profile::{self, CertProfile, ProfileKind};
 use super::{PkiAction, PkiError, PkiOptions, PkiReport};
 use crate::config::ClusterSpec;
@@ -381,8 +381,51 @@ fn check_external_leaf(
     Ok(())
 }
 
+/// Compares the PKI of `spec` with the files under `root` and says what [`PkiPlan::apply`]
+/// would do. Reads, never writes. Errors name the file or option.
+pub fn plan(spec: &ClusterSpec, root: &HostRoot, opts: &PkiOptions) -> Result<PkiPlan, PkiError> {
+    let profiles = profile::resolve(spec).map_err(PkiError::Profiles)?;
+    check_names(spec, &profiles, opts)?;
+    let now = OffsetDateTime::now_utc();
+    let cas = assess_cas(&profiles, opts, root, now)?;
+    let items = profiles
+        .iter()
+        .filter(|p| selected(opts, p))
+        .map(|p| plan_profile(p, &profiles, &cas, opts, root, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cas = cas
+        .into_iter()
+        .filter_map(|(name, ca)| match ca {
+            CaPlan::Reuse { cert, key } => Some((
+                name,
+                CaMaterial {
+                    der: cert.der,
+                    key: Some(key),
+                },
+            )),
+            CaPlan::External { cert } => Some((
+                name,
+                CaMaterial {
+                    der: cert.der,
+                    key: None,
+                },
+            )),
+            CaPlan::Generate => None,
+        })
+        .collect();
+    Ok(PkiPlan {
+        items,
+        root: root.clone(),
+        cas,
+        key_algorithm: spec.key_algorithm,
+        cert_validity: spec.cert_validity,
+        ca_cert_validity: spec.ca_cert_validity,
+        now,
+    })
+}
+
 /// Brings the PKI under `spec.certificates_dir` (inside `root`) in line with `spec`: the
-/// [`super::plan`], applied.
+/// [`plan`], applied.
 ///
 /// See the module docs for the rules. Errors name the file; on error nothing has been written.
 pub fn reconcile(
@@ -390,7 +433,7 @@ pub fn reconcile(
     root: &HostRoot,
     opts: &PkiOptions,
 ) -> Result<PkiReport, PkiError> {
-    super::plan(spec, root, opts)?.apply()
+    plan(spec, root, opts)?.apply()
 }
 
 /// Inspects every certificate of `spec` on disk (not the `sa` key pair) for `plinth verify`

@@ -376,7 +376,7 @@ fn binaries(ctx: &mut InitContext, _: &Selection, r: &mut dyn Reporter) -> Resul
             r.report(Event::Preflight(preflight::Finding {
                 name,
                 severity: preflight::Severity::Error,
-                message: e.to_string(),
+                message: crate::error::chain(&e),
                 ignored: false,
             }));
             r.report(Event::Warning(

@@ -109,6 +109,9 @@ pub struct Table<C, E> {
     pub before_writes: Option<PrepareFn<C, E>>,
 }
 
+/// The hook a table runs once before its first writing row.
+pub type BeforeWrites<C, E> = fn(&mut C, &Target, &mut dyn Reporter) -> Result<(), E>;
+
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
