@@ -160,6 +160,50 @@ fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
+/// The pod's QoS class, as the apiserver computes it (`qos.GetPodQOS`): Guaranteed when every
+/// container has cpu and memory limits with requests equal to them, BestEffort when no
+/// container requests or limits cpu or memory, else Burstable.
+pub fn qos_class(spec: &k8s_openapi::api::core::v1::PodSpec) -> &'static str {
+    let containers: Vec<_> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let r = c.resources.as_ref();
+        let req = r.and_then(|r| r.requests.as_ref());
+        let lim = r.and_then(|r| r.limits.as_ref());
+        for res in ["cpu", "memory"] {
+            let q = req.and_then(|m| m.get(res));
+            let l = lim.and_then(|m| m.get(res));
+            if q.is_some_and(|q| !is_zero(&q.0)) || l.is_some_and(|l| !is_zero(&l.0)) {
+                any = true;
+            }
+            match (q, l) {
+                (_, None) => guaranteed = false,
+                (Some(q), Some(l)) if q != l => guaranteed = false,
+                _ => {}
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+fn is_zero(q: &str) -> bool {
+    q.trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .parse::<f64>()
+        .is_ok_and(|v| v == 0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

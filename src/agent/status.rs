@@ -226,7 +226,7 @@ pub fn to_k8s_pod(s: &PodSnapshot, problems: &[Problem], node_ip: Option<IpAddr>
         pod_ip: ip.clone(),
         pod_ips: ip.map(|i| vec![PodIP { ip: i }]),
         start_time: s.start_time.and_then(time),
-        qos_class: Some(super::mirror::qos_class(s.pod.spec()).into()),
+        qos_class: Some(super::pod::qos_class(s.pod.spec()).into()),
         container_statuses: Some(s.containers.iter().map(container_status).collect()),
         init_container_statuses: (!s.init_containers.is_empty())
             .then(|| s.init_containers.iter().map(container_status).collect()),

@@ -31,7 +31,7 @@ use crate::fs::HostRoot;
 #[derive(Debug, thiserror::Error)]
 pub enum PostInitError {
     /// admin.conf could not be read or used.
-    #[error("[{phase}] connecting with {path}: {source}")]
+    #[error("[{phase}] connecting with {path}")]
     Connect {
         /// The phase.
         phase: &'static str,
@@ -52,7 +52,7 @@ pub enum PostInitError {
         reason: String,
     },
     /// A bootstrap token could not be generated.
-    #[error("[{phase}] {source}")]
+    #[error("[{phase}] generating a bootstrap token")]
     Token {
         /// The phase.
         phase: &'static str,
