@@ -316,8 +316,15 @@ pub fn node_status(
     st
 }
 
+/// The label and the taint (effect NoSchedule) a plinth node registers with: the agent runs
+/// its static pods only, never a pod the scheduler binds to it, so no workload may be placed
+/// here (a kubelet-less node, like a virtual kubelet's). DaemonSets that tolerate every taint
+/// (kube-proxy) keep away with a node affinity on the label.
+pub const STATIC_PODS_ONLY: &str = "plinth.io/static-pods-only";
+
 /// The Node to register: the kubelet's well-known labels (all of them labels NodeRestriction
-/// lets a node set on itself) and the status.
+/// lets a node set on itself), the [`STATIC_PODS_ONLY`] label and taint (a node may set its
+/// taints when it registers, never later), and the status.
 pub fn node_object(name: &str, arch: &str, status: NodeStatus) -> Node {
     let labels: BTreeMap<String, String> = [
         ("kubernetes.io/hostname", name),
@@ -325,6 +332,7 @@ pub fn node_object(name: &str, arch: &str, status: NodeStatus) -> Node {
         ("kubernetes.io/arch", arch),
         ("beta.kubernetes.io/os", "linux"),
         ("beta.kubernetes.io/arch", arch),
+        (STATIC_PODS_ONLY, "true"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -339,6 +347,14 @@ pub fn node_object(name: &str, arch: &str, status: NodeStatus) -> Node {
         )]
         .into(),
     );
+    node.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+        taints: Some(vec![k8s_openapi::api::core::v1::Taint {
+            key: STATIC_PODS_ONLY.to_string(),
+            effect: "NoSchedule".to_string(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
     node.status = Some(status);
     node
 }
@@ -496,8 +512,15 @@ mod tests {
     #[test]
     fn node_labels_are_ones_a_node_may_set_and_lease_is_owned() {
         let n = node_object("cp1", "arm64", NodeStatus::default());
+        let taints = n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap();
+        assert_eq!(taints.len(), 1);
+        assert_eq!(
+            (taints[0].key.as_str(), taints[0].effect.as_str()),
+            (STATIC_PODS_ONLY, "NoSchedule")
+        );
         let labels = n.metadata.labels.unwrap();
         assert_eq!(labels["kubernetes.io/arch"], "arm64");
+        assert_eq!(labels[STATIC_PODS_ONLY], "true");
         assert!(labels.keys().all(|k| !k.starts_with("node-role.")));
         let l = lease(
             "cp1",

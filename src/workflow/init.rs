@@ -1016,6 +1016,7 @@ mod tests {
             &mut ctx,
             &Target::All {
                 skip: vec![
+                    "binaries".into(),
                     "preflight".into(),
                     "agent".into(),
                     "wait-control-plane".into(),

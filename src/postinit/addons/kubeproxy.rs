@@ -12,6 +12,7 @@ use super::super::rbac::{self, group, service_account};
 use super::super::uploadconfig::{config_map_hash, COMPONENT_CONFIG_HASH};
 use super::super::{apply, apply_cluster, Context, PhaseReport};
 use super::image;
+use crate::agent::node::STATIC_PODS_ONLY;
 use crate::bootstrap::token::DEFAULT_GROUP;
 use crate::config::ClusterSpec;
 
@@ -123,6 +124,13 @@ pub fn daemon_set(spec: &ClusterSpec) -> DaemonSet {
                     ],
                     "tolerations": [{"operator": "Exists"}],
                     "nodeSelector": {"kubernetes.io/os": "linux"},
+                    // Not on plinth nodes: their agent runs static pods only (kubeadm's
+                    // DaemonSet has no affinity; it tolerates every taint).
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": STATIC_PODS_ONLY, "operator": "DoesNotExist"},
+                        ]}],
+                    }}},
                 },
             },
         },
