@@ -364,33 +364,36 @@ fn init_posts_cluster_objects_and_kubeadm_join_discovers_the_cluster() {
     // Nothing but the static pods may land on a plinth node (its agent runs no other pod):
     // the scheduler leaves CoreDNS pending (the node's plinth.io/static-pods-only taint) and
     // kube-proxy's DaemonSet, which tolerates every taint, wants no pod here (its affinity).
-    let settled =
-        crate::support::wait_until(Duration::from_secs(45), Duration::from_millis(500), || {
-            let ds = get_raw(
-                &node,
-                &admin,
-                "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy",
-            );
-            let dns = get_raw(
-                &node,
-                &admin,
-                "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-dns",
-            );
-            match (ds, dns) {
-                (Some(ds), Some(dns)) => {
-                    let observed = ds["status"]["observedGeneration"].is_number()
-                        && ds["status"]["observedGeneration"] == ds["metadata"]["generation"];
-                    let pods = dns["items"].as_array().cloned().unwrap_or_default();
-                    let scheduled = pods.iter().any(|p| {
-                        p["status"]["conditions"]
-                            .as_array()
-                            .is_some_and(|c| c.iter().any(|c| c["type"] == "PodScheduled"))
-                    });
-                    (observed && scheduled).then_some((ds, pods))
+    let mut settled = None;
+    crate::support::wait_until(Duration::from_secs(45), Duration::from_millis(500), || {
+        let ds = get_raw(
+            &node,
+            &admin,
+            "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy",
+        );
+        let dns = get_raw(
+            &node,
+            &admin,
+            "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-dns",
+        );
+        match (ds, dns) {
+            (Some(ds), Some(dns)) => {
+                let observed = ds["status"]["observedGeneration"].is_number()
+                    && ds["status"]["observedGeneration"] == ds["metadata"]["generation"];
+                let pods = dns["items"].as_array().cloned().unwrap_or_default();
+                let scheduled = pods.iter().any(|p| {
+                    p["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().any(|c| c["type"] == "PodScheduled"))
+                });
+                if observed && scheduled {
+                    settled = Some((ds, pods));
                 }
-                _ => None,
+                settled.is_some()
             }
-        });
+            _ => false,
+        }
+    });
     let (ds, dns_pods) = settled.expect(
         "kube-proxy DaemonSet observed and CoreDNS pods considered by the scheduler within 45 s",
     );
