@@ -682,11 +682,16 @@ fn emit_api(
     Ok(())
 }
 
-/// In a whole run the API phases need the control plane wait-control-plane saw healthy; with
-/// that phase skipped (a render-only `--skip-phases agent,wait-control-plane`) they are
-/// skipped too, saying so. `init phase <name>` always runs (and retries a starting apiserver).
-fn api_skipped(ctx: &InitContext, sel: &Selection, r: &mut dyn Reporter) -> bool {
-    if sel.explicit || ctx.dry_run || ctx.control_plane_ready {
+/// Whether an API phase stops before talking to the apiserver, having said why: in a dry run
+/// it reports what it would do (`what`); in a whole run whose wait-control-plane did not run (a
+/// render-only `--skip-phases agent,wait-control-plane`) there is no healthy apiserver, so it
+/// is skipped, saying so. `init phase <name>` always runs (and retries a starting apiserver).
+fn api_gate(ctx: &InitContext, sel: &Selection, r: &mut dyn Reporter, what: &str) -> bool {
+    if ctx.dry_run {
+        r.report(Event::Item(format!("[dry-run] then {}: {what}", sel.phase)));
+        return true;
+    }
+    if sel.explicit || ctx.control_plane_ready {
         return false;
     }
     r.report(Event::Skipped {
@@ -702,26 +707,18 @@ fn api_skipped(ctx: &InitContext, sel: &Selection, r: &mut dyn Reporter) -> bool
     true
 }
 
-/// The dry-run line of an API phase.
-fn dry_api(r: &mut dyn Reporter, phase: &str, what: &str) {
-    r.report(Event::Item(format!("[dry-run] then {phase}: {what}")));
-}
-
 fn upload_config(
     ctx: &mut InitContext,
     sel: &Selection,
     r: &mut dyn Reporter,
 ) -> Result<(), InitError> {
-    if api_skipped(ctx, sel, r) {
-        return Ok(());
-    }
     use crate::postinit::{uploadconfig, Context};
-    if ctx.dry_run {
-        dry_api(
-            r,
-            "upload-config",
-            "store the configuration in ConfigMaps kubeadm-config and kubelet-config (kube-system)",
-        );
+    if api_gate(
+        ctx,
+        sel,
+        r,
+        "store the configuration in ConfigMaps kubeadm-config and kubelet-config (kube-system)",
+    ) {
         return Ok(());
     }
     let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
@@ -744,16 +741,13 @@ fn mark_control_plane(
     sel: &Selection,
     r: &mut dyn Reporter,
 ) -> Result<(), InitError> {
-    if api_skipped(ctx, sel, r) {
-        return Ok(());
-    }
     use crate::postinit::{markcontrolplane, Context, DEFAULT_NODE_WAIT};
-    if ctx.dry_run {
-        dry_api(
-            r,
-            "mark-control-plane",
-            &format!("label and taint Node {}", ctx.spec.node_name),
-        );
+    if api_gate(
+        ctx,
+        sel,
+        r,
+        &format!("label and taint Node {}", ctx.spec.node_name),
+    ) {
         return Ok(());
     }
     let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
@@ -771,16 +765,13 @@ fn bootstrap_token(
     sel: &Selection,
     r: &mut dyn Reporter,
 ) -> Result<(), InitError> {
-    if api_skipped(ctx, sel, r) {
-        return Ok(());
-    }
     use crate::postinit::{bootstraptoken, Context};
-    if ctx.dry_run {
-        dry_api(
-            r,
-            "bootstrap-token",
-            "create the bootstrap tokens, their RBAC rules and ConfigMap kube-public/cluster-info",
-        );
+    if api_gate(
+        ctx,
+        sel,
+        r,
+        "create the bootstrap tokens, their RBAC rules and ConfigMap kube-public/cluster-info",
+    ) {
         return Ok(());
     }
     let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
@@ -793,16 +784,13 @@ fn bootstrap_token(
 }
 
 fn addon(ctx: &mut InitContext, sel: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
-    if api_skipped(ctx, sel, r) {
-        return Ok(());
-    }
     use crate::postinit::{addons, Context};
-    if ctx.dry_run {
-        dry_api(
-            r,
-            "addon",
-            &format!("create the {} addon objects", sel.subs.join(" and ")),
-        );
+    if api_gate(
+        ctx,
+        sel,
+        r,
+        &format!("create the {} addon objects", sel.subs.join(" and ")),
+    ) {
         return Ok(());
     }
     let (spec, root) = (ctx.spec.clone(), ctx.root.clone());
@@ -825,16 +813,13 @@ fn show_join_command(
     sel: &Selection,
     r: &mut dyn Reporter,
 ) -> Result<(), InitError> {
-    if api_skipped(ctx, sel, r) {
-        return Ok(());
-    }
     use crate::postinit::{joincommand, Context};
-    if ctx.dry_run {
-        dry_api(
-            r,
-            "show-join-command",
-            "print the `kubeadm join` command for worker nodes",
-        );
+    if api_gate(
+        ctx,
+        sel,
+        r,
+        "print the `kubeadm join` command for worker nodes",
+    ) {
         return Ok(());
     }
     let (spec, root, tokens) = (ctx.spec.clone(), ctx.root.clone(), ctx.tokens.clone());
