@@ -398,6 +398,38 @@ pub struct Resolved {
     pub urls: Vec<String>,
 }
 
+impl Resolved {
+    /// The line init and `plinth binaries pull` print for it: `<prefix> <component> <version>:`
+    /// where it is (or, in a dry run, what would be downloaded where).
+    pub fn describe(&self, prefix: &str, root: &HostRoot, cache: &Cache) -> String {
+        let a = &self.artifact;
+        let paths = self
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.source {
+            Source::BinPath => format!("{prefix} {} {}: {paths}", a.component, a.version),
+            Source::Cache => format!("{prefix} {} {}: cached {paths}", a.component, a.version),
+            Source::Downloaded => format!(
+                "{prefix} {} {}: downloaded from {}, sha256 verified, cached {paths}",
+                a.component,
+                a.version,
+                self.urls.join(", ")
+            ),
+            Source::WouldDownload => format!(
+                "[dry-run] would download {} {} from {} into {}",
+                a.component,
+                a.version,
+                self.urls.join(", "),
+                root.path(cache.host_version_dir(&a.component, &a.version))
+                    .display()
+            ),
+        }
+    }
+}
+
 /// `a` on `bin_path` (or `$PATH` when empty) in its version, else in the cache.
 pub fn locate(a: &Artifact, bin_path: &[PathBuf], cache: &Cache) -> Option<(Source, Vec<PathBuf>)> {
     let first = &a.names[0];

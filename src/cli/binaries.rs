@@ -1,7 +1,7 @@
 //! `plinth binaries pull|list|prune`.
 
 use clap::{Args, Subcommand};
-use plinth::binaries::{self, Artifact, Cache, Resolved, Settings, Source};
+use plinth::binaries::{self, Artifact, Cache, Resolved, Settings};
 use plinth::config::ClusterSpec;
 use plinth::fs::HostRoot;
 
@@ -129,31 +129,7 @@ fn provide(
         ))
         .map_err(anyhow::Error::new)?;
     for r in &resolved {
-        let a = &r.artifact;
-        let paths = r
-            .paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        match r.source {
-            Source::BinPath => println!("{prefix} {} {}: {paths}", a.component, a.version),
-            Source::Cache => println!("{prefix} {} {}: cached {paths}", a.component, a.version),
-            Source::Downloaded => println!(
-                "{prefix} {} {}: downloaded from {}, sha256 verified, cached {paths}",
-                a.component,
-                a.version,
-                r.urls.join(", ")
-            ),
-            Source::WouldDownload => println!(
-                "[dry-run] would download {} {} from {} into {}",
-                a.component,
-                a.version,
-                r.urls.join(", "),
-                root.path(cache.host_version_dir(&a.component, &a.version))
-                    .display()
-            ),
-        }
+        println!("{}", r.describe(prefix, root, &cache));
     }
     Ok(resolved)
 }

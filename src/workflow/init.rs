@@ -346,7 +346,7 @@ fn persist_config(
 /// as an `[ERROR Binaries-<component>]` finding (its URL, what was expected) and stops init
 /// before preflight, with nothing of it left in the cache.
 fn binaries(ctx: &mut InitContext, _: &Selection, r: &mut dyn Reporter) -> Result<(), InitError> {
-    use crate::binaries::{self as bins, BinariesError, Cache, Settings, Source};
+    use crate::binaries::{self as bins, BinariesError, Cache, Settings};
     let spec = ctx.spec.clone();
     let root = ctx.root.clone();
     let cache = Cache::new(&root, &spec.plinth.state_dir);
@@ -391,32 +391,7 @@ fn binaries(ctx: &mut InitContext, _: &Selection, r: &mut dyn Reporter) -> Resul
         Err(e) => return Err(InitError::Binaries(Box::new(e))),
     };
     for res in resolved {
-        let a = &res.artifact;
-        let paths = res
-            .paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let line = match res.source {
-            Source::BinPath => format!("[binaries] {} {}: {paths}", a.component, a.version),
-            Source::Cache => format!("[binaries] {} {}: cached {paths}", a.component, a.version),
-            Source::Downloaded => format!(
-                "[binaries] {} {}: downloaded from {}, sha256 verified, cached {paths}",
-                a.component,
-                a.version,
-                res.urls.join(", ")
-            ),
-            Source::WouldDownload => format!(
-                "[dry-run] would download {} {} from {} into {}",
-                a.component,
-                a.version,
-                res.urls.join(", "),
-                root.path(cache.host_version_dir(&a.component, &a.version))
-                    .display()
-            ),
-        };
-        r.report(Event::Item(line));
+        r.report(Event::Item(res.describe("[binaries]", &root, &cache)));
     }
     Ok(())
 }
