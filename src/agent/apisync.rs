@@ -694,6 +694,15 @@ pub async fn run_with_kubeconfig(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The status condition `ty` of an object (which must have it).
+    fn condition(obj: &Value, ty: &str) -> Value {
+        obj["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == ty))
+            .unwrap_or_else(|| panic!("no {ty} condition in {obj}"))
+            .clone()
+    }
     use crate::agent::mirror::tests::static_pod;
     use crate::agent::worker::{CState, ContainerSnapshot, Lifecycle};
     use crate::apiclient::fake::{ApiServer, Denied, Request};
@@ -892,13 +901,7 @@ mod tests {
         sync.step().await.unwrap();
         rig.no_denials();
         let node = rig.server.get("api/v1/nodes/cp1").unwrap();
-        let ready = node["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .unwrap()
-            .clone();
+        let ready = condition(&node, "Ready");
         assert_eq!(ready["status"], "True");
         assert_eq!(node["status"]["addresses"][0]["address"], "192.0.2.10");
         assert_eq!(
@@ -1109,22 +1112,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         sync.step().await.unwrap();
         let node = rig.server.get("api/v1/nodes/cp1").unwrap();
-        let ready = node["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .unwrap()
-            .clone();
+        let ready = condition(&node, "Ready");
         assert_eq!(ready["status"], "True");
         let etcd = rig.pod("etcd").unwrap();
-        let ready = etcd["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .unwrap()
-            .clone();
+        let ready = condition(&etcd, "Ready");
         assert_eq!(ready["status"], "True");
         rig.no_denials();
     }
